@@ -205,6 +205,8 @@ class Proxy:
     logs: Tuple[LogTarget, ...] = ()
     default_backend: Optional[str] = None
     id: Optional[int] = None
+    # Planned keywords as written (words, args): parsed and validated, used by later features.
+    planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = ""
     lineno: int = 0
 
@@ -244,6 +246,9 @@ class Global:
     unix_bind_perms: SocketPerms = SocketPerms()
     stats_sockets: Tuple[StatsSocket, ...] = ()
     stats_timeout: int = 10000
+    bufsize: int = 16384
+    maxrewrite: int = 1024
+    http_maxhdr: int = 101
 
 
 @dataclass(frozen=True)
@@ -286,9 +291,7 @@ class Config:
     def backend_for(self, frontend: Proxy) -> Optional[Proxy]:
         """The backend a frontend sends traffic to: its own servers (listen) or default_backend."""
         if frontend.default_backend is not None:
-            return next(
-                (p for p in self.backends if p.name == frontend.default_backend), None
-            )
+            return next((p for p in self.backends if p.name == frontend.default_backend), None)
         if frontend.is_backend:
             return frontend
         return None
