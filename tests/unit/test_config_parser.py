@@ -451,7 +451,7 @@ def test_log_lines() -> None:
     )
     g = cfg.global_
     assert [(t.target, t.facility, t.format) for t in g.logs] == [
-        ("/dev/log", "local0", "rfc3164"),
+        ("/dev/log", "local0", "local"),
         ("127.0.0.1:514", "local1", "rfc5424"),
     ]
     assert (g.logs[1].level, g.logs[1].min_level) == ("notice", "err")

@@ -246,6 +246,7 @@ def parse_log(args: List[str], usage: str) -> LogTarget:
     target = args[0]
     rest = args[1:]
     fmt = ""
+    length = 1024
     while rest and rest[0] in ("len", "format", "sample"):
         if len(rest) < 2:
             raise ConfigError(f"'{rest[0]}' needs a value", hint=f"usage: {usage}")
@@ -266,7 +267,7 @@ def parse_log(args: List[str], usage: str) -> LogTarget:
                     hint="use raw, rfc3164, rfc5424, short, priority, iso, timed or local",
                 )
         elif rest[0] == "len":
-            parse_int(rest[1], "log len", 80, 65535)
+            length = parse_int(rest[1], "log len", 80, 65535)
         else:
             raise ConfigError("'sample' in log lines is not supported", hint="remove it")
         rest = rest[2:]
@@ -291,14 +292,13 @@ def parse_log(args: List[str], usage: str) -> LogTarget:
         or re.fullmatch(r"[\w.\-\[\]:]+", target)
     ):
         raise ConfigError(f"invalid log target '{target}'")
-    if fmt == "":
-        fmt = "raw" if target in ("stdout", "stderr") else "rfc3164"
     return LogTarget(
         target=target,
         facility=facility,
         level=levels[0] if levels else "debug",
         min_level=levels[1] if len(levels) > 1 else "",
-        format=fmt,
+        format=fmt or "local",
+        length=length,
     )
 
 

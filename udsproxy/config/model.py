@@ -164,7 +164,10 @@ class LogTarget:
     facility: str = "local0"
     level: str = "debug"  # max level sent
     min_level: str = ""
-    format: str = "rfc3164"  # raw | rfc3164 | rfc5424 | short
+    # HAProxy's default header is "local" (<PRI>Mmm dd hh:mm:ss tag[pid]: msg), for syslog
+    # and stdout/stderr alike (checked against HAProxy 2.6).
+    format: str = "local"  # raw | local | rfc3164 | rfc5424 | short | priority | iso | timed
+    length: int = 1024  # "len": longest line sent
     lineno: int = 0
 
 

@@ -1,0 +1,407 @@
+"""Pure log formatters: HAProxy's tcplog/httplog session lines, server state lines, syslog headers.
+
+Nothing here does I/O or reads the clock: every timestamp comes in as epoch seconds and an
+optional ``tzinfo`` (``None``: the local zone, as HAProxy prints it), so the output of each
+function is determined by its arguments. The expected shapes were checked against lines
+captured from HAProxy 2.6.12 (see ``tests/unit/test_log_formats.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import List, Optional
+
+# Syslog severities, most severe first; the index is the RFC 5424 numeric value.
+LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+# HAProxy's 24 facility names in numeric order (``auth2`` is authpriv, ``cron2`` the second
+# clock daemon; both as in HAProxy's log.c table).
+FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+    "uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)  # fmt: skip
+
+# ``local`` is HAProxy's default: rfc3164 without the hostname field.
+FORMATS = ("local", "rfc3164", "rfc5424", "priority", "short", "timed", "iso", "raw")
+
+# English month names: HAProxy prints them regardless of the locale.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+NOSRV = "<NOSRV>"
+BADREQ = "<BADREQ>"
+
+
+def level_number(name: str) -> int:
+    """The numeric severity of a level name (``emerg`` 0 ... ``debug`` 7); ValueError if unknown."""
+    try:
+        return LEVELS.index(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown log level '{name}' (expected one of {', '.join(LEVELS)})"
+        ) from None
+
+
+def facility_number(name: str) -> int:
+    """The numeric syslog facility of a facility name; ValueError if unknown."""
+    try:
+        return FACILITIES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown log facility '{name}'") from None
+
+
+def priority(facility: str, level: str) -> int:
+    """The syslog PRI value: facility * 8 + severity."""
+    return facility_number(facility) * 8 + level_number(level)
+
+
+def _datetime(when: float, tz: Optional[tzinfo]) -> datetime:
+    # Round to whole microseconds first so 1.517 does not become 1.516999...
+    micros = round(when * 1_000_000)
+    utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    return utc.astimezone(tz) if tz is not None else utc.astimezone()
+
+
+def format_accept_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """HAProxy's ``%t``/``%tr`` date: ``23/Nov/2026:18:41:30.517`` (milliseconds truncated)."""
+    d = _datetime(when, tz)
+    return (
+        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond // 1000:03d}"
+    )
+
+
+def format_rfc3164_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """The RFC 3164 timestamp: ``Feb  6 12:12:56`` (day padded with a space)."""
+    d = _datetime(when, tz)
+    return f"{_MONTHS[d.month - 1]} {d.day:2d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+
+
+def format_iso_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """The RFC 5424 / ``iso`` timestamp: ``2026-11-23T19:41:13.452954+00:00``."""
+    return _datetime(when, tz).isoformat(timespec="microseconds")
+
+
+def syslog_frame(
+    fmt: str,
+    message: str,
+    *,
+    facility: str,
+    level: str,
+    when: float,
+    tag: str,
+    pid: int,
+    hostname: Optional[str] = None,
+    tz: Optional[tzinfo] = None,
+) -> str:
+    """Wrap ``message`` in the header of log format ``fmt``, as HAProxy does (no trailing LF).
+
+    ``hostname`` is the ``log-send-hostname`` value; when it is unset HAProxy leaves the
+    field out of ``local``, writes ``localhost`` in ``rfc3164`` and ``-`` in ``rfc5424``.
+    """
+    sev = level_number(level)
+    if fmt == "raw":
+        return message
+    if fmt == "short":
+        return f"<{sev}>{message}"
+    if fmt == "iso":
+        return f"{format_iso_date(when, tz)} {message}"
+    if fmt == "timed":
+        return f"<{sev}>{format_iso_date(when, tz)} {message}"
+    pri = facility_number(facility) * 8 + sev
+    if fmt == "priority":
+        return f"<{pri}>{message}"
+    if fmt == "rfc5424":
+        host = hostname or "-"
+        return f"<{pri}>1 {format_iso_date(when, tz)} {host} {tag} {pid} - - {message}"
+    if fmt == "rfc3164":
+        host = hostname or "localhost"
+        return f"<{pri}>{format_rfc3164_date(when, tz)} {host} {tag}[{pid}]: {message}"
+    if fmt == "local":
+        host = f"{hostname} " if hostname else ""
+        return f"<{pri}>{format_rfc3164_date(when, tz)} {host}{tag}[{pid}]: {message}"
+    raise ValueError(f"unknown log format '{fmt}' (expected one of {', '.join(FORMATS)})")
+
+
+@dataclass
+class SessionRecord:
+    """What one session's log line reports; filled in by the proxy as the session runs.
+
+    Timers are milliseconds; ``None`` means the phase was never reached and prints ``-1``.
+    """
+
+    frontend: str = ""
+    backend: Optional[str] = None  # None: no backend chosen yet; HAProxy prints the frontend
+    server: Optional[str] = None  # None: prints <NOSRV>
+    client_ip: str = ""
+    client_port: int = 0
+    listener_id: Optional[int] = None  # set for unix-socket clients: %ci:%cp is unix:<id>
+    accept_time: float = 0.0  # epoch seconds (%t)
+    request_time: Optional[float] = None  # first byte of the request (%tr); None: accept_time
+    t_request: Optional[int] = None  # TR
+    t_queue: Optional[int] = None  # Tw
+    t_connect: Optional[int] = None  # Tc
+    t_response: Optional[int] = None  # Tr
+    t_active: Optional[int] = None  # Ta
+    t_total: Optional[int] = None  # Tt
+    bytes_read: int = 0  # server -> client, headers included (%B)
+    bytes_in: int = 0  # client -> proxy (%U); 0 makes the session "null" for dontlognull
+    termination: str = "--"  # first two termination-state characters
+    cookie_flags: str = "--"  # last two (httplog only)
+    actconn: int = 0
+    feconn: int = 0
+    beconn: int = 0
+    srv_conn: int = 0
+    retries: int = 0
+    redispatched: bool = False  # prints retries as +N
+    srv_queue: int = 0
+    backend_queue: int = 0
+    status: Optional[int] = None  # HTTP status; None prints -1
+    request_line: Optional[str] = None  # None prints <BADREQ>
+    request_cookie: Optional[str] = None  # %CC; None prints -
+    response_cookie: Optional[str] = None  # %CS; None prints -
+
+
+def _ms(value: Optional[int]) -> str:
+    return "-1" if value is None else str(value)
+
+
+def _client(rec: SessionRecord) -> str:
+    if rec.listener_id is not None:
+        return f"unix:{rec.listener_id}"
+    return f"{rec.client_ip}:{rec.client_port}"
+
+
+def _backend_server(rec: SessionRecord) -> str:
+    backend = rec.backend if rec.backend is not None else rec.frontend
+    return f"{backend}/{rec.server if rec.server is not None else NOSRV}"
+
+
+def _counters(rec: SessionRecord) -> str:
+    retries = f"+{rec.retries}" if rec.redispatched else str(rec.retries)
+    return (
+        f"{rec.actconn}/{rec.feconn}/{rec.beconn}/{rec.srv_conn}/{retries} "
+        f"{rec.srv_queue}/{rec.backend_queue}"
+    )
+
+
+def escape_log_text(text: str) -> str:
+    """Encode what HAProxy would not log as-is (§8.6): bytes outside 32..126, ``"`` and ``#``."""
+    out: List[str] = []
+    for ch in text:
+        code = ord(ch)
+        if code < 32 or code > 126 or ch in '"#':
+            # Non-ASCII characters are logged byte by byte, like HAProxy sees them.
+            out.extend(f"#{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def format_tcplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
+    """The ``option tcplog`` line: ``%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts ...``."""
+    return (
+        f"{_client(rec)} [{format_accept_date(rec.accept_time, tz)}] {rec.frontend} "
+        f"{_backend_server(rec)} {_ms(rec.t_queue)}/{_ms(rec.t_connect)}/{_ms(rec.t_total)} "
+        f"{rec.bytes_read} {rec.termination[:2]:-<2} {_counters(rec)}"
+    )
+
+
+def format_httplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
+    """The ``option httplog`` line (no header captures, so ``%hr %hs`` print nothing)."""
+    when = rec.request_time if rec.request_time is not None else rec.accept_time
+    timers = "/".join(
+        _ms(t) for t in (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response, rec.t_active)
+    )
+    state = f"{rec.termination[:2]:-<2}{rec.cookie_flags[:2]:-<2}"
+    request = BADREQ if rec.request_line is None else escape_log_text(rec.request_line)
+    return (
+        f"{_client(rec)} [{format_accept_date(when, tz)}] {rec.frontend} "
+        f"{_backend_server(rec)} {timers} {_ms(rec.status)} {rec.bytes_read} "
+        f"{rec.request_cookie or '-'} {rec.response_cookie or '-'} {state} "
+        f'{_counters(rec)} "{request}"'
+    )
+
+
+def is_null_session(rec: SessionRecord) -> bool:
+    """True when the client sent nothing: ``option dontlognull`` suppresses such lines."""
+    return rec.bytes_in == 0
+
+
+# -- server and backend state lines -------------------------------------------------------
+
+
+def _server_name(backend: str, server: str, backup: bool) -> str:
+    return f"{'Backup ' if backup else ''}Server {backend}/{server}"
+
+
+def _check_details(
+    reason: Optional[str], code: Optional[int], info: Optional[str], duration: Optional[int]
+) -> str:
+    # HAProxy appends each part only when it is known (check.c, srv_append_status).
+    text = ""
+    if reason:
+        text += f", reason: {reason}"
+    if code is not None:
+        text += f", code: {code}"
+    if info:
+        text += f', info: "{info}"'
+    if duration is not None:
+        text += f", check duration: {duration}ms"
+    return text
+
+
+def _running_on_backup(active: int, backup: int) -> str:
+    return " Running on backup." if active == 0 and backup > 0 else ""
+
+
+def format_server_down(
+    backend: str,
+    server: str,
+    *,
+    reason: Optional[str] = None,
+    code: Optional[int] = None,
+    info: Optional[str] = None,
+    check_duration: Optional[int] = None,
+    active: int = 0,
+    backup: int = 0,
+    sessions_active: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+    is_backup: bool = False,
+) -> str:
+    """``Server b/a is DOWN, reason: ..., check duration: 0ms. 1 active and 0 backup servers left.``
+
+    ``active``/``backup`` count the servers still usable after this one went down; HAProxy
+    logs it at level ``alert``.
+    """
+    return (
+        f"{_server_name(backend, server, is_backup)} is DOWN"
+        f"{_check_details(reason, code, info, check_duration)}. "
+        f"{active} active and {backup} backup servers left.{_running_on_backup(active, backup)} "
+        f"{sessions_active} sessions active, {requeued} requeued, {queued} remaining in queue."
+    )
+
+
+def format_server_up(
+    backend: str,
+    server: str,
+    *,
+    reason: Optional[str] = None,
+    code: Optional[int] = None,
+    info: Optional[str] = None,
+    check_duration: Optional[int] = None,
+    active: int = 0,
+    backup: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+    is_backup: bool = False,
+) -> str:
+    """``Server b/a is UP, reason: Layer4 check passed, ... 2 active and 0 backup servers online.``
+
+    Counts include the server that came up; HAProxy logs it at level ``notice``.
+    """
+    return (
+        f"{_server_name(backend, server, is_backup)} is UP"
+        f"{_check_details(reason, code, info, check_duration)}. "
+        f"{active} active and {backup} backup servers online.{_running_on_backup(active, backup)} "
+        f"{requeued} sessions requeued, {queued} total in queue."
+    )
+
+
+def format_health_event(
+    backend: str,
+    server: str,
+    up: bool,
+    *,
+    reason: Optional[str] = None,
+    code: Optional[int] = None,
+    info: Optional[str] = None,
+    check_duration: Optional[int] = None,
+    active: int = 0,
+    backup: int = 0,
+    sessions_active: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+    is_backup: bool = False,
+) -> str:
+    """A health-check transition line: ``format_server_up`` or ``format_server_down``."""
+    if up:
+        return format_server_up(
+            backend, server, reason=reason, code=code, info=info, check_duration=check_duration,
+            active=active, backup=backup, requeued=requeued, queued=queued, is_backup=is_backup,
+        )  # fmt: skip
+    return format_server_down(
+        backend, server, reason=reason, code=code, info=info, check_duration=check_duration,
+        active=active, backup=backup, sessions_active=sessions_active, requeued=requeued,
+        queued=queued, is_backup=is_backup,
+    )  # fmt: skip
+
+
+def health_event_level(up: bool) -> str:
+    """The level HAProxy logs a server transition at: UP ``notice``, DOWN ``alert``."""
+    return "notice" if up else "alert"
+
+
+def format_server_maint(
+    backend: str,
+    server: str,
+    *,
+    active: int = 0,
+    backup: int = 0,
+    sessions_active: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+    is_backup: bool = False,
+) -> str:
+    """``Server b/a is going DOWN for maintenance. ...`` (level ``alert``)."""
+    return (
+        f"{_server_name(backend, server, is_backup)} is going DOWN for maintenance. "
+        f"{active} active and {backup} backup servers left.{_running_on_backup(active, backup)} "
+        f"{sessions_active} sessions active, {requeued} requeued, {queued} remaining in queue."
+    )
+
+
+def format_server_ready(
+    backend: str, server: str, *, was: str = "maint", is_backup: bool = False
+) -> str:
+    """Leaving an admin state (level ``notice``): ``... is UP/READY (leaving forced maintenance).``
+
+    ``was`` is ``maint`` or ``drain``.
+    """
+    name = _server_name(backend, server, is_backup)
+    if was == "drain":
+        return f"{name} is UP (leaving forced drain)."
+    return f"{name} is UP/READY (leaving forced maintenance)."
+
+
+def format_server_drain(
+    backend: str,
+    server: str,
+    *,
+    active: int = 0,
+    backup: int = 0,
+    requeued: int = 0,
+    queued: int = 0,
+    is_backup: bool = False,
+) -> str:
+    """``Server b/a enters drain state. 1 active and 0 backup servers online. ...`` (``notice``)."""
+    return (
+        f"{_server_name(backend, server, is_backup)} enters drain state. "
+        f"{active} active and {backup} backup servers online.{_running_on_backup(active, backup)} "
+        f"{requeued} sessions requeued, {queued} total in queue."
+    )
+
+
+def format_backend_down(backend: str) -> str:
+    """``backend b has no server available!`` as HAProxy logs it (level ``emerg``).
+
+    HAProxy's stderr copy quotes the name (``backend 'b' ...``); the log line does not.
+    """
+    return f"backend {backend} has no server available!"
+
+
+def format_proxy_stopped(name: str, fe_conns: int, be_conns: int) -> str:
+    """``Proxy fe stopped (cumulated conns: FE: 2, BE: 0).`` at soft stop (level ``warning``)."""
+    return f"Proxy {name} stopped (cumulated conns: FE: {fe_conns}, BE: {be_conns})."
