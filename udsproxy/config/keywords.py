@@ -286,12 +286,15 @@ def parse_log(args: List[str], usage: str) -> LogTarget:
             raise ConfigError(
                 f"unknown log level '{lvl}'", hint="use one of " + ", ".join(LOG_LEVELS)
             )
-    if not (
-        target in ("stdout", "stderr")
-        or target.startswith(("/", "unix@", "fd@", "ipv4@", "ipv6@", "udp@", "udp4@", "udp6@"))
-        or re.fullmatch(r"[\w.\-\[\]:]+", target)
-    ):
-        raise ConfigError(f"invalid log target '{target}'")
+    from ..log.targets import parse_target
+
+    try:
+        parse_target(target)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid log target '{target}': {exc}",
+            hint="use stdout, stderr, /dev/log, a unix datagram socket path, ip:port or fd@N",
+        ) from None
     return LogTarget(
         target=target,
         facility=facility,

@@ -1,0 +1,1 @@
+"""Sockets: listening on bind addresses (``listen``) and connecting to servers (``connect``)."""
