@@ -78,6 +78,8 @@ class StatsProtocol(Protocol):
 class StatsFactory(Factory):
     """Builds a StatsProtocol per client, at the socket's level."""
 
+    noisy = False
+
     def __init__(self, level: str, dispatch: Dispatcher = not_yet_active) -> None:
         self.level = level
         self.dispatch = dispatch
