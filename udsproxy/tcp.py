@@ -80,8 +80,10 @@ class TCPContext:
         listener_id: int,
         on_open: Callable[[], None] = lambda: None,
         on_close: Callable[[], None] = lambda: None,
+        connector: Callable[..., Any] = connect,
     ) -> None:
         self.frontend = frontend
+        self.connector = connector  # net.connect; tests pass a fake
         self.counters = frontend_counters
         self.backend = backend
         self.reactor = reactor
@@ -229,7 +231,7 @@ class TCPSession:
         self.retry_call = None
         self.phase = Phase.CONNECTING
         self.connect_started = self.ctx.reactor.seconds()
-        attempt = connect(
+        attempt = self.ctx.connector(
             self.ctx.reactor,
             self.target.config.address,
             lambda: ServerSide(self),

@@ -1,0 +1,229 @@
+"""TCP sessions in memory: retries, redispatch, turn-around, queue errors, idle timeouts."""
+
+from __future__ import annotations
+
+import errno
+import textwrap
+from typing import Any, Callable, List, Optional
+
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from udsproxy.config.parser import parse_text
+from udsproxy.net.connect import connect_error
+from udsproxy.runtime import Runtime
+from udsproxy.sweeper import IdleSweeper
+from udsproxy.tcp import ClientSide, TCPContext, TCPSession
+
+
+class Transport(StringTransport):
+    """A StringTransport with the half-close and abort calls the splice uses."""
+
+    def __init__(self, peer: Any = None) -> None:
+        super().__init__(peerAddress=peer or IPv4Address("TCP", "10.0.0.1", 4242))
+        self.write_closed = False
+        self.aborted = False
+        self.protocol: Any = None
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self.loseConnection()
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            super().loseConnection()
+            if self.protocol is not None:
+                self.protocol.connectionLost(Failure(Exception("closed")))
+
+    def fileno(self) -> int:
+        return -1
+
+
+class FakeConnector:
+    """Stands in for net.connect: each call takes the next scripted outcome."""
+
+    def __init__(self, outcomes: List[Callable[[Any, Any], Deferred]]) -> None:
+        self.outcomes = outcomes
+        self.calls: List[str] = []
+
+    def __call__(
+        self, reactor: Any, address: Any, factory: Callable[[], Any], timeout: Optional[int]
+    ) -> Deferred:
+        self.calls.append(address.path)
+        return self.outcomes.pop(0)(address, factory)
+
+
+def refused(address: Any, factory: Any) -> Deferred:
+    return fail(connect_error(address, errno.ECONNREFUSED))
+
+
+def accepted(address: Any, factory: Any) -> Deferred:
+    proto = factory()
+    transport = Transport()
+    transport.protocol = proto
+    proto.makeConnection(transport)
+    d: Deferred = Deferred()
+    d.callback(proto)
+    return d
+
+
+def setup(cfg: str, outcomes: List[Callable[[Any, Any], Deferred]]) -> tuple:  # type: ignore[type-arg]
+    config = parse_text(textwrap.dedent(cfg), "t.cfg", {})
+    clock = Clock()
+    runtime = Runtime(config, clock)
+    fe = config.frontends[0]
+    be = config.backend_for(fe)
+    assert be is not None
+    connector = FakeConnector(outcomes)
+    ctx = TCPContext(
+        frontend=fe,
+        frontend_counters=runtime.frontends[fe.name],
+        backend=runtime.backends[be.name],
+        reactor=clock,
+        sweeper=IdleSweeper(clock, 1000),
+        sink=None,
+        listener_id=1,
+        connector=connector,
+    )
+    return ctx, clock, runtime, connector
+
+
+def open_session(ctx: TCPContext, peer: Any = None) -> tuple:  # type: ignore[type-arg]
+    client = ClientSide(ctx)
+    transport = Transport(peer)
+    transport.protocol = client
+    client.makeConnection(transport)
+    assert isinstance(client.session, TCPSession)
+    return client.session, transport
+
+
+CFG = """
+    defaults
+        mode tcp
+        timeout connect 5s
+        timeout client 2s
+        timeout server 3s
+    listen l
+        bind :1
+        {extra}
+        server a /a.sock
+        server b /b.sock
+"""
+
+
+def test_retries_then_redispatch_on_the_last_retry() -> None:
+    """retries 2 + redispatch: a, a, then b on the last retry (HAProxy's default interval -1)."""
+    ctx, clock, runtime, connector = setup(
+        CFG.format(extra="retries 2\n        option redispatch"), [refused, refused, accepted]
+    )
+    session, client_t = open_session(ctx)
+    assert connector.calls == ["/a.sock", "/a.sock", "/b.sock"]
+    assert session.retries == 2 and session.redispatched
+    assert session.target is not None and session.target.name == "b"
+    be = runtime.backends["l"]
+    assert be.server("a").wretr == 2 and be.server("a").wredis == 1 and be.server("a").econ == 2
+    assert be.server("b").scur == 1 and be.server("a").scur == 0
+
+
+def test_synchronous_failures_retry_at_once_without_turnaround() -> None:
+    """AF_UNIX connect errors are synchronous: retries happen without waiting (as HAProxy)."""
+    ctx, clock, runtime, connector = setup(CFG.format(extra="retries 3"), [refused] * 4)
+    session, client_t = open_session(ctx)
+    assert len(connector.calls) == 4
+    assert client_t.disconnecting and session.flags == "SC"
+    assert clock.getDelayedCalls() == []
+
+
+def test_asynchronous_failure_waits_the_turnaround() -> None:
+    """A failure reported later (TCP) retries the same server after min(timeout connect, 1s)."""
+    pending: List[Deferred] = []
+
+    def later(address: Any, factory: Any) -> Deferred:
+        d: Deferred = Deferred()
+        pending.append(d)
+        return d
+
+    ctx, clock, runtime, connector = setup(CFG.format(extra="retries 1"), [later, accepted])
+    session, client_t = open_session(ctx)
+    pending[0].errback(
+        connect_error(runtime.backends["l"].servers[0].config.address, errno.ECONNREFUSED)
+    )
+    assert len(connector.calls) == 1
+    clock.advance(0.999)
+    assert len(connector.calls) == 1
+    clock.advance(0.001)
+    assert len(connector.calls) == 2 and session.server is not None
+
+
+def test_splice_registers_producers_and_relays_both_ways() -> None:
+    """Held client bytes go to the server on connect; each transport produces for the other."""
+    holder: List[Any] = []
+
+    def later(address: Any, factory: Any) -> Deferred:
+        d: Deferred = Deferred()
+        holder.append((d, factory))
+        return d
+
+    ctx, clock, runtime, connector = setup(CFG.format(extra=""), [later])
+    session, client_t = open_session(ctx)
+    session.client.dataReceived(b"early")
+    d, factory = holder[0]
+    server = factory()
+    server_t = Transport()
+    server_t.protocol = server
+    server.makeConnection(server_t)
+    d.callback(server)
+    assert server_t.value() == b"early"
+    assert server_t.producer is client_t and client_t.producer is server_t
+    server.dataReceived(b"reply")
+    assert client_t.value() == b"reply"
+    session.client.readConnectionLost()
+    assert server_t.write_closed  # the client's FIN reaches the server
+
+
+def test_idle_timeout_closes_with_cd() -> None:
+    """No byte for 'timeout client' (2s, shorter than server's 3s): both sides abort, flags cD."""
+    ctx, clock, runtime, connector = setup(CFG.format(extra=""), [accepted])
+    session, client_t = open_session(ctx)
+    clock.advance(1.0)
+    session.client.dataReceived(b"x")
+    clock.advance(1.5)
+    assert not client_t.aborted
+    clock.advance(2.0)
+    assert client_t.aborted and session.flags == "cD"
+    assert clock.getDelayedCalls() == []
+    assert runtime.backends["l"].server("a").scur == 0
+
+
+def test_queue_timeout_closes_with_sq() -> None:
+    """maxconn 1: the second client waits 'timeout queue' then is closed with sQ."""
+    cfg = """
+        defaults
+            mode tcp
+            timeout connect 5s
+            timeout queue 500ms
+        listen l
+            bind :1
+            server a /a.sock maxconn 1
+    """
+    ctx, clock, runtime, connector = setup(cfg, [accepted])
+    first, _ = open_session(ctx)
+    second, second_t = open_session(ctx)
+    assert runtime.backends["l"].qcur == 1
+    clock.advance(0.5)
+    assert second_t.disconnecting and second.flags == "sQ"
+    assert runtime.backends["l"].qcur == 0
+
+
+def test_unix_client_has_no_source_key() -> None:
+    """A unix-socket client has no address to hash: 'balance source' falls back to roundrobin."""
+    from udsproxy.tcp import client_key
+
+    assert client_key(UNIXAddress(None)) is None
+    assert client_key(IPv4Address("TCP", "10.0.0.1", 1)) == bytes([10, 0, 0, 1])
