@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import socket
 import weakref
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -100,6 +100,8 @@ class TCPContext:
         self.client_fin_timeout = ms(ft.client_fin) or self.client_timeout
         self.server_fin_timeout = ms(bt.server_fin) or self.server_timeout
         self.connect_timeout = bt.connect
+        # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
+        self.sessions: Set[TCPSession] = set()
         self.tcplog = frontend.has_option("tcplog")
         self.dontlognull = frontend.has_option("dontlognull")
 
@@ -197,6 +199,7 @@ class TCPSession:
         self.peer_is_unix = not isinstance(peer, (IPv4Address, IPv6Address))
         ctx.counters.open()
         ctx.on_open()
+        ctx.sessions.add(self)
         if ctx.backend is None:
             self.flags = "SC"
             self.close_client()
@@ -393,6 +396,7 @@ class TCPSession:
         if self.phase is Phase.CLOSED:
             return
         self.phase = Phase.CLOSED
+        self.ctx.sessions.discard(self)
         self.ctx.sweeper.discard(self)
         if self.retry_call is not None and self.retry_call.active():
             self.retry_call.cancel()

@@ -301,3 +301,67 @@ def test_thin_behind_a_tcp_frontend(sockdir, thin_backend, start_proxy) -> None:
         assert reply.startswith(b"HTTP/1.")
         seen.add(reply.rsplit(b"hello from ", 1)[1].strip())
     assert seen == {b"thin0", b"thin1"}
+
+
+def test_frontend_maxconn_pauses_accept(sockdir, start_backend, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Frontend maxconn 1: a second client waits in the backlog until the first one leaves."""
+    start_backend("a", f"{sockdir}/a.sock", mode="tcp-name")
+    fe = f"unix@{sockdir}/fe.sock"
+    start_proxy(
+        f"""
+        {TIMEOUTS}
+        frontend fe
+            bind {fe}
+            maxconn 1
+            default_backend be
+        backend be
+            server a {sockdir}/a.sock
+        """,
+        ready=fe,
+    )
+    time.sleep(0.1)  # the readiness probe's session ends
+    first = connect(fe)
+    assert first.makefile("rb").readline() == b"a\n"
+    second = connect(fe, timeout=0.3)  # the kernel backlog takes it; the proxy does not accept
+    with pytest.raises(socket.timeout):
+        second.recv(1)
+    first.close()
+    second.settimeout(5)
+    assert second.makefile("rb").readline() == b"a\n"
+    second.close()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="root bypasses permission checks; runs as nobody")
+def test_eacces_names_the_directory_and_redispatches(sockdir, start_backend, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Running as nobody, a socket in a directory without search permission fails with EACCES
+    naming that directory; redispatch serves the client from another server."""
+    os.chmod(sockdir, 0o755)
+    start_backend("ok", f"{sockdir}/ok.sock", mode="tcp-name")
+    private = os.path.join(sockdir, "private")
+    os.mkdir(private, 0o700)
+    hidden = socket.socket(socket.AF_UNIX)
+    hidden.bind(f"{private}/app.sock")
+    hidden.listen(8)
+    fe = f"unix@{sockdir}/fe.sock"
+    try:
+        proxy = start_proxy(
+            f"""
+            global
+                user nobody
+                log stdout format raw local0
+            {TIMEOUTS}
+                retries 1
+                option redispatch
+            listen l
+                bind {fe} mode 666
+                balance first
+                server hidden {private}/app.sock id 1
+                server ok {sockdir}/ok.sock id 2
+            """,
+            ready=fe,
+        )
+        assert names_over(fe, 1) == ["ok"]
+        log = proxy.wait_log("l/ok ")
+        assert "permission denied" in log.lower() and private in log
+    finally:
+        hidden.close()
