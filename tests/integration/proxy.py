@@ -8,9 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
-
-import pytest
+from typing import Callable, List, Optional
 
 from tests.integration.backends import stop_process, wait_connectable
 
@@ -88,20 +86,3 @@ def spawn_proxy(
 
 
 StartProxy = Callable[..., ProxyProc]
-
-
-@pytest.fixture
-def start_proxy(sockdir: str) -> Iterator[StartProxy]:
-    """Factory: ``start_proxy(config_text, ready=address) -> ProxyProc``; stopped at teardown."""
-    procs: List[ProxyProc] = []
-
-    def start(config: str, ready: Optional[object] = None, **kwargs: object) -> ProxyProc:
-        proxy = spawn_proxy(config, sockdir, ready, **kwargs)  # type: ignore[arg-type]
-        procs.append(proxy)
-        return proxy
-
-    try:
-        yield start
-    finally:
-        for proxy in reversed(procs):
-            proxy.stop()

@@ -158,7 +158,7 @@ def test_udp_syslog_ipv4() -> None:
         got = sorted([rx.recv(4096), rx.recv(4096)])
         assert got == [
             b"<133>1 2026-11-23T19:41:13.452954+00:00 - udsproxy 7 - - started\n",
-            b"<141>Nov 23 19:41:13 localhost udsproxy[7]: started\n",
+            b"<141>Nov 23 19:41:13 udsproxy[7]: started\n",  # "local": no hostname
         ]
     finally:
         sink.close()

@@ -1,1 +1,1 @@
-"""Sockets: listening on bind addresses (``listen``) and connecting to servers (``connect``)."""
+"""Sockets: listening on bind addresses, connecting to servers, checks on socket files and peers."""

@@ -1,0 +1,171 @@
+"""connect() error classification and wording, and its timer/cancel handling on a fake clock."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+from twisted.internet.defer import CancelledError
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock
+
+from udsproxy.config.model import ABNS, ABNSZ, IPV4, UNIX, Address
+from udsproxy.errors import UdsProxyError
+from udsproxy.net.connect import (
+    KINDS,
+    ConnectError,
+    classify_errno,
+    connect,
+    diagnose,
+    explain_access_denied,
+    first_missing_directory,
+    format_connect_message,
+)
+
+APP = Address(UNIX, path="/run/x/app.sock")
+
+
+def test_classify_errno():
+    """Each errno maps to its kind; anything else is OTHER."""
+    assert classify_errno(errno.ENOENT) == "ENOENT"
+    assert classify_errno(errno.ECONNREFUSED) == "ECONNREFUSED"
+    assert classify_errno(errno.EAGAIN) == "EAGAIN"
+    assert classify_errno(errno.EWOULDBLOCK) == "EAGAIN"
+    assert classify_errno(errno.EACCES) == "EACCES"
+    assert classify_errno(errno.ENOTSOCK) == "ENOTSOCK"
+    assert classify_errno(errno.ETIMEDOUT) == "ETIMEDOUT"
+    assert classify_errno(errno.EHOSTUNREACH) == "OTHER"
+    assert set(map(classify_errno, range(1, 140))) <= set(KINDS)
+
+
+def test_message_wording():
+    """Messages name the address, the reason and the detail in parentheses."""
+    assert (
+        format_connect_message(
+            APP, "EACCES", errno.EACCES, "search permission missing on directory /run/x"
+        )
+        == "connect to unix@/run/x/app.sock: permission denied "
+        "(search permission missing on directory /run/x)"
+    )
+    assert format_connect_message(APP, "EAGAIN", errno.EAGAIN) == (
+        "connect to unix@/run/x/app.sock: resource temporarily unavailable "
+        "(the server's listen backlog is full)"
+    )
+    assert "no process is listening" in format_connect_message(
+        APP, "ECONNREFUSED", errno.ECONNREFUSED
+    )
+    tcp = Address(IPV4, host="10.0.0.1", port=80)
+    assert format_connect_message(tcp, "ECONNREFUSED", errno.ECONNREFUSED) == (
+        "connect to 10.0.0.1:80: connection refused"
+    )
+    assert format_connect_message(tcp, "OTHER", errno.EHOSTUNREACH) == (
+        "connect to 10.0.0.1:80: no route to host [EHOSTUNREACH]"
+    )
+
+
+def test_connect_error_fields():
+    """ConnectError is a UdsProxyError carrying kind, errno, address and message."""
+    err = ConnectError("ENOENT", errno.ENOENT, APP, "the text")
+    assert isinstance(err, UdsProxyError)
+    assert (err.kind, err.errno, err.address, str(err)) == ("ENOENT", 2, APP, "the text")
+
+
+def test_access_explanation_directory_search():
+    """The outermost directory without search permission is named."""
+    denied = {"/run/x"}
+
+    def access(path: str, mode: int) -> bool:
+        return not (path in denied and mode == os.X_OK)
+
+    assert explain_access_denied("/run/x/app.sock", creating=False, access=access) == (
+        "search permission missing on directory /run/x"
+    )
+
+
+def test_access_explanation_file_and_directory_write():
+    """connect needs write on the socket file; bind needs write on its directory."""
+
+    def no_write(path: str, mode: int) -> bool:
+        return mode != os.W_OK
+
+    assert explain_access_denied("/run/x/app.sock", creating=False, access=no_write) == (
+        "no write permission on socket file /run/x/app.sock"
+    )
+    assert explain_access_denied("/run/x/app.sock", creating=True, access=no_write) == (
+        "no write permission on directory /run/x"
+    )
+    assert "ACL or LSM" in explain_access_denied(
+        "/run/x/app.sock", creating=False, access=lambda p, m: True
+    )
+
+
+def test_first_missing_directory(tmp_path):
+    """The outermost missing ancestor is found; None when all exist."""
+    assert first_missing_directory(str(tmp_path / "a" / "b" / "c.sock")) == str(tmp_path / "a")
+    assert first_missing_directory(str(tmp_path / "c.sock")) is None
+
+
+def test_diagnose_regular_file_is_enotsock(tmp_path):
+    """Linux's ECONNREFUSED on a non-socket file becomes ENOTSOCK with the file's type."""
+    path = tmp_path / "plain"
+    path.write_text("")
+    kind, code, detail = diagnose(Address(UNIX, path=str(path)), errno.ECONNREFUSED)
+    assert (kind, code) == ("ENOTSOCK", errno.ENOTSOCK)
+    assert detail == f"{path} is a regular file"
+    kind, _, detail = diagnose(Address(UNIX, path=str(tmp_path)), errno.ECONNREFUSED)
+    assert kind == "ENOTSOCK" and detail.endswith("is a directory")
+
+
+def test_diagnose_abstract_mismatch_hint():
+    """A refused abstract name hints at the padded/tight mismatch."""
+    assert "abnsz@" in diagnose(Address(ABNS, path="n"), errno.ECONNREFUSED)[2]
+    assert "abns@" in diagnose(Address(ABNSZ, path="n"), errno.ECONNREFUSED)[2]
+
+
+@pytest.fixture
+def tcp_server():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    yield Address(IPV4, host="127.0.0.1", port=server.getsockname()[1])
+    server.close()
+
+
+def test_timeout_fires_on_the_clock(tcp_server):
+    """With the writer never reported, the timer fails the connect with ETIMEDOUT."""
+    clock = MemoryReactorClock()
+    d = connect(clock, tcp_server, Protocol, 150)
+    assert len(clock.getWriters()) == 1
+    errors: list = []
+    d.addErrback(errors.append)
+    clock.advance(0.149)
+    assert errors == []
+    clock.advance(0.002)
+    assert errors[0].value.kind == "ETIMEDOUT"
+    assert str(errors[0].value) == (
+        f"connect to {tcp_server}: connection timed out (no answer within 150 ms)"
+    )
+    assert clock.getWriters() == [] and clock.getDelayedCalls() == []
+
+
+def test_cancel_leaves_no_writer_or_timer(tcp_server):
+    """Cancelling removes the writer and the timer and fails with CancelledError."""
+    clock = MemoryReactorClock()
+    d = connect(clock, tcp_server, Protocol, 1000)
+    d.cancel()
+    errors: list = []
+    d.addErrback(errors.append)
+    assert errors[0].check(CancelledError)
+    assert clock.getWriters() == [] and clock.getDelayedCalls() == []
+
+
+def test_no_timeout_means_no_timer(tcp_server):
+    """timeout_ms None (or 0) schedules nothing."""
+    for timeout in (None, 0):
+        clock = MemoryReactorClock()
+        d = connect(clock, tcp_server, Protocol, timeout)
+        assert clock.getDelayedCalls() == []
+        d.cancel()
+        d.addErrback(lambda f: None)

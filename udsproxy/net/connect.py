@@ -1,0 +1,453 @@
+"""Outgoing connections: the one ``connect()`` used by TCP mode, the HTTP pool and health checks.
+
+``connect()`` does the ``connect(2)`` itself on a non-blocking socket so that the errno is
+never lost, classifies failures into a :class:`ConnectError` whose message names the address
+and, for permission errors, the directory or file that lacks the permission, and hands the
+connected socket to Twisted as an ordinary stream transport.
+
+Why not Twisted's client endpoints: an AF_UNIX ``connect()`` never returns EINPROGRESS, and
+when the server's backlog is full it fails with EAGAIN, which Twisted treats as "in progress"
+and later reports as "Connection was closed cleanly" with the errno gone (REFERENCE §4.2).
+
+This module also owns the transport construction shared with ``net.listen`` (accepted and
+connected sockets become the same ``unix.Server`` / ``tcp.Server`` transports) and the
+explanation of EACCES on a socket path, which bind errors reuse.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Any, Callable, Optional, Tuple, Union, cast
+
+from twisted.internet import tcp, unix
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IWriteDescriptor
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from udsproxy.config.model import ABNS, ABNSZ, FD, IPV6, UNIX, Address
+from udsproxy.errors import UdsProxyError
+
+# Reactors are typed as Any: the zope interfaces (IReactorFDSet, IReactorTime) do not
+# type-check as protocols without the mypy-zope plugin.
+Reactor = Any
+
+ProtocolFactoryLike = Union[IProtocolFactory, Callable[[], IProtocol]]
+TwistedAddress = Union[UNIXAddress, IPv4Address, IPv6Address]
+
+KINDS = ("ENOENT", "ECONNREFUSED", "EAGAIN", "EACCES", "ENOTSOCK", "ETIMEDOUT", "OTHER")
+
+_KIND_BY_ERRNO = {
+    errno.ENOENT: "ENOENT",
+    errno.ECONNREFUSED: "ECONNREFUSED",
+    errno.EAGAIN: "EAGAIN",
+    errno.EWOULDBLOCK: "EAGAIN",
+    errno.EACCES: "EACCES",
+    errno.ENOTSOCK: "ENOTSOCK",
+    errno.ETIMEDOUT: "ETIMEDOUT",
+}
+
+
+class ConnectError(UdsProxyError):
+    """A connect() that failed: a coarse ``kind`` for retry decisions plus a readable message."""
+
+    def __init__(self, kind: str, errno: int, address: Address, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.errno = errno
+        self.address = address
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def errno_name(err: int) -> str:
+    """The symbolic name of an errno value ("EACCES"), or "errno N" when unknown."""
+    return errno.errorcode.get(err, f"errno {err}")
+
+
+def classify_errno(err: int) -> str:
+    """The ConnectError kind for an errno value."""
+    return _KIND_BY_ERRNO.get(err, "OTHER")
+
+
+def _reason(address: Address, kind: str, err: int) -> str:
+    unix_family = address.is_unix
+    if kind == "ENOENT":
+        return "no such file or directory"
+    if kind == "ECONNREFUSED":
+        if address.family == UNIX:
+            return "connection refused (no process is listening on the socket)"
+        if unix_family:
+            return "connection refused (nothing is bound to this abstract name)"
+        return "connection refused"
+    if kind == "EAGAIN":
+        if unix_family:
+            return "resource temporarily unavailable (the server's listen backlog is full)"
+        return "resource temporarily unavailable (no free local port)"
+    if kind == "EACCES":
+        return "permission denied"
+    if kind == "ENOTSOCK":
+        return "not a socket"
+    if kind == "ETIMEDOUT":
+        return "connection timed out"
+    return f"{os.strerror(err).lower()} [{errno_name(err)}]"
+
+
+def format_connect_message(address: Address, kind: str, err: int, detail: str = "") -> str:
+    """The human-readable text of a ConnectError; pure, so the wording is unit-testable."""
+    text = f"connect to {address}: {_reason(address, kind, err)}"
+    return f"{text} ({detail})" if detail else text
+
+
+def _effective_access(path: str, mode: int) -> bool:
+    # Permission is checked with the effective ids, as the kernel does for connect()/bind().
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
+
+
+def _ancestors(path: str) -> list:
+    """The directories leading to ``path``, outermost first ("/", "/run", "/run/x")."""
+    result = []
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        result.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    result.reverse()
+    return result
+
+
+def explain_access_denied(
+    path: str,
+    creating: bool,
+    access: Callable[[str, int], bool] = _effective_access,
+) -> str:
+    """Which permission is missing on the way to ``path``: for bind (creating) or connect."""
+    dirs = _ancestors(path)
+    for directory in dirs:
+        if not access(directory, os.X_OK):
+            return f"search permission missing on directory {directory}"
+    parent = dirs[-1]
+    if creating:
+        if not access(parent, os.W_OK):
+            return f"no write permission on directory {parent}"
+        return f"denied in directory {parent} although the file modes allow it (ACL or LSM?)"
+    if not access(path, os.W_OK):
+        return f"no write permission on socket file {path}"
+    return f"denied on {path} although the file modes allow it (ACL or LSM?)"
+
+
+def first_missing_directory(path: str) -> Optional[str]:
+    """The outermost ancestor directory of ``path`` that does not exist, if any."""
+    for directory in _ancestors(path):
+        if not os.path.isdir(directory):
+            return directory
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a socket"
+
+
+def diagnose(address: Address, err: int) -> Tuple[str, int, str]:
+    """Classify a failed connect: (kind, errno, detail), looking at the filesystem for paths."""
+    kind = classify_errno(err)
+    if address.family != UNIX:
+        if address.family in (ABNS, ABNSZ) and kind == "ECONNREFUSED":
+            other = "abnsz@" if address.family == ABNS else "abns@"
+            return kind, err, f"{other} names a different socket: check both sides use one form"
+        return kind, err, ""
+    path = address.path
+    if kind == "ENOENT":
+        missing = first_missing_directory(path)
+        if missing is not None:
+            return kind, err, f"directory {missing} does not exist"
+        return kind, err, f"socket file {path} does not exist"
+    if kind == "EACCES":
+        return kind, err, explain_access_denied(path, creating=False)
+    if kind == "ECONNREFUSED":
+        # Linux answers ECONNREFUSED for a path that exists but is not a socket.
+        try:
+            st = os.stat(path)
+        except OSError:
+            return kind, err, ""
+        if not stat.S_ISSOCK(st.st_mode):
+            return "ENOTSOCK", errno.ENOTSOCK, f"{path} is {_file_kind(st.st_mode)}"
+        return kind, err, "stale socket file"
+    if err == errno.ENOTDIR:
+        return kind, err, f"a component of {path} is not a directory"
+    return kind, err, ""
+
+
+def connect_error(address: Address, err: int) -> ConnectError:
+    """A ConnectError for a failed connect() with errno ``err``, diagnosed and worded."""
+    kind, code, detail = diagnose(address, err)
+    return ConnectError(kind, code, address, format_connect_message(address, kind, code, detail))
+
+
+def socket_family(address: Address) -> int:
+    """The AF_* constant for an address family of the config model."""
+    if address.is_unix:
+        return socket.AF_UNIX
+    if address.family == IPV6:
+        return socket.AF_INET6
+    return socket.AF_INET
+
+
+def protocol_address(family: int, addr: Any) -> TwistedAddress:
+    """A Twisted address object for a socket-module address (peer or local)."""
+    if family == socket.AF_UNIX:
+        return UNIXAddress(addr or None)
+    if family == socket.AF_INET6:
+        return IPv6Address("TCP", *addr)
+    return IPv4Address("TCP", *addr)
+
+
+class _UNIXTransport(unix.Server):
+    """``unix.Server`` whose getHost() may be pinned to a configured address.
+
+    A listener binds a temporary name and renames it, so getsockname() on accepted sockets
+    returns the temporary name; the configured path is what users expect to see.
+    """
+
+    _pinned_host: Optional[UNIXAddress] = None
+
+    def getHost(self) -> UNIXAddress:
+        if self._pinned_host is not None:
+            return self._pinned_host
+        host: UNIXAddress = super().getHost()
+        return host
+
+
+def build_transport(
+    reactor: Reactor,
+    sock: socket.socket,
+    protocol: IProtocol,
+    peer: Any,
+    sessionno: int,
+    host: Optional[UNIXAddress] = None,
+) -> Any:
+    """Wrap a connected non-blocking socket into a Twisted stream transport (not yet made).
+
+    ``peer`` is the socket-module peer address (what getPeer() reports). The caller calls
+    ``protocol.makeConnection(transport)``, as Twisted's own ports do.
+    """
+    transport: Any
+    if sock.family == socket.AF_UNIX:
+        transport = _UNIXTransport(sock, protocol, peer, None, sessionno, reactor)
+        transport._pinned_host = host
+    else:
+        if sock.family == socket.AF_INET6 and len(peer) == 2:
+            peer = (peer[0], peer[1], 0, 0)
+        transport = tcp.Server(sock, protocol, peer, None, sessionno, reactor)  # type: ignore[arg-type]
+    # tcp.Server only sets repstr when it has a Port, which we do not use.
+    label = peer if peer else "?"
+    name = protocol.__class__.__name__
+    transport.repstr = f"<{name} #{sessionno} with {label!r}>"
+    transport.logstr = f"{name},{sessionno},{label}"
+    return transport
+
+
+def _build_protocol(factory: ProtocolFactoryLike, addr: TwistedAddress) -> Any:
+    # Any: zope interfaces' methods do not type-check as bound methods without mypy-zope.
+    build = getattr(factory, "buildProtocol", None)
+    if build is not None:
+        return build(addr)
+    make = cast(Callable[[], Any], factory)
+    return make()
+
+
+@implementer(IWriteDescriptor)
+class _ConnectAttempt:
+    """One connect in progress: waits for writability (TCP), owns the socket until handover."""
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        address: Address,
+        factory: ProtocolFactoryLike,
+        timeout_ms: Optional[int],
+    ) -> None:
+        self.reactor = reactor
+        self.address = address
+        self.factory = factory
+        self.timeout_ms = timeout_ms
+        self.sock: Optional[socket.socket] = None
+        self.writing = False
+        self.timer: Any = None
+        self.deferred: Deferred = Deferred(self._cancel)
+
+    def start(self) -> Deferred:
+        address = self.address
+        if address.family == FD:
+            self._fail(
+                ConnectError(
+                    "OTHER",
+                    errno.EINVAL,
+                    address,
+                    f"connect to {address}: an fd@ address can only be listened on",
+                )
+            )
+            return self.deferred
+        try:
+            self.sock = socket.socket(socket_family(address), socket.SOCK_STREAM)
+            self.sock.setblocking(False)
+            err = self.sock.connect_ex(address.sockaddr())  # type: ignore[arg-type]
+        except OSError as e:
+            # e.g. a host name that does not resolve (gaierror carries no usable errno).
+            code = e.errno if isinstance(e.errno, int) and e.errno > 0 else errno.EINVAL
+            self._fail(
+                ConnectError(
+                    classify_errno(code), code, address, f"connect to {address}: {e.strerror or e}"
+                )
+            )
+            return self.deferred
+        if err == 0:
+            self._connected()
+        elif err == errno.EINPROGRESS and not address.is_unix:
+            self.writing = True
+            self.reactor.addWriter(self)
+            if self.timeout_ms:
+                self.timer = self.reactor.callLater(self.timeout_ms / 1000.0, self._expired)
+        else:
+            self._fail(connect_error(address, err))
+        return self.deferred
+
+    # IWriteDescriptor
+    def fileno(self) -> int:
+        return self.sock.fileno() if self.sock is not None else -1
+
+    def logPrefix(self) -> str:
+        return f"connect {self.address}"
+
+    def doWrite(self) -> None:
+        self._stop_waiting()
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._fail(connect_error(self.address, err))
+        else:
+            self._connected()
+
+    def connectionLost(self, reason: Failure) -> None:
+        # The reactor calls this instead of doWrite when poll reports an error or hangup
+        # (e.g. a refused TCP connect), and at shutdown: SO_ERROR tells which.
+        if self.deferred.called:
+            return
+        err = 0
+        if self.sock is not None:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._fail(connect_error(self.address, err))
+        else:
+            self._fail(
+                ConnectError(
+                    "OTHER",
+                    errno.ECONNABORTED,
+                    self.address,
+                    f"connect to {self.address}: aborted ({reason.getErrorMessage()})",
+                )
+            )
+
+    def _stop_waiting(self) -> None:
+        if self.writing:
+            self.writing = False
+            self.reactor.removeWriter(self)
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def _close(self) -> None:
+        self._stop_waiting()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _fail(self, error: ConnectError) -> None:
+        self._close()
+        self.deferred.errback(error)
+
+    def _expired(self) -> None:
+        self.timer = None
+        err = errno.ETIMEDOUT
+        message = format_connect_message(
+            self.address, "ETIMEDOUT", err, f"no answer within {self.timeout_ms} ms"
+        )
+        self._fail(ConnectError("ETIMEDOUT", err, self.address, message))
+
+    def _cancel(self, _: Deferred) -> None:
+        self._close()
+
+    def _connected(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        self._stop_waiting()
+        self.sock = None  # from here on the transport owns the socket
+        address = self.address
+        peer = address.sockaddr()
+        try:
+            if not address.is_unix:
+                peer = sock.getpeername()
+            proto = _build_protocol(self.factory, protocol_address(sock.family, peer))
+        except Exception:
+            sock.close()
+            self.deferred.errback()
+            return
+        if proto is None:
+            sock.close()
+            self.deferred.errback(
+                ConnectError(
+                    "OTHER",
+                    errno.ECONNABORTED,
+                    address,
+                    f"connect to {address}: the protocol factory refused the connection",
+                )
+            )
+            return
+        transport = build_transport(self.reactor, sock, proto, peer, 0)
+        try:
+            proto.makeConnection(transport)
+        except Exception:
+            transport.abortConnection()
+            self.deferred.errback()
+            return
+        self.deferred.callback(proto)
+
+
+def connect(
+    reactor: Reactor,
+    address: Address,
+    protocol_factory: ProtocolFactoryLike,
+    timeout_ms: Optional[int],
+) -> Deferred:
+    """Connect to ``address``; the Deferred fires with the connected protocol.
+
+    ``protocol_factory`` is an IProtocolFactory (only ``buildProtocol`` is used; ClientFactory
+    callbacks such as clientConnectionFailed are not) or a plain callable returning a
+    protocol. The protocol's connectionMade has run when the Deferred fires. Failures are
+    :class:`ConnectError`. ``timeout_ms`` bounds a TCP connect in progress (``None`` or 0: no
+    limit); AF_UNIX connects complete or fail at once. Cancelling the Deferred closes the
+    socket and cancels the timer. Host names in TCP addresses are resolved synchronously;
+    the config is expected to hold IP literals.
+    """
+    return _ConnectAttempt(reactor, address, protocol_factory, timeout_ms).start()
