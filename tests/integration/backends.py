@@ -88,6 +88,21 @@ def raw_exchange(
         sock.close()
 
 
+def recv_line(sock: socket.socket) -> bytes:
+    """One line (up to and including LF) read byte by byte, or what came before EOF.
+
+    Not ``sock.makefile()``: the file object holds a reference that keeps the descriptor
+    open after ``sock.close()`` until it is garbage collected, which on PyPy is not at once.
+    """
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        line += byte
+    return bytes(line)
+
+
 def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """Everything ``sock`` delivers until EOF, a reset, or ``timeout`` overall."""
     deadline = time.monotonic() + timeout

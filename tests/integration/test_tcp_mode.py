@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.backends import connect, read_until_close
+from tests.integration.backends import connect, read_until_close, recv_line
 
 TIMEOUTS = """
     defaults
@@ -28,7 +28,7 @@ def names_over(address: str, count: int) -> list[str]:
     names = []
     for _ in range(count):
         with connect(address) as sock:
-            names.append(sock.makefile("rb").readline().decode().strip())
+            names.append(recv_line(sock).decode().strip())
     return names
 
 
@@ -321,13 +321,13 @@ def test_frontend_maxconn_pauses_accept(sockdir, start_backend, start_proxy) -> 
     )
     time.sleep(0.1)  # the readiness probe's session ends
     first = connect(fe)
-    assert first.makefile("rb").readline() == b"a\n"
+    assert recv_line(first) == b"a\n"
     second = connect(fe, timeout=0.3)  # the kernel backlog takes it; the proxy does not accept
     with pytest.raises(socket.timeout):
         second.recv(1)
     first.close()
     second.settimeout(5)
-    assert second.makefile("rb").readline() == b"a\n"
+    assert recv_line(second) == b"a\n"
     second.close()
 
 

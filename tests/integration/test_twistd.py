@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.backends import connect, read_until_close, wait_connectable
+from tests.integration.backends import connect, read_until_close, recv_line, wait_connectable
 from tests.integration.proxy import TWISTD, child_env, spawn_proxy
 
 
@@ -85,7 +85,7 @@ def test_run_binds_listeners_and_stats_socket(sockdir: str, start_backend) -> No
             sock.sendall(b"show stat\n")
             assert read_until_close(sock).startswith(b"Unknown command: 'show stat'")
         with connect(f"unix@{fe}") as sock:
-            assert sock.makefile("rb").readline() == b"a\n"
+            assert recv_line(sock) == b"a\n"
         log = proxy.wait_log("not active yet (health checks)")
         assert "servers count as always up" in log
         assert "not active yet (stats socket)" in log
