@@ -91,13 +91,13 @@ def test_mode_applied(sockdir):
 
 
 def test_mode_unset_keeps_umask_default(sockdir):
-    """Without ``mode`` the file keeps what bind() gave it (0777 & ~umask), not 0666."""
+    """Without ``mode`` the file gets 0666 & ~umask (no execute bits), as the README says."""
     path = os.path.join(sockdir, "a.sock")
     umask = os.umask(0o022)
     os.umask(umask)
     bound = bind_socket(unix_bind(path), backlog=5)
     try:
-        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o777 & ~umask
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o666 & ~umask
     finally:
         bound.sock.close()
 

@@ -304,14 +304,22 @@ def _remove_leftover_tmp(address: Address, tmp: str) -> None:
         raise _unix_bind_error(address, tmp, e) from e
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it: done at start, on the reactor thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _apply_perms(address: Address, tmp: str, perms: SocketPerms) -> None:
     try:
         if perms.uid is not None or perms.gid is not None:
             uid = perms.uid if perms.uid is not None else -1
             gid = perms.gid if perms.gid is not None else -1
             os.chown(tmp, uid, gid)
-        if perms.mode is not None:
-            os.chmod(tmp, perms.mode)
+        # Without ``mode``: 0666 & ~umask, what a regular file would get (bind() alone
+        # would leave the execute bits of 0777 & ~umask, which mean nothing on a socket).
+        os.chmod(tmp, perms.mode if perms.mode is not None else 0o666 & ~current_umask())
     except OSError as e:
         err = e.errno
         raise _error(
