@@ -33,6 +33,20 @@ MAX_WEIGHT = 256  # HAProxy's limit for ``weight`` and ``set weight``
 
 
 @dataclass(frozen=True)
+class CapturedError:
+    """The last invalid request or response of a proxy, for the stats socket's ``show errors``."""
+
+    when: float
+    peer: str
+    reason: str
+    data: bytes  # the bytes around the error (at most CAPTURE_BYTES)
+    position: int  # offset of the error in ``data``; -1 when unknown
+
+
+CAPTURE_BYTES = 1024
+
+
+@dataclass(frozen=True)
 class ServerChange:
     """One run-time change of a server, as observers receive it."""
 
@@ -286,6 +300,7 @@ class BackendState(LoadCounters):
         self._observers: List[Observer] = []
         self.queue = BackendQueue(self)
         self.balancer: Balancer = make_balancer(self)
+        self.last_response_error: Optional[CapturedError] = None
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name}>"
@@ -384,6 +399,7 @@ class ProxyCounters:
         self.bout = 0
         self.ereq = 0  # request errors (bad requests, client timeouts)
         self.dreq = 0  # denied requests
+        self.last_request_error: Optional[CapturedError] = None
 
     def open(self) -> None:
         """A client connection was accepted."""

@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from .admin.protocol import StatsFactory
 from .config.model import Bind, Config, LogTarget, Proxy
 from .errors import BindError, UdsProxyError
+from .http.frontend import HTTPContext, HTTPFactory
+from .http.upstream import Pools
 from .limits import AcceptLimit
 from .log.targets import LogSink, log_event
 from .net.listen import Listener, bind_socket
@@ -73,6 +75,7 @@ class ProxyService(Service):
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.sweeper = IdleSweeper(reactor, shortest_timeout(config))
         self.global_limit = AcceptLimit("global", config.global_.maxconn)
+        self.pools = Pools(self.sweeper)
         self.specs: List[ListenerSpec] = []
         self.perms_watch = SocketPermsWatch(
             [s for be in config.backends for s in be.servers], self.event
@@ -110,20 +113,38 @@ class ProxyService(Service):
                 self.global_limit.closed()
 
             for index, bind in enumerate(fe.binds, start=1):
-                ctx = TCPContext(
-                    frontend=fe,
-                    frontend_counters=counters,
-                    backend=backend,
-                    reactor=self.reactor,
-                    sweeper=self.sweeper,
-                    sink=self.sink_for(fe.logs),
-                    listener_id=index,
-                    on_open=on_open,
-                    on_close=on_close,
-                )
-                spec = ListenerSpec(
-                    bind, TCPFactory(ctx), backlog_for(fe, config), f"frontend {fe.name}"
-                )
+                factory: Any
+                if fe.proxy_mode == "http":
+                    factory = HTTPFactory(
+                        HTTPContext(
+                            frontend=fe,
+                            frontend_counters=counters,
+                            backend=backend,
+                            global_=config.global_,
+                            reactor=self.reactor,
+                            sweeper=self.sweeper,
+                            pools=self.pools,
+                            sink=self.sink_for(fe.logs),
+                            listener_id=index,
+                            on_open=on_open,
+                            on_close=on_close,
+                        )
+                    )
+                else:
+                    factory = TCPFactory(
+                        TCPContext(
+                            frontend=fe,
+                            frontend_counters=counters,
+                            backend=backend,
+                            reactor=self.reactor,
+                            sweeper=self.sweeper,
+                            sink=self.sink_for(fe.logs),
+                            listener_id=index,
+                            on_open=on_open,
+                            on_close=on_close,
+                        )
+                    )
+                spec = ListenerSpec(bind, factory, backlog_for(fe, config), f"frontend {fe.name}")
                 spec.limits = limits
                 self.specs.append(spec)
         for stats in config.global_.stats_sockets:
@@ -161,10 +182,6 @@ class ProxyService(Service):
         super().startService()
         for notice in self.config.notices:
             self.event(str(notice), "warning")
-        if any(p.mode == "http" for p in self.config.proxies):
-            self.event(
-                "mode http: HTTP mode is not active yet; its traffic is proxied as TCP", "warning"
-            )
         for spec in self.specs:
             if spec.listener is not None:
                 spec.listener.start()
@@ -173,6 +190,7 @@ class ProxyService(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
+        self.pools.close_all()
         return self._close_listeners()
 
     def _close_listeners(self) -> Deferred:
@@ -191,9 +209,19 @@ def shortest_timeout(config: Config) -> Optional[int]:
     values: List[int] = []
     for p in config.proxies:
         t = p.timeouts
-        for value in (t.client, t.server, t.tunnel, t.client_fin, t.server_fin):
+        for value in (
+            t.client,
+            t.server,
+            t.tunnel,
+            t.client_fin,
+            t.server_fin,
+            t.http_request,
+            t.http_keep_alive,
+        ):
             if value:
                 values.append(value)
+    for be in config.backends:
+        values.extend(s.pool_purge_delay for s in be.servers if s.pool_purge_delay)
     return min(values) if values else None
 
 

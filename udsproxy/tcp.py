@@ -42,6 +42,7 @@ from .log.targets import LogSink
 from .net.connect import ConnectError, connect
 from .net.probe import peer_closed
 from .queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
+from .retry import GIVE_UP, REDISPATCH, after_connect_failure
 from .runtime import BackendState, ProxyCounters, ServerState
 from .sweeper import IdleSweeper
 
@@ -49,7 +50,6 @@ log = Logger()
 
 # Bytes held from a client before its server connection exists (then reading pauses).
 PRECONNECT_BUFFER = 65536
-TURNAROUND_MAX = 1.0  # seconds: HAProxy's retry delay is min(timeout connect, 1s)
 
 
 class Phase(enum.Enum):
@@ -102,7 +102,8 @@ class TCPContext:
         self.connect_timeout = bt.connect
         # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
         self.sessions: Set[TCPSession] = set()
-        self.tcplog = frontend.has_option("tcplog")
+        # HAProxy: httplog on a TCP frontend falls back to tcplog.
+        self.tcplog = frontend.has_option("tcplog") or frontend.has_option("httplog")
         self.dontlognull = frontend.has_option("dontlognull")
 
 
@@ -284,27 +285,21 @@ class TCPSession:
         note_connect_error(self.target, str(error) if error else repr(failure.value))
         backend = self.ctx.backend
         assert backend is not None
-        if self.retries >= backend.proxy.retries:
+        step = after_connect_failure(
+            backend.proxy, self.retries, synchronous[0], self.ctx.connect_timeout
+        )
+        if step.action == GIVE_UP:
             self.flags = "SC"
             self.close_client()
             return None
         self.retries += 1
         self.ticket.note_retry()
-        rd = backend.proxy.redispatch
-        last = self.retries == backend.proxy.retries
-        if rd.enabled and (
-            (rd.interval < 0 and last) or (rd.interval > 0 and self.retries % rd.interval == 0)
-        ):
+        if step.action == REDISPATCH:
             self.redispatched = True
             self.phase = Phase.WAITING
             self.ticket.redispatch()  # calls granted() or refused(), maybe right now
-            return None
-        delay = 0.0
-        if not synchronous[0]:
-            timeout = self.ctx.connect_timeout
-            delay = min(timeout / 1000.0, TURNAROUND_MAX) if timeout else TURNAROUND_MAX
-        if delay:
-            self.retry_call = self.ctx.reactor.callLater(delay, self.start_connect)
+        elif step.delay:
+            self.retry_call = self.ctx.reactor.callLater(step.delay, self.start_connect)
         else:
             self.start_connect()
         return None

@@ -408,7 +408,7 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
             stats socket /run/s.sock mode 600 level admin
         backend b
             mode http
-            option forwardfor
+            errorfile 503 /etc/udsproxy/503.http
             server a /a.sock check inter 2s
             server c /c.sock check
         """
@@ -418,10 +418,11 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
     assert len(health) == 1 and "check (server option) (line 7)" in health[0]
     assert "always up" in health[0]
     http = [t for t in texts if "(HTTP mode)" in t]
-    assert len(http) == 1 and "mode http (line 5)" in http[0] and "option forwardfor" in http[0]
+    assert len(http) == 1 and "errorfile (line 6)" in http[0]
+    assert not any("mode http" in t for t in texts)  # HTTP mode itself is active
     assert any("(stats socket)" in t and "Unknown command" in t for t in texts)
     be = cfg.proxy("b")
-    assert be is not None and ("option forwardfor", ()) in be.planned
+    assert be is not None and ("errorfile", ("503", "/etc/udsproxy/503.http")) in be.planned
 
 
 def test_twistd_owned_keywords_warn_with_the_equivalent() -> None:

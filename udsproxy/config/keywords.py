@@ -9,6 +9,7 @@ The README's keyword list is generated from these tables (``udsproxy.config.docs
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
@@ -20,6 +21,7 @@ from .model import (
     Balance,
     Bind,
     Check,
+    ForwardFor,
     LogTarget,
     Redispatch,
     Server,
@@ -30,10 +32,12 @@ from .model import (
 from .values import parse_group, parse_int, parse_mode, parse_time, parse_user
 
 IMPLEMENTED = "implemented"
+HTTP_REUSE_MODES = ("never", "safe", "aggressive", "always")
 # Areas that will activate planned keywords, and what happens until they do.
 PLANNED_AREAS: Dict[str, str] = {
     "health checks": "servers count as always up until health checks land",
-    "HTTP mode": "traffic is proxied as a TCP byte stream until HTTP mode lands",
+    "HTTP mode": "it has no effect yet; the built-in behaviour applies (HTTP mode II)",
+    "HTTP hashing": "requests are balanced round-robin until HTTP hash balancing lands",
     "stats socket": "the stats socket answers 'Unknown command.' to every command meanwhile",
     "reload": "it has no effect until reload support lands",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
@@ -137,6 +141,8 @@ class ProxyBuilder:
             logs=logs,
             default_backend=f.get("default_backend"),  # type: ignore[arg-type]
             id=f.get("id"),  # type: ignore[arg-type]
+            forwardfor=f.get("forwardfor") if self.options.get("forwardfor") else None,  # type: ignore[arg-type]
+            http_reuse=str(f.get("http-reuse", "safe")),
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,
@@ -614,14 +620,14 @@ SERVER_OPTIONS: Dict[str, Option] = {
             "pool-purge-delay",
             True,
             "pool-purge-delay <time>: idle server connection lifetime",
-            "HTTP mode",
+            IMPLEMENTED,
             parse_time,
         ),
         Option(
             "pool-max-conn",
             True,
             "pool-max-conn <n>: idle connections kept",
-            "HTTP mode",
+            IMPLEMENTED,
             lambda v: parse_int(v, "pool-max-conn", -1),
         ),
         # udsproxy extension: expected owner and mode of the backend's socket file.
@@ -751,6 +757,8 @@ def server_from_options(
         id=opts.get("id"),  # type: ignore[arg-type]
         check=check,
         expect_perms=perms,
+        pool_purge_delay=int(opts.get("pool-purge-delay", 5000)),  # type: ignore[call-overload]
+        pool_max_conn=int(opts.get("pool-max-conn", -1)),  # type: ignore[call-overload]
         lineno=lineno,
     )
 
@@ -876,8 +884,6 @@ def _p_timeout(ctx: Context, args: List[str]) -> None:
     _need(args, 2, f"timeout {name} <time>")
     _no_more(args, 2, f"timeout {name} <time>")
     ctx.px.timeouts[key] = parse_time(args[1])
-    if name in ("http-request", "http-keep-alive"):
-        ctx.px.planned.append((f"timeout {name}", (args[1],)))
 
 
 def _p_retries(ctx: Context, args: List[str]) -> None:
@@ -920,6 +926,45 @@ def _planned_option(words: str) -> Handler:
             _planned(ctx, f"option {words}", args)
 
     return handle
+
+
+def _o_forwardfor(ctx: Context, args: List[str]) -> None:
+    usage = "option forwardfor [except <net>] [header <name>] [if-none]"
+    ctx.px.options["forwardfor"] = not ctx.negated
+    if ctx.negated:
+        return
+    header, except_net, if_none = "X-Forwarded-For", None, False
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if word == "if-none":
+            if_none = True
+        elif word in ("except", "header"):
+            if not words:
+                raise ConfigError(f"'{word}' needs a value", hint=f"usage: {usage}")
+            value = words.pop(0)
+            if word == "header":
+                header = value
+            else:
+                try:
+                    ipaddress.ip_network(value, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"'{value}' is not a network", hint="e.g. except 127.0.0.0/8"
+                    ) from None
+                except_net = value
+        else:
+            raise ConfigError(f"unexpected word '{word}'", hint=f"usage: {usage}")
+    ctx.px.fields["forwardfor"] = ForwardFor(header, except_net, if_none)
+
+
+def _p_http_reuse(ctx: Context, args: List[str]) -> None:
+    usage = "http-reuse never|safe|aggressive|always"
+    _need(args, 1, usage)
+    _no_more(args, 1, usage)
+    if args[0] not in HTTP_REUSE_MODES:
+        raise ConfigError(f"unknown http-reuse mode '{args[0]}'", hint=f"usage: {usage}")
+    ctx.px.fields["http-reuse"] = args[0]
 
 
 def _p_log(ctx: Context, args: List[str]) -> None:
@@ -1072,21 +1117,18 @@ KEYWORDS: List[Keyword] = [
         "g",
         _g_tune_int("tune.bufsize", 1024, 1 << 24),
         "tune.bufsize <n> (16384)",
-        status="HTTP mode",
     ),
     K(
         "tune.maxrewrite",
         "g",
         _g_tune_int("tune.maxrewrite", 0, 1 << 20),
         "tune.maxrewrite <n> (1024)",
-        status="HTTP mode",
     ),
     K(
         "tune.http.maxhdr",
         "g",
         _g_tune_int("tune.http.maxhdr", 1, 32767),
         "tune.http.maxhdr <n> (101)",
-        status="HTTP mode",
     ),
     K(
         "server-state-file",
@@ -1263,49 +1305,43 @@ KEYWORDS: List[Keyword] = [
     K(
         "option forwardfor",
         "dfbl",
-        _planned_option("forwardfor"),
-        "option forwardfor [except <net>] [header <name>] [if-none]",
-        status="HTTP mode",
+        _o_forwardfor,
+        "option forwardfor [except <net>] [header <name>] [if-none]: append X-Forwarded-For",
         negatable=True,
     ),
     K(
         "option http-server-close",
         "dfbl",
-        _planned_option("http-server-close"),
-        "option http-server-close",
-        status="HTTP mode",
+        _bool_option("http-server-close"),
+        "option http-server-close: close the server connection after each response",
         negatable=True,
     ),
     K(
         "option httpclose",
         "dfbl",
-        _planned_option("httpclose"),
-        "option httpclose",
-        status="HTTP mode",
+        _bool_option("httpclose"),
+        "option httpclose: close both connections after each response",
         negatable=True,
     ),
     K(
         "option http-keep-alive",
         "dfbl",
-        _planned_option("http-keep-alive"),
-        "option http-keep-alive",
-        status="HTTP mode",
+        _bool_option("http-keep-alive"),
+        "option http-keep-alive: keep-alive on both sides (the default)",
         negatable=True,
     ),
     K(
         "option abortonclose",
         "dbl",
-        _planned_option("abortonclose"),
-        "option abortonclose",
-        status="HTTP mode",
+        _bool_option("abortonclose"),
+        "option abortonclose: abort a queued or connecting request when its client closes",
         negatable=True,
     ),
     K(
         "option prefer-last-server",
         "dbl",
-        _planned_option("prefer-last-server"),
-        "option prefer-last-server",
-        status="HTTP mode",
+        _bool_option("prefer-last-server"),
+        "option prefer-last-server: send a client's next request to the server of its last one",
         negatable=True,
     ),
     K(
@@ -1334,9 +1370,8 @@ KEYWORDS: List[Keyword] = [
     K(
         "http-reuse",
         "dbl",
-        _planned_proxy("http-reuse", 1, "http-reuse never|safe|aggressive|always"),
-        "http-reuse never|safe|aggressive|always",
-        status="HTTP mode",
+        _p_http_reuse,
+        "http-reuse never|safe|aggressive|always: which idle server connections a request may use",
     ),
     K(
         "errorfile",

@@ -112,6 +112,8 @@ class Server:
     id: Optional[int] = None  # forced id; None: assigned in order (1, 2, ...)
     check: Check = Check()
     expect_perms: SocketPerms = SocketPerms()  # udsproxy extension: expected socket owner/mode
+    pool_purge_delay: int = 5000  # ms an idle keep-alive connection is kept (HTTP mode)
+    pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
     lineno: int = 0
 
 
@@ -143,6 +145,15 @@ class Timeouts:
             if value is not None:
                 return value
         return None
+
+
+@dataclass(frozen=True)
+class ForwardFor:
+    """``option forwardfor [except <net>] [header <name>] [if-none]``."""
+
+    header: str = "X-Forwarded-For"
+    except_net: Optional[str] = None  # a network, as written (CIDR or an address)
+    if_none: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,8 @@ class Proxy:
     logs: Tuple[LogTarget, ...] = ()
     default_backend: Optional[str] = None
     id: Optional[int] = None
+    forwardfor: Optional[ForwardFor] = None  # set when ``option forwardfor`` is on
+    http_reuse: str = "safe"
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = ""

@@ -223,10 +223,16 @@ class _Parser:
                     self.planned_used.setdefault(
                         f"{opt} (bind option)", (option.status, line.lineno)
                     )
+        if keyword.words == "balance" and words[used : used + 1]:
+            algo = words[used]
+            if algo in ("uri", "url_param") or algo.startswith("hdr("):
+                name = "hdr()" if algo.startswith("hdr(") else algo
+                self.planned_used.setdefault(f"balance {name}", ("HTTP hashing", line.lineno))
+        if keyword.words == "timeout" and words[used : used + 1] in (("check",), ("tarpit",)):
+            area = "health checks" if words[used] == "check" else "header rules"
+            self.planned_used.setdefault(f"timeout {words[used]}", (area, line.lineno))
         if keyword.words == "stats" and words[used : used + 1] == ("socket",):
             self.planned_used.setdefault("stats socket", ("stats socket", line.lineno))
-        if keyword.words == "mode" and words[used:] == ("http",):
-            self.planned_used.setdefault("mode http", ("HTTP mode", line.lineno))
 
     def unknown(self, line: Line, words: Tuple[str, ...]) -> None:
         first = words[0]

@@ -1,0 +1,474 @@
+"""One request and its response: slot, server connection, both bodies streamed, log line.
+
+Phases (a declared order; ``DONE`` is final and reachable from every phase)::
+
+    QUEUED -> CONNECTING -> SENDING -> WAITING -> RESPONDING -> DONE
+    (waiting    (connect    (request   (request    (response
+     for a       in          body in    sent, no    head sent
+     slot)       progress)   flight)    response)   to client)
+
+``SENDING`` and ``WAITING`` differ only in whether the client has finished its body; a
+server may answer early, so the response phases do not wait for the request's end.
+
+Each request asks its backend for a slot of its own (per-request balancing, maxconn and
+the FIFO queue count requests), takes a pooled connection when ``http-reuse`` allows or
+connects through the shared connect function (retries, redispatch), and gives the slot
+back in the same reactor turn it ends, whichever way it ends.
+
+A reused connection that closes before any response byte is a server that timed out its
+keep-alive just as we sent: the request is sent once more on a new connection when it is
+idempotent and its body is still held (at most :data:`REPLAY_LIMIT` bytes are kept for
+that); otherwise it is a 502 ``SH``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
+from ..net.connect import ConnectError
+from ..queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
+from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
+from ..runtime import ServerState
+from .flow import PEER
+from .h11lib import h11
+from .upstream import ServerConnection
+
+if TYPE_CHECKING:
+    from .frontend import ClientConnection
+
+log = Logger()
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+REPLAY_LIMIT = 65536  # request body bytes kept for a resend on a new connection
+PRECONNECT_LIMIT = 65536  # body bytes held before the server is connected (then reading pauses)
+PRECONNECT = "preconnect"
+QUEUE_FLAGS = {NO_SERVER: "SC", QUEUE_TIMEOUT: "sQ", QUEUE_FULL: "SQ"}
+
+
+class Phase(enum.IntEnum):
+    QUEUED = 0
+    CONNECTING = 1
+    SENDING = 2
+    WAITING = 3
+    RESPONDING = 4
+    DONE = 5
+
+
+class Exchange:
+    """One request on a client connection, until its response is sent or it is abandoned."""
+
+    def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
+        self.client = client
+        ctx = client.ctx
+        self.ctx = ctx
+        self.request = request
+        self.method: bytes = request.method
+        now = ctx.reactor.seconds()
+        self.request_time = head_started
+        self.t_request = int((now - head_started) * 1000)
+        self.started = now
+        self.phase = Phase.QUEUED
+        self.ticket: Optional[Ticket] = None
+        self.server: Optional[ServerState] = None
+        self.upstream: Optional[ServerConnection] = None
+        self.reused = False
+        self.resent = False
+        self.pending: Optional[Any] = None  # the Deferred of a connect in progress
+        self.retry_call: Optional[Any] = None
+        self.retries = 0
+        self.redispatched = False
+        self.in_request = False
+        self.sync_connect = False
+        self.connect_started = 0.0
+        self.body: List[bytes] = []  # held before the head is sent, kept for a resend
+        self.body_size = 0
+        self.replayable = self.method in IDEMPOTENT
+        self.request_done = False
+        self.trailers: List[Any] = []
+        self.head: Optional[List[Any]] = None  # the request fields to send
+        self.target: bytes = request.target
+        self.status: Optional[int] = None
+        self.flags = "--"
+        self.bytes_in = 0  # from the client, body bytes
+        self.bytes_out = 0  # to the client, head included
+        self.t_queue: Optional[int] = None
+        self.t_connect: Optional[int] = None
+        self.t_response: Optional[int] = None
+        self.sent_at = 0.0
+        self.server_seen = ctx.sweeper.now
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
+
+    # ----------------------------------------------------------------- slot
+    def start(self, target: bytes, head: List[Any], key: Optional[bytes]) -> None:
+        """Ask for a slot; the request target and fields to send are ready."""
+        self.target = target
+        self.head = head
+        backend = self.ctx.backend
+        if backend is None:
+            self.fail(503, "SC")
+            return
+        bound = None
+        last = self.client.last_server
+        if (
+            self.ctx.settings.prefer_last_server
+            and last is not None
+            and last.available
+            and last.has_free_slot
+        ):
+            bound = last
+        self.in_request = True
+        self.ticket = backend.request_slot(self.granted, self.refused, key=key, server=bound)
+        self.in_request = False
+        if self.server is not None and self.phase is Phase.QUEUED:
+            if self.t_queue is None:
+                self.t_queue = 0  # granted at once
+            self.acquire()
+
+    def granted(self, server: ServerState) -> None:
+        if self.phase is Phase.DONE:
+            return
+        if self.t_queue is None and self.ticket is not None and self.ticket.wait_time is not None:
+            self.t_queue = int(self.ticket.wait_time * 1000)
+        self.server = server
+        if not self.in_request:
+            self.acquire()
+
+    def refused(self, reason: str) -> None:
+        if self.phase is Phase.DONE:
+            return
+        if self.t_queue is None:
+            self.t_queue = int((self.ctx.reactor.seconds() - self.started) * 1000)
+        self.fail(503, QUEUE_FLAGS.get(reason, "SC"))
+
+    # ----------------------------------------------------------------- connection
+    def acquire(self) -> None:
+        """A pooled connection when http-reuse allows, else a new one."""
+        assert self.server is not None
+        settings = self.ctx.settings
+        conn = self.client.private_connection(self.server)
+        if conn is None and not self.resent:
+            conn = self.ctx.pools.take(self.server, self.client.requests == 1, settings.reuse)
+        if conn is not None:
+            self.t_connect = 0
+            self.attach(conn, reused=True)
+        else:
+            self.connect()
+
+    def connect(self) -> None:
+        assert self.server is not None
+        self.phase = Phase.CONNECTING
+        self.retry_call = None
+        self.connect_started = self.ctx.reactor.seconds()
+        server = self.server
+        attempt = self.ctx.connector(
+            self.ctx.reactor,
+            server.config.address,
+            lambda: ServerConnection(server, self.ctx.pools),
+            self.ctx.settings.connect_timeout,
+        )
+        self.sync_connect = True
+        self.pending = attempt
+        attempt.addCallbacks(self.connected, self.connect_failed)
+        self.sync_connect = False
+
+    def connected(self, conn: ServerConnection) -> None:
+        self.pending = None
+        if self.phase is Phase.DONE:
+            conn.close()
+            return
+        self.ctx.note_connect_ok(conn.server)
+        self.t_connect = int((self.ctx.reactor.seconds() - self.connect_started) * 1000)
+        self.attach(conn, reused=False)
+
+    def connect_failed(self, failure: Failure) -> None:
+        self.pending = None
+        if self.phase is Phase.DONE:
+            return  # cancelled: the client left
+        assert self.server is not None and self.ticket is not None
+        error = failure.value
+        if not isinstance(error, ConnectError):
+            log.failure("unexpected connect failure", failure)
+        self.ctx.note_connect_error(self.server, str(error))
+        backend = self.ctx.backend
+        assert backend is not None
+        step = after_connect_failure(
+            backend.proxy, self.retries, self.sync_connect, self.ctx.settings.connect_timeout
+        )
+        if step.action == GIVE_UP:
+            self.fail(503, "SC")
+            return
+        self.retries += 1
+        self.ticket.note_retry()
+        if step.action == REDISPATCH:
+            self.redispatched = True
+            self.phase = Phase.QUEUED
+            self.server = None
+            self.ticket.redispatch()  # granted() or refused(), maybe right now
+        elif step.delay:
+            self.retry_call = self.ctx.reactor.callLater(step.delay, self.connect)
+        else:
+            self.connect()
+
+    def attach(self, conn: ServerConnection, reused: bool) -> None:
+        """Send the head and what is held of the body; bytes then flow both ways."""
+        assert self.head is not None
+        self.upstream = conn
+        self.reused = reused
+        conn.exchange = self
+        self.server_seen = self.ctx.sweeper.now
+        req = self.request
+        conn.send(h11.Request(method=req.method, target=self.target, headers=self.head))
+        for chunk in self.body:
+            conn.send(h11.Data(data=chunk))
+        if not self.replayable or self.body_size > REPLAY_LIMIT:
+            self.replayable = False
+            self.body = []
+        if self.request_done:
+            conn.send(h11.EndOfMessage(headers=self.trailers))
+        self.phase = Phase.WAITING if self.request_done else Phase.SENDING
+        self.sent_at = self.ctx.reactor.seconds()
+        client = self.client
+        client.gate.release(PRECONNECT)
+        # Each side's transport is the other's producer: a full buffer pauses the reader.
+        conn.transport.registerProducer(client.gate, True)  # type: ignore[union-attr]
+        client.transport.registerProducer(conn.gate, True)  # type: ignore[union-attr]
+
+    def detach(self, keep: bool) -> None:
+        """Leave the server connection: back to its pool when ``keep`` and it is clean."""
+        conn, self.upstream = self.upstream, None
+        if conn is None:
+            return
+        conn.exchange = None
+        if conn.transport is not None and not conn.closed:
+            conn.transport.unregisterProducer()  # type: ignore[attr-defined]
+        if self.client.transport is not None:
+            self.client.transport.unregisterProducer()  # type: ignore[attr-defined]
+        self.client.gate.release(PEER)
+        if conn.gate is not None:
+            conn.gate.release(PEER)
+        if keep and conn.reusable and not self.ctx.settings.server_close:
+            conn.recycle()
+            if self.client.keep_private(conn) or self.ctx.pools.put(conn):
+                return
+        conn.close()
+
+    # ----------------------------------------------------------------- request body
+    def request_data(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        conn = self.upstream
+        if conn is not None:
+            conn.send(h11.Data(data=data))
+            if self.replayable:
+                self.body.append(data)
+                self.body_size += len(data)
+                if self.body_size > REPLAY_LIMIT:
+                    self.replayable = False
+                    self.body = []
+            return
+        if self.phase is Phase.DONE:
+            return
+        self.body.append(data)
+        self.body_size += len(data)
+        if self.body_size >= PRECONNECT_LIMIT:
+            self.client.gate.hold(PRECONNECT)
+
+    def request_end(self, trailers: List[Any]) -> None:
+        self.request_done = True
+        self.trailers = list(trailers)
+        conn = self.upstream
+        if conn is not None:
+            conn.send(h11.EndOfMessage(headers=self.trailers))
+            if self.phase is Phase.SENDING:
+                self.phase = Phase.WAITING
+
+    # ----------------------------------------------------------------- response
+    def server_active(self) -> None:
+        self.server_seen = self.ctx.sweeper.now
+        if self.phase < Phase.RESPONDING:
+            self.body = []  # a response has begun: no resend any more
+            self.replayable = False
+
+    def server_event(self, event: Any) -> None:
+        kind = type(event)
+        client = self.client
+        if kind is h11.Data:
+            self.bytes_out += client.send(event)
+        elif kind is h11.Response:
+            self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+            self.status = event.status_code
+            self.phase = Phase.RESPONDING
+            self.bytes_out += client.send_response_head(event)
+        elif kind is h11.EndOfMessage:
+            self.bytes_out += client.send(h11.EndOfMessage(headers=list(event.headers)))
+            self.finish(keep_server=True)
+        elif kind is h11.InformationalResponse:
+            if event.status_code == 100 or event.status_code == 103:
+                self.bytes_out += client.send_informational(event)
+        # ConnectionClosed: connectionLost follows
+
+    def server_protocol_error(self, reason: str) -> None:
+        assert self.server is not None
+        self.server.note_response_error()
+        self.ctx.capture_response_error(self, reason)
+        if self.phase < Phase.RESPONDING:
+            self.fail(502, "PH", keep_server=False)
+        else:
+            self.truncate("SD")
+
+    def server_lost(self, reason: Failure) -> None:
+        conn = self.upstream
+        if self.phase < Phase.RESPONDING:
+            if (
+                conn is not None
+                and self.reused
+                and conn.response_bytes == 0
+                and self.replayable
+                and not self.resent
+            ):
+                self.resend()
+                return
+            assert self.server is not None
+            self.server.note_response_error()
+            self.fail(502, "SH", keep_server=False)
+        else:
+            self.truncate("SD" if not reason.check(ConnectionDone) else "SD")
+
+    def resend(self) -> None:
+        """The reused connection was already closed by the server: once more, on a new one."""
+        self.resent = True
+        self.detach(keep=False)
+        self.connect()
+
+    # ----------------------------------------------------------------- timeouts
+    def check_idle(self, now: float) -> None:
+        """``timeout server`` over the whole exchange (not while we hold the server back)."""
+        limit = self.ctx.settings.server_timeout
+        conn = self.upstream
+        if limit is None or conn is None or self.phase < Phase.SENDING:
+            return
+        if conn.gate is not None and PEER in conn.gate.reasons:
+            self.server_seen = now  # the client is slow, not the server
+            return
+        if now - self.server_seen >= limit:
+            if self.phase < Phase.RESPONDING:
+                self.fail(504, "sH", keep_server=False)
+            else:
+                self.truncate("sD")
+
+    # ----------------------------------------------------------------- endings
+    def fail(self, status: int, flags: str, keep_server: bool = False) -> None:
+        """Answer with the proxy's own ``status`` page (no response byte was sent yet)."""
+        if self.phase is Phase.DONE:
+            return
+        if self.flags == "--":
+            self.flags = flags
+        self.status = status
+        self.phase = Phase.DONE
+        self.release(keep_server=keep_server)
+        self.bytes_out += self.client.send_error(status, close=not self.request_done)
+        self.client.exchange_ended(self)
+
+    def truncate(self, flags: str) -> None:
+        """The response cannot be completed: close the client (never a hang), log it."""
+        if self.phase is Phase.DONE:
+            return
+        if self.flags == "--":
+            self.flags = flags
+        self.phase = Phase.DONE
+        self.release(keep_server=False)
+        self.client.abort()
+        self.client.exchange_ended(self)
+
+    def finish(self, keep_server: bool) -> None:
+        """The response is complete."""
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        self.release(keep_server=keep_server and self.request_done)
+        self.client.exchange_ended(self)
+
+    def abandon(self, flags: str) -> None:
+        """The client went away: free the slot, leave the queue, drop the server connection."""
+        if self.phase is Phase.DONE:
+            return
+        if self.flags == "--":
+            self.flags = flags
+        self.phase = Phase.DONE
+        self.release(keep_server=False)
+        self.write_log()
+
+    def release(self, keep_server: bool) -> None:
+        """Give back everything the exchange holds, in this reactor turn."""
+        if self.retry_call is not None and self.retry_call.active():
+            self.retry_call.cancel()
+        self.retry_call = None
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.cancel()
+        self.detach(keep=keep_server)
+        self.client.gate.release(PRECONNECT)
+        self.body = []
+        if self.ticket is not None:
+            self.ticket.release()
+        if self.server is not None:
+            self.server.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
+            self.client.last_server = self.server
+
+    # ----------------------------------------------------------------- log
+    def write_log(self) -> None:
+        ctx = self.ctx
+        sink = ctx.sink
+        if sink is None:
+            return
+        now = ctx.reactor.seconds()
+        req = self.request
+        backend = ctx.backend
+        rec = SessionRecord(
+            frontend=ctx.frontend.name,
+            backend=backend.name if backend is not None else None,
+            server=self.server.name if self.server is not None else None,
+            accept_time=self.client.accepted,
+            request_time=self.request_time,
+            t_request=self.t_request,
+            t_queue=self.t_queue,
+            t_connect=self.t_connect,
+            t_response=self.t_response,
+            t_active=int((now - self.request_time) * 1000),
+            t_total=int((now - self.client.accepted) * 1000),
+            bytes_read=self.bytes_out,
+            bytes_in=self.bytes_in + 1,  # a request was received: never a null session
+            termination=self.flags,
+            actconn=ctx.counters.global_counters.curr_conns,
+            feconn=ctx.counters.scur,
+            beconn=backend.beconn if backend is not None else 0,
+            srv_conn=self.server.scur if self.server is not None else 0,
+            retries=self.retries,
+            redispatched=self.redispatched,
+            srv_queue=self.server.qcur if self.server is not None else 0,
+            backend_queue=backend.qcur if backend is not None else 0,
+            status=self.status,
+            request_line=(req.method + b" " + req.target + b" HTTP/" + req.http_version).decode(
+                "latin-1"
+            ),
+        )
+        self.client.fill_peer(rec)
+        ctx.write_session_log(rec)
+
+
+def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:
+    """The session line for ``rec`` in the frontend's log format, None for no line."""
+    if settings.dontlognull and is_null_session(rec):
+        return None
+    if settings.httplog:
+        return format_httplog(rec)
+    if settings.tcplog:
+        return format_tcplog(rec)
+    return None

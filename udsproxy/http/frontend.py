@@ -1,0 +1,517 @@
+"""The client side of HTTP mode: one h11 server connection per client, one exchange at a time.
+
+A client connection reads request heads (checked raw by ``headers.check_raw_head`` before
+h11 parses them), makes an :class:`~udsproxy.http.exchange.Exchange` for each request and
+answers in order: a pipelined request waits in h11's buffer until the previous response is
+complete (reading pauses once more than a head's worth is waiting). Between requests it
+applies ``timeout http-request`` (408 for a head that does not complete in time, and for a
+new connection that stays silent) and ``timeout http-keep-alive`` (an idle keep-alive
+connection closes silently); during an exchange ``timeout client`` covers a client that
+stops sending its body or stops reading the response.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..config.model import Global, Proxy
+from ..log import SessionRecord
+from ..log.targets import LogSink
+from ..net.connect import connect
+from ..net.probe import peer_closed
+from ..runtime import CAPTURE_BYTES, BackendState, CapturedError, ProxyCounters, ServerState
+from ..sweeper import IdleSweeper
+from ..tcp import client_key, note_connect_error, note_connect_ok
+from . import pages
+from .exchange import Exchange, Phase, render_log
+from .flow import PEER, ReadGate
+from .h11lib import h11
+from .headers import (
+    Header,
+    HeadError,
+    check_raw_head,
+    check_request,
+    end_to_end,
+    has_header,
+    set_header,
+    split_absolute_target,
+)
+from .settings import HTTPSettings
+from .upstream import Pools, ServerConnection
+
+log = Logger()
+
+CLEAN = Failure(ConnectionDone())
+PIPELINE = "pipeline"  # a next request waits while the current one is answered
+
+
+class HTTPContext:
+    """What every client connection of one HTTP listener shares."""
+
+    def __init__(
+        self,
+        frontend: Proxy,
+        frontend_counters: ProxyCounters,
+        backend: Optional[BackendState],
+        global_: Global,
+        reactor: Any,
+        sweeper: IdleSweeper,
+        pools: Pools,
+        sink: Optional[LogSink],
+        listener_id: int,
+        on_open: Callable[[], None] = lambda: None,
+        on_close: Callable[[], None] = lambda: None,
+        connector: Callable[..., Any] = connect,
+    ) -> None:
+        self.frontend = frontend
+        self.counters = frontend_counters
+        self.backend = backend
+        self.settings = HTTPSettings(frontend, backend.proxy if backend else None, global_)
+        self.reactor = reactor
+        self.sweeper = sweeper
+        self.pools = pools
+        self.sink = sink if sink is not None and sink.enabled else None
+        self.listener_id = listener_id
+        self.on_open = on_open
+        self.on_close = on_close
+        self.connector = connector
+        self.clients: Set[ClientConnection] = set()
+        self.note_connect_ok = note_connect_ok
+        self.note_connect_error = note_connect_error
+
+    def write_session_log(self, rec: SessionRecord) -> None:
+        if self.sink is not None:
+            line = render_log(self.settings, rec)
+            if line is not None:
+                self.sink.session(line)
+
+    def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
+        self.counters.ereq += 1
+        self.counters.last_request_error = capture(self.reactor, peer, reason, data, position)
+
+    def capture_response_error(self, exchange: Exchange, reason: str) -> None:
+        if self.backend is not None:
+            conn = exchange.upstream
+            peer = str(conn.server.config.address) if conn is not None else "-"
+            self.backend.last_response_error = capture(self.reactor, peer, reason, b"", -1)
+
+
+def capture(reactor: Any, peer: str, reason: str, data: bytes, position: int) -> CapturedError:
+    """Keep at most CAPTURE_BYTES around ``position``."""
+    if position < 0:
+        return CapturedError(reactor.seconds(), peer, reason, data[:CAPTURE_BYTES], -1)
+    start = max(0, position - CAPTURE_BYTES // 2)
+    return CapturedError(
+        reactor.seconds(), peer, reason, data[start : start + CAPTURE_BYTES], position - start
+    )
+
+
+@implementer(IHalfCloseableProtocol)
+class ClientConnection(Protocol):
+    """One client connection in HTTP mode."""
+
+    def __init__(self, ctx: HTTPContext) -> None:
+        self.ctx = ctx
+        self.exchange: Optional[Exchange] = None
+        self.requests = 0
+        self.last_server: Optional[ServerState] = None
+        self.private: Dict[ServerState, ServerConnection] = {}  # http-reuse never
+        self.closing = False
+        self.gone = False
+        self.eof = False
+        self.head_started: Optional[float] = None
+        self.pipelined = 0
+        self.stalled_since: Optional[float] = None
+        self.client_ip: Optional[str] = None
+        self.client_port = 0
+
+    # ----------------------------------------------------------------- lifecycle
+    def connectionMade(self) -> None:
+        ctx = self.ctx
+        settings = ctx.settings
+        transport: Any = self.transport
+        # h11's own limit sits above ours so that check_raw_head reports it first.
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=settings.head_limit + 4)
+        self.gate = ReadGate(transport)
+        self.accepted = ctx.reactor.seconds()
+        self.cycle_start = self.accepted
+        self.seen = self.accepted
+        peer = transport.getPeer()
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            self.client_ip, self.client_port = peer.host, peer.port
+        self.peer_is_unix = self.client_ip is None
+        ctx.counters.open()
+        ctx.on_open()
+        ctx.clients.add(self)
+        ctx.sweeper.add(self)
+
+    def peer_label(self) -> str:
+        if self.client_ip is None:
+            return f"unix:{self.ctx.listener_id}"
+        return f"{self.client_ip}:{self.client_port}"
+
+    def fill_peer(self, rec: SessionRecord) -> None:
+        if self.client_ip is None:
+            rec.listener_id = self.ctx.listener_id
+        else:
+            rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def connectionLost(self, reason: Failure = CLEAN) -> None:
+        if self.gone:
+            return
+        self.gone = True
+        self.closing = True
+        ex = self.exchange
+        if ex is not None:
+            self.exchange = None
+            ex.abandon(abandon_flags(ex))
+        for conn in list(self.private.values()):
+            conn.owner = None
+            conn.close()
+        self.private.clear()
+        ctx = self.ctx
+        ctx.sweeper.discard(self)
+        ctx.clients.discard(self)
+        ctx.counters.close()
+        ctx.on_close()
+
+    def readConnectionLost(self) -> None:
+        """The client sent FIN: it may still wait for the answer (``echo ... | nc``)."""
+        self.eof = True
+        ex = self.exchange
+        if ex is not None and ex.phase < Phase.RESPONDING:
+            gone = self.peer_is_unix and peer_closed(self.transport.fileno())  # type: ignore[union-attr]
+            if not ex.request_done or gone or self.ctx.settings.abortonclose:
+                self.exchange = None
+                ex.abandon(abandon_flags(ex))
+                self.abort()
+                return
+        try:
+            self.h11.receive_data(b"")
+        except RuntimeError:
+            pass
+        if self.exchange is None:
+            self.process()
+            if self.exchange is None and not self.closing:
+                self.close()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Close once what is written has been sent."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Close now, dropping unsent bytes (a truncated response must not look complete)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    # ----------------------------------------------------------------- reading
+    def dataReceived(self, data: bytes) -> None:
+        self.seen = self.ctx.sweeper.now
+        ex = self.exchange
+        if ex is None:
+            if self.head_started is None:
+                self.head_started = self.ctx.reactor.seconds()
+        elif ex.request_done:
+            self.pipelined += len(data)
+            if self.pipelined > self.ctx.settings.head_limit:
+                self.gate.hold(PIPELINE)
+        self.h11.receive_data(data)
+        self.process()
+
+    def process(self) -> None:
+        """Handle every event h11 has for us now."""
+        conn = self.h11
+        settings = self.ctx.settings
+        while not self.closing:
+            ex = self.exchange
+            if ex is None and conn.their_state is h11.IDLE:
+                buf = conn.trailing_data[0]
+                try:
+                    if not check_raw_head(buf, settings.head_limit, settings.maxhdr):
+                        if buf.strip() and self.eof:
+                            self.close()  # a head cut short by the client's close
+                        return
+                except HeadError as exc:
+                    self.bad_request(exc, buf)
+                    return
+            elif ex is not None and ex.request_done:
+                return  # a pipelined request waits for this response
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.protocol_error(str(exc))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            kind = type(event)
+            if kind is h11.Data:
+                assert ex is not None
+                ex.request_data(event.data)
+            elif kind is h11.EndOfMessage:
+                assert ex is not None
+                ex.request_end(event.headers)
+            elif kind is h11.Request:
+                self.start_exchange(event)
+            elif kind is h11.ConnectionClosed:
+                if ex is None:
+                    self.close()
+                return
+
+    # ----------------------------------------------------------------- requests
+    def start_exchange(self, request: Any) -> None:
+        self.requests += 1
+        started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
+        self.head_started = None
+        self.pipelined = 0
+        ex = Exchange(self, request, started)
+        self.exchange = ex
+        try:
+            check_request(request.method, request.headers)
+        except HeadError as exc:
+            self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
+            ex.fail(exc.status, "PR")
+            return
+        target, fields = self.request_head(request)
+        key = client_key(self.transport.getPeer())  # type: ignore[union-attr]
+        ex.start(target, fields, key)
+
+    def request_head(self, request: Any) -> tuple[bytes, List[Header]]:
+        """The target and fields to send: hop-by-hop removed, framing and forwarding added."""
+        settings = self.ctx.settings
+        headers = request.headers
+        fields = end_to_end(headers.raw_items(), headers)
+        target = request.target
+        absolute = split_absolute_target(target)
+        if absolute is not None:
+            authority, target = absolute
+            fields = set_header(fields, b"host", authority)
+        elif not has_header(fields, b"host"):
+            fields.append((b"host", b""))  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
+        if any(name == b"transfer-encoding" for name, _ in headers):
+            fields.append((b"transfer-encoding", b"chunked"))
+        ff = settings.forwardfor
+        if ff is not None:
+            value = ff.value_for(self.client_ip, fields)
+            if value is not None:
+                fields.append((ff.header, value))
+        if settings.server_close:
+            fields.append((b"connection", b"close"))
+        return target, fields
+
+    def bad_request(self, error: HeadError, data: bytes) -> None:
+        """Refuse a head before h11 parsed it: 400, the log line, and close."""
+        self.ctx.capture_request_error(self.peer_label(), error.reason, data, error.position)
+        self.write_raw_error(400, "PR")
+
+    def protocol_error(self, reason: str) -> None:
+        ex = self.exchange
+        if ex is None:
+            self.ctx.capture_request_error(self.peer_label(), reason, self.h11.trailing_data[0], -1)
+            self.write_raw_error(400, "CR")
+            return
+        self.ctx.capture_request_error(self.peer_label(), reason, b"", -1)
+        if ex.phase < Phase.RESPONDING:
+            ex.fail(400, "CR")
+        else:
+            ex.truncate("CD")
+
+    def write_raw_error(self, status: int, flags: str) -> None:
+        """An error page when no request was parsed: bytes written as they are, then close."""
+        page = pages.raw(status)
+        self.transport.write(page)  # type: ignore[union-attr]
+        now = self.ctx.reactor.seconds()
+        started = self.head_started if self.head_started is not None else now
+        rec = SessionRecord(
+            frontend=self.ctx.frontend.name,
+            backend=None,
+            server=None,
+            accept_time=self.accepted,
+            request_time=started,
+            t_request=-1,
+            t_total=int((now - self.accepted) * 1000),
+            t_active=int((now - started) * 1000),
+            bytes_read=len(page),
+            bytes_in=1,
+            termination=flags,
+            actconn=self.ctx.counters.global_counters.curr_conns,
+            feconn=self.ctx.counters.scur,
+            status=status,
+        )
+        self.fill_peer(rec)
+        self.ctx.write_session_log(rec)
+        self.close()
+
+    # ----------------------------------------------------------------- writing
+    def send(self, event: Any) -> int:
+        try:
+            data = self.h11.send(event)
+        except h11.LocalProtocolError as exc:
+            log.warn("cannot send to client: {error}", error=str(exc))
+            self.abort()
+            return 0
+        if data and not self.gone:
+            self.transport.write(data)  # type: ignore[union-attr]
+            return len(data)
+        return 0
+
+    def send_response_head(self, response: Any) -> int:
+        headers = response.headers
+        fields = end_to_end(headers.raw_items(), headers)
+        if self.ctx.settings.client_close:
+            fields.append((b"connection", b"close"))
+        return self.send(
+            h11.Response(status_code=response.status_code, headers=fields, reason=response.reason)
+        )
+
+    def send_informational(self, response: Any) -> int:
+        headers = response.headers
+        fields = end_to_end(headers.raw_items(), headers)
+        return self.send(
+            h11.InformationalResponse(
+                status_code=response.status_code, headers=fields, reason=response.reason
+            )
+        )
+
+    def send_error(self, status: int, close: bool) -> int:
+        """The proxy's own page for ``status`` as the response to the current request."""
+        close = close or status in pages.CLOSING or self.ctx.settings.client_close
+        if self.gone:
+            return 0
+        if self.h11.our_state is not h11.SEND_RESPONSE:
+            self.transport.write(pages.raw(status))  # type: ignore[union-attr]
+            self.closing = True
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return len(pages.raw(status))
+        reason = pages.PAGES[status][0].encode()
+        sent = self.send(
+            h11.Response(status_code=status, headers=pages.headers(status, close), reason=reason)
+        )
+        sent += self.send(h11.Data(data=pages.body(status)))
+        sent += self.send(h11.EndOfMessage())
+        return sent
+
+    # ----------------------------------------------------------------- between exchanges
+    def exchange_ended(self, ex: Exchange) -> None:
+        """Log the exchange; start the next cycle when both sides allow it, else close."""
+        ex.write_log()
+        if self.exchange is ex:
+            self.exchange = None
+        if self.closing or self.gone:
+            return
+        conn = self.h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE and not self.eof:
+            conn.start_next_cycle()
+            self.pipelined = 0
+            self.stalled_since = None
+            now = self.ctx.sweeper.now
+            self.cycle_start = self.seen = now
+            self.head_started = self.ctx.reactor.seconds() if conn.trailing_data[0] else None
+            self.gate.release(PIPELINE)
+            self.process()
+        else:
+            self.close()
+
+    def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
+        """This client's own idle connection to ``server`` (http-reuse never)."""
+        return self.private.pop(server, None)
+
+    def keep_private(self, conn: ServerConnection) -> bool:
+        """Keep ``conn`` for this client only, when http-reuse is never."""
+        if self.ctx.settings.reuse != "never" or self.gone:
+            return False
+        old = self.private.get(conn.server)
+        if old is not None and old is not conn:
+            old.owner = None
+            old.close()
+        conn.owner = self
+        self.private[conn.server] = conn
+        return True
+
+    def forget(self, conn: ServerConnection) -> None:
+        """A private idle connection closed."""
+        if self.private.get(conn.server) is conn:
+            del self.private[conn.server]
+
+    # ----------------------------------------------------------------- timeouts
+    def check_idle(self, now: float) -> None:
+        settings = self.ctx.settings
+        ex = self.exchange
+        if ex is not None:
+            ex.check_idle(now)
+            if self.exchange is not ex or settings.client_timeout is None:
+                return
+            client_limit: float = settings.client_timeout
+            upstream = ex.upstream
+            if upstream is not None and upstream.gate is not None and PEER in upstream.gate.reasons:
+                # The client does not read the response.
+                if self.stalled_since is None:
+                    self.stalled_since = now
+                elif now - self.stalled_since >= client_limit:
+                    ex.truncate("cD")
+                return
+            self.stalled_since = None
+            if (
+                not ex.request_done
+                and PEER not in self.gate.reasons
+                and now - self.seen >= client_limit
+            ):
+                if ex.phase < Phase.RESPONDING:
+                    ex.fail(408, "cD")
+                else:
+                    ex.truncate("cD")
+            return
+        if self.closing:
+            return
+        if self.head_started is None:
+            if self.requests == 0:
+                limit = settings.request_timeout
+                if limit is not None and now - self.cycle_start >= limit:
+                    self.request_timeout()
+            else:
+                limit = settings.keep_alive_timeout
+                if limit is not None and now - self.cycle_start >= limit:
+                    self.close()  # an idle keep-alive connection closes silently
+        else:
+            limit = settings.request_timeout
+            if limit is not None and now - self.head_started >= limit:
+                self.request_timeout()
+
+    def request_timeout(self) -> None:
+        """408: the head did not arrive in time."""
+        self.ctx.counters.ereq += 1
+        self.write_raw_error(408, "cR")
+
+
+def abandon_flags(ex: Exchange) -> str:
+    """Termination flags of an exchange whose client went away, by its phase."""
+    if ex.phase is Phase.QUEUED:
+        return "CQ"
+    if ex.phase is Phase.CONNECTING:
+        return "CC"
+    return "CD"
+
+
+class HTTPFactory(Factory):
+    """Builds the client side of HTTP mode for one listener."""
+
+    noisy = False
+
+    def __init__(self, ctx: HTTPContext) -> None:
+        self.ctx = ctx
+
+    def buildProtocol(self, addr: Any) -> ClientConnection:
+        return ClientConnection(self.ctx)

@@ -1,0 +1,170 @@
+"""Header rules: what crosses the proxy, what is added, and the checks h11 does not make.
+
+h11 stays the parser of record, but its verdicts are not HAProxy's (REFERENCE §4.2): it
+unfolds obs-fold silently, accepts Content-Length together with Transfer-Encoding, applies
+its size limit only while a head is incomplete and has no limit on the number of fields.
+:func:`check_raw_head` looks at the raw bytes of a head before h11 parses it, and
+:func:`check_request` at the parsed request, so that every such request is refused with
+400 before anything reaches a server (no request smuggling).
+
+Forwarding keeps names (casing included), order and values as received, minus the
+hop-by-hop fields of RFC 9110 §7.6.1: ``Connection`` and every field it names,
+``Proxy-Connection``, ``Keep-Alive``, ``TE``, ``Transfer-Encoding`` (each hop is framed
+anew) and ``Upgrade``. ``Trailer`` is end-to-end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+from ..config.model import ForwardFor
+
+Header = Tuple[bytes, bytes]
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
+)
+_CONNECTION_FIELDS = (b"connection", b"proxy-connection")
+
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_OBS_FOLD = re.compile(rb"\n[ \t]")
+
+
+class HeadError(Exception):
+    """A request the proxy refuses: the status to answer and a reason for the log."""
+
+    def __init__(self, reason: str, status: int = 400, position: int = -1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.position = position
+
+
+def check_raw_head(buf: bytes, limit: int, maxhdr: int) -> bool:
+    """True when ``buf`` holds a complete head that passes; False when more bytes are needed.
+
+    Raises :class:`HeadError` for a head larger than ``limit`` bytes (HAProxy:
+    ``tune.bufsize - tune.maxrewrite``), with more than ``maxhdr`` fields
+    (``tune.http.maxhdr``) or with an obs-fold continuation line.
+    """
+    start = 0
+    while buf.startswith(b"\r\n", start) or buf.startswith(b"\n", start):
+        start += 2 if buf[start] == 13 else 1  # empty lines before a request are ignored
+    end = _END_OF_HEAD.search(buf, start)
+    if end is None:
+        if len(buf) - start > limit:
+            raise HeadError(f"request head larger than {limit} bytes", position=limit)
+        return False
+    head = buf[start : end.start()]
+    if len(head) > limit:
+        raise HeadError(f"request head larger than {limit} bytes", position=start + limit)
+    fold = _OBS_FOLD.search(head)
+    if fold is not None:
+        raise HeadError("obs-fold (a header continued on the next line)", position=fold.start())
+    fields = head.count(b"\n")
+    if fields > maxhdr:
+        raise HeadError(f"more than {maxhdr} header fields ({fields})")
+    return True
+
+
+def _tokens(value: bytes) -> List[bytes]:
+    return [t.strip().lower() for t in value.split(b",") if t.strip()]
+
+
+def check_request(method: bytes, headers: Sequence[Header]) -> None:
+    """Refuse what h11 lets through: CONNECT (405) and ambiguous body framing (400)."""
+    if method == b"CONNECT":
+        raise HeadError("CONNECT is not supported by a reverse proxy", status=405)
+    has_length = has_te = False
+    codings: List[bytes] = []
+    for name, value in headers:
+        if name == b"content-length":
+            has_length = True
+        elif name == b"transfer-encoding":
+            has_te = True
+            codings.extend(_tokens(value))
+    if has_te:
+        if has_length:
+            raise HeadError("both Content-Length and Transfer-Encoding")
+        if not codings or codings[-1] != b"chunked":
+            raise HeadError("Transfer-Encoding does not end with chunked")
+
+
+def end_to_end(raw: Iterable[Header], lowered: Iterable[Header]) -> List[Header]:
+    """The fields of a message minus hop-by-hop ones, raw names and order kept.
+
+    ``raw`` and ``lowered`` are the same fields, with names as received and lower-cased
+    (h11's ``headers.raw_items()`` and ``headers``).
+    """
+    pairs = list(zip(raw, lowered))
+    named = set()
+    for _, (name, value) in pairs:
+        if name in _CONNECTION_FIELDS:
+            named.update(_tokens(value))
+    return [item for item, (name, _) in pairs if name not in HOP_BY_HOP and name not in named]
+
+
+def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
+    """``(authority, origin-form target)`` for an absolute-form target, else None."""
+    lower = target[:8].lower()
+    if not (lower.startswith(b"http://") or lower.startswith(b"https://")):
+        return None
+    rest = target[target.index(b"//") + 2 :]
+    cut = len(rest)
+    for sep in (b"/", b"?"):
+        i = rest.find(sep)
+        if i >= 0:
+            cut = min(cut, i)
+    authority, path = rest[:cut], rest[cut:]
+    if b"@" in authority:  # userinfo is not part of Host
+        authority = authority.rsplit(b"@", 1)[1]
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return authority, path
+
+
+def set_header(headers: List[Header], name: bytes, value: bytes) -> List[Header]:
+    """Replace every ``name`` field (case-insensitive) by one, at the first one's place."""
+    out: List[Header] = []
+    placed = False
+    for item in headers:
+        if item[0].lower() == name:
+            if not placed:
+                out.append((item[0], value))
+                placed = True
+        else:
+            out.append(item)
+    if not placed:
+        out.append((name, value))
+    return out
+
+
+def has_header(headers: Iterable[Header], name: bytes) -> bool:
+    """Whether a field ``name`` (lower-case) is present."""
+    return any(n.lower() == name for n, _ in headers)
+
+
+class ForwardRule:
+    """``option forwardfor`` ready to apply: the header name and the excepted network."""
+
+    def __init__(self, config: ForwardFor) -> None:
+        self.header = config.header.encode()
+        self.lower = self.header.lower()
+        self.except_net: Optional[Network] = (
+            ipaddress.ip_network(config.except_net, strict=False) if config.except_net else None
+        )
+        self.if_none = config.if_none
+
+    def value_for(self, client_ip: Optional[str], headers: Sequence[Header]) -> Optional[bytes]:
+        """The value to append for this client, or None (unix client, excepted, if-none)."""
+        if not client_ip:
+            return None  # HAProxy adds nothing for unix-socket clients
+        addr = ipaddress.ip_address(client_ip.split("%")[0])
+        if self.except_net is not None and addr in self.except_net:
+            return None
+        if self.if_none and has_header(headers, self.lower):
+            return None
+        return client_ip.encode()

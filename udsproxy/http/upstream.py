@@ -1,0 +1,205 @@
+"""Server connections (an h11 client each) and the per-server keep-alive pools.
+
+A :class:`ServerConnection` serves one exchange at a time; between exchanges it is idle,
+either in its server's shared :class:`ServerPool` or, with ``http-reuse never``, kept by
+the client connection that opened it. Which idle connection a request may take is
+HAProxy's ``http-reuse``:
+
+- ``never``: only connections of the same client connection;
+- ``safe`` (default): "the first request of a session is always sent over its own
+  connection, and only subsequent requests may be dispatched over other existing
+  connections";
+- ``aggressive``: a first request may take an idle connection that has already been
+  reused at least once (the server has shown it keeps connections alive);
+- ``always``: any idle connection.
+
+An idle connection is closed after ``pool-purge-delay`` (default 5 s, so that the proxy,
+not the server, closes idle connections: a server's own keep-alive timeout would race with
+a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from ..runtime import ServerState
+from .flow import ReadGate
+from .h11lib import h11
+
+if TYPE_CHECKING:
+    from ..sweeper import IdleSweeper
+    from .exchange import Exchange
+
+CLEAN = Failure(ConnectionDone())
+
+
+class ServerConnection(Protocol):
+    """One connection to a server; ``exchange`` is the request it serves, None when idle."""
+
+    def __init__(self, server: ServerState, pools: Pools) -> None:
+        self.server = server
+        self.pools = pools
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.exchange: Optional[Exchange] = None
+        self.gate: Optional[ReadGate] = None
+        self.requests = 0  # exchanges completed on this connection
+        self.idle_since = 0.0
+        self.response_bytes = 0  # bytes received during the current exchange
+        self.closed = False
+        self.owner: Optional[Any] = None  # the client connection keeping it (http-reuse never)
+
+    def __repr__(self) -> str:
+        return f"<ServerConnection {self.server!r} requests={self.requests}>"
+
+    def connectionMade(self) -> None:
+        self.gate = ReadGate(self.transport)
+
+    def send(self, event: Any) -> int:
+        """Serialize ``event`` with h11 and write it; the bytes written."""
+        data = self.h11.send(event)
+        if data:
+            self.transport.write(data)  # type: ignore[union-attr]
+            return len(data)
+        return 0
+
+    def dataReceived(self, data: bytes) -> None:
+        ex = self.exchange
+        if ex is None:  # an idle server must not speak unasked: not reusable
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self.response_bytes += len(data)
+        ex.server_active()
+        self.h11.receive_data(data)
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand parsed events to the exchange until h11 needs data or the exchange ends."""
+        ex = self.exchange
+        while ex is not None and self.exchange is ex:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                ex.server_protocol_error(str(exc))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            ex.server_event(event)
+
+    def connectionLost(self, reason: Failure = CLEAN) -> None:
+        self.closed = True
+        ex = self.exchange
+        if ex is None:
+            self.pools.discard(self)
+            return
+        try:
+            self.h11.receive_data(b"")  # a close-delimited body ends here
+        except RuntimeError:
+            pass
+        self.pump()
+        if self.exchange is ex:
+            ex.server_lost(reason)
+
+    @property
+    def reusable(self) -> bool:
+        """Both directions finished cleanly and both sides keep the connection open."""
+        return (
+            not self.closed and self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        )
+
+    def recycle(self) -> None:
+        """Ready the connection for its next request."""
+        self.h11.start_next_cycle()
+        self.requests += 1
+        self.response_bytes = 0
+
+    def close(self) -> None:
+        """Close now: an unfinished exchange leaves nothing a next request could read."""
+        self.exchange = None
+        if not self.closed and self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+
+class ServerPool:
+    """Idle keep-alive connections to one server, most recently used last."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.idle: List[ServerConnection] = []
+        self.max_idle = server.config.pool_max_conn
+        self.purge_delay = server.config.pool_purge_delay / 1000.0
+
+    def take(self, first: bool, mode: str) -> Optional[ServerConnection]:
+        """An idle connection this request may use under ``http-reuse mode``, or None."""
+        if mode == "never" or (first and mode == "safe"):
+            return None
+        for i in range(len(self.idle) - 1, -1, -1):
+            conn = self.idle[i]
+            if first and mode == "aggressive" and conn.requests < 2:
+                continue
+            del self.idle[i]
+            return conn
+        return None
+
+    def put(self, conn: ServerConnection, now: float) -> bool:
+        """Keep ``conn`` idle; False when the pool is full (the caller closes it)."""
+        if self.max_idle >= 0 and len(self.idle) >= self.max_idle:
+            return False
+        conn.idle_since = now
+        self.idle.append(conn)
+        return True
+
+    def purge(self, now: float) -> None:
+        """Close the connections idle for ``pool-purge-delay`` or longer."""
+        while self.idle and now - self.idle[0].idle_since >= self.purge_delay:
+            self.idle.pop(0).close()
+
+
+class Pools:
+    """Every server's pool, and the sweeper membership that purges them."""
+
+    def __init__(self, sweeper: IdleSweeper) -> None:
+        self.sweeper = sweeper
+        self.by_server: Dict[ServerState, ServerPool] = {}
+
+    def pool(self, server: ServerState) -> ServerPool:
+        pool = self.by_server.get(server)
+        if pool is None:
+            pool = self.by_server[server] = ServerPool(server)
+        return pool
+
+    def take(self, server: ServerState, first: bool, mode: str) -> Optional[ServerConnection]:
+        pool = self.by_server.get(server)
+        return pool.take(first, mode) if pool is not None else None
+
+    def put(self, conn: ServerConnection) -> bool:
+        if not self.pool(conn.server).put(conn, self.sweeper.now):
+            return False
+        self.sweeper.add(self)
+        return True
+
+    def discard(self, conn: ServerConnection) -> None:
+        """A connection closed while idle: forget it."""
+        pool = self.by_server.get(conn.server)
+        if pool is not None and conn in pool.idle:
+            pool.idle.remove(conn)
+        if conn.owner is not None:
+            conn.owner.forget(conn)
+
+    def idle_count(self) -> int:
+        return sum(len(p.idle) for p in self.by_server.values())
+
+    def check_idle(self, now: float) -> None:
+        for pool in self.by_server.values():
+            pool.purge(now)
+        if not self.idle_count():
+            self.sweeper.discard(self)
+
+    def close_all(self) -> None:
+        for pool in self.by_server.values():
+            while pool.idle:
+                pool.idle.pop().close()
+        self.sweeper.discard(self)
