@@ -89,6 +89,7 @@ class Exchange:
         self.body: List[bytes] = []  # held before the head is sent, kept for a resend
         self.body_size = 0
         self.replayable = self.method in IDEMPOTENT
+        self.bodyless = is_bodyless(request.headers)
         self.request_done = False
         self.trailers: List[Any] = []
         self.head: Optional[List[Any]] = None  # the request fields to send
@@ -247,10 +248,9 @@ class Exchange:
         if conn is None:
             return
         conn.exchange = None
-        if conn.transport is not None and not conn.closed:
-            conn.transport.unregisterProducer()  # type: ignore[attr-defined]
-        if self.client.transport is not None:
-            self.client.transport.unregisterProducer()  # type: ignore[attr-defined]
+        for transport in (conn.transport, self.client.transport):
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()  # type: ignore[union-attr]
         self.client.gate.release(PEER)
         if conn.gate is not None:
             conn.gate.release(PEER)
@@ -373,7 +373,8 @@ class Exchange:
         self.status = status
         self.phase = Phase.DONE
         self.release(keep_server=keep_server)
-        self.bytes_out += self.client.send_error(status, close=not self.request_done)
+        close = not (self.request_done or self.bodyless)
+        self.bytes_out += self.client.send_error(status, close=close)
         self.client.exchange_ended(self)
 
     def truncate(self, flags: str) -> None:
@@ -461,6 +462,14 @@ class Exchange:
         )
         self.client.fill_peer(rec)
         ctx.write_session_log(rec)
+
+
+def is_bodyless(headers: Any) -> bool:
+    """A request whose framing says it has no body (no Transfer-Encoding, no or 0 length)."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return False
+    return True
 
 
 def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:

@@ -129,6 +129,7 @@ class ClientConnection(Protocol):
         self.eof = False
         self.head_started: Optional[float] = None
         self.pipelined = 0
+        self.processing = False
         self.stalled_since: Optional[float] = None
         self.client_ip: Optional[str] = None
         self.client_port = 0
@@ -234,6 +235,15 @@ class ClientConnection(Protocol):
 
     def process(self) -> None:
         """Handle every event h11 has for us now."""
+        if self.processing:
+            return
+        self.processing = True
+        try:
+            self._process()
+        finally:
+            self.processing = False
+
+    def _process(self) -> None:
         conn = self.h11
         settings = self.ctx.settings
         while not self.closing:
@@ -264,6 +274,9 @@ class ClientConnection(Protocol):
             elif kind is h11.EndOfMessage:
                 assert ex is not None
                 ex.request_end(event.headers)
+                if ex.phase is Phase.DONE:  # answered before its (empty) body was read
+                    self.exchange = None
+                    self.next_cycle()
             elif kind is h11.Request:
                 self.start_exchange(event)
             elif kind is h11.ConnectionClosed:
@@ -408,10 +421,18 @@ class ClientConnection(Protocol):
     def exchange_ended(self, ex: Exchange) -> None:
         """Log the exchange; start the next cycle when both sides allow it, else close."""
         ex.write_log()
+        if self.closing or self.gone:
+            if self.exchange is ex:
+                self.exchange = None
+            return
+        if ex.bodyless and self.h11.our_state is h11.DONE and self.h11.their_state is h11.SEND_BODY:
+            return  # answered before h11 delivered the empty body's end: process() goes on
         if self.exchange is ex:
             self.exchange = None
-        if self.closing or self.gone:
-            return
+        self.next_cycle()
+
+    def next_cycle(self) -> None:
+        """Start reading the next request when both sides allow it, else close."""
         conn = self.h11
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE and not self.eof:
             conn.start_next_cycle()
@@ -421,7 +442,8 @@ class ClientConnection(Protocol):
             self.cycle_start = self.seen = now
             self.head_started = self.ctx.reactor.seconds() if conn.trailing_data[0] else None
             self.gate.release(PIPELINE)
-            self.process()
+            if not self.processing:
+                self.process()
         else:
             self.close()
 

@@ -50,6 +50,7 @@ class ServerConnection(Protocol):
         self.idle_since = 0.0
         self.response_bytes = 0  # bytes received during the current exchange
         self.closed = False
+        self.lost: Optional[Failure] = None
         self.owner: Optional[Any] = None  # the client connection keeping it (http-reuse never)
 
     def __repr__(self) -> str:
@@ -83,7 +84,10 @@ class ServerConnection(Protocol):
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as exc:
-                ex.server_protocol_error(str(exc))
+                if self.lost is not None:
+                    ex.server_lost(self.lost)  # closed before a complete response
+                else:
+                    ex.server_protocol_error(str(exc))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
@@ -91,6 +95,7 @@ class ServerConnection(Protocol):
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         self.closed = True
+        self.lost = reason
         ex = self.exchange
         if ex is None:
             self.pools.discard(self)
