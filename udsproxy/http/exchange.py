@@ -378,14 +378,21 @@ class Exchange:
         self.client.exchange_ended(self)
 
     def truncate(self, flags: str) -> None:
-        """The response cannot be completed: close the client (never a hang), log it."""
+        """The response cannot be completed: close the client (never a hang), log it.
+
+        What was received is still delivered (its framing shows the cut); a client that
+        does not read (``cD``) is aborted instead.
+        """
         if self.phase is Phase.DONE:
             return
         if self.flags == "--":
             self.flags = flags
         self.phase = Phase.DONE
         self.release(keep_server=False)
-        self.client.abort()
+        if flags == "cD":
+            self.client.abort()
+        else:
+            self.client.close()
         self.client.exchange_ended(self)
 
     def finish(self, keep_server: bool) -> None:
