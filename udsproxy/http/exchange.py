@@ -37,6 +37,7 @@ from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
 from ..runtime import ServerState
 from .flow import PEER
 from .h11lib import h11
+from .headers import full_items, is_bodyless
 from .upstream import ServerConnection
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class Exchange:
         self.body: List[bytes] = []  # held before the head is sent, kept for a resend
         self.body_size = 0
         self.replayable = self.method in IDEMPOTENT
-        self.bodyless = is_bodyless(request.headers)
+        self.bodyless = is_bodyless(full_items(request.headers))
         self.request_done = False
         self.trailers: List[Any] = []
         self.head: Optional[List[Any]] = None  # the request fields to send
@@ -226,7 +227,10 @@ class Exchange:
         conn.exchange = self
         self.server_seen = self.ctx.sweeper.now
         req = self.request
-        conn.send(h11.Request(method=req.method, target=self.target, headers=self.head))
+        # _parsed: the fields come from h11's parser (or are ours): no second validation.
+        conn.send(
+            h11.Request(method=req.method, target=self.target, headers=self.head, _parsed=True)
+        )
         for chunk in self.body:
             conn.send(h11.Data(data=chunk))
         if not self.replayable or self.body_size > REPLAY_LIMIT:
@@ -469,14 +473,6 @@ class Exchange:
         )
         self.client.fill_peer(rec)
         ctx.write_session_log(rec)
-
-
-def is_bodyless(headers: Any) -> bool:
-    """A request whose framing says it has no body (no Transfer-Encoding, no or 0 length)."""
-    for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return False
-    return True
 
 
 def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:

@@ -12,7 +12,7 @@ stops sending its body or stops reading the response.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -37,10 +37,13 @@ from .h11lib import h11
 from .headers import (
     Header,
     HeadError,
+    Item,
     check_raw_head,
     check_request,
     end_to_end,
+    full_items,
     has_header,
+    is_chunked,
     set_header,
     split_absolute_target,
 )
@@ -292,21 +295,21 @@ class ClientConnection(Protocol):
         self.pipelined = 0
         ex = Exchange(self, request, started)
         self.exchange = ex
+        items = full_items(request.headers)
         try:
-            check_request(request.method, request.headers)
+            check_request(request.method, items)
         except HeadError as exc:
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, "PR")
             return
-        target, fields = self.request_head(request)
+        target, fields = self.request_head(request, items)
         key = client_key(self.transport.getPeer())  # type: ignore[union-attr]
         ex.start(target, fields, key)
 
-    def request_head(self, request: Any) -> tuple[bytes, List[Header]]:
+    def request_head(self, request: Any, items: List[Item]) -> Tuple[bytes, List[Header]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added."""
         settings = self.ctx.settings
-        headers = request.headers
-        fields = end_to_end(headers.raw_items(), headers)
+        fields = end_to_end(items)
         target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:
@@ -314,7 +317,7 @@ class ClientConnection(Protocol):
             fields = set_header(fields, b"host", authority)
         elif not has_header(fields, b"host"):
             fields.append((b"host", b""))  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
-        if any(name == b"transfer-encoding" for name, _ in headers):
+        if is_chunked(items):
             fields.append((b"transfer-encoding", b"chunked"))
         ff = settings.forwardfor
         if ff is not None:
@@ -382,20 +385,26 @@ class ClientConnection(Protocol):
         return 0
 
     def send_response_head(self, response: Any) -> int:
-        headers = response.headers
-        fields = end_to_end(headers.raw_items(), headers)
+        fields = end_to_end(full_items(response.headers))
         if self.ctx.settings.client_close:
             fields.append((b"connection", b"close"))
         return self.send(
-            h11.Response(status_code=response.status_code, headers=fields, reason=response.reason)
+            h11.Response(
+                status_code=response.status_code,
+                headers=fields,
+                reason=response.reason,
+                _parsed=True,  # parsed by h11 from the server: no second validation
+            )
         )
 
     def send_informational(self, response: Any) -> int:
-        headers = response.headers
-        fields = end_to_end(headers.raw_items(), headers)
+        fields = end_to_end(full_items(response.headers))
         return self.send(
             h11.InformationalResponse(
-                status_code=response.status_code, headers=fields, reason=response.reason
+                status_code=response.status_code,
+                headers=fields,
+                reason=response.reason,
+                _parsed=True,
             )
         )
 

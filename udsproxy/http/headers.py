@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..config.model import ForwardFor
 
 Header = Tuple[bytes, bytes]
+Item = Tuple[bytes, bytes, bytes]  # raw name, lower-case name, value
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 HOP_BY_HOP = frozenset(
@@ -74,13 +75,25 @@ def _tokens(value: bytes) -> List[bytes]:
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
-def check_request(method: bytes, headers: Sequence[Header]) -> None:
+def full_items(headers: Any) -> List[Item]:
+    """An h11 ``Headers`` as ``(raw name, lower-case name, value)`` triples, without copying.
+
+    h11 keeps exactly this list (``_full_items``); iterating ``Headers`` instead goes
+    through the generic ``Sequence.__iter__``, a measurable cost per request.
+    """
+    items = getattr(headers, "_full_items", None)
+    if items is None:  # pragma: no cover - another h11 build
+        items = [(raw, raw.lower(), value) for raw, value in headers.raw_items()]
+    return items
+
+
+def check_request(method: bytes, items: Sequence[Item]) -> None:
     """Refuse what h11 lets through: CONNECT (405) and ambiguous body framing (400)."""
     if method == b"CONNECT":
         raise HeadError("CONNECT is not supported by a reverse proxy", status=405)
     has_length = has_te = False
     codings: List[bytes] = []
-    for name, value in headers:
+    for _, name, value in items:
         if name == b"content-length":
             has_length = True
         elif name == b"transfer-encoding":
@@ -93,18 +106,29 @@ def check_request(method: bytes, headers: Sequence[Header]) -> None:
             raise HeadError("Transfer-Encoding does not end with chunked")
 
 
-def end_to_end(raw: Iterable[Header], lowered: Iterable[Header]) -> List[Header]:
-    """The fields of a message minus hop-by-hop ones, raw names and order kept.
+def is_bodyless(items: Sequence[Item]) -> bool:
+    """A request whose framing says it has no body (no Transfer-Encoding, no or 0 length)."""
+    for _, name, value in items:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return False
+    return True
 
-    ``raw`` and ``lowered`` are the same fields, with names as received and lower-cased
-    (h11's ``headers.raw_items()`` and ``headers``).
-    """
-    pairs = list(zip(raw, lowered))
-    named = set()
-    for _, (name, value) in pairs:
+
+def is_chunked(items: Sequence[Item]) -> bool:
+    return any(name == b"transfer-encoding" for _, name, _ in items)
+
+
+def end_to_end(items: Sequence[Item]) -> List[Header]:
+    """The ``(raw name, value)`` fields of a message minus hop-by-hop ones, order kept."""
+    named: Optional[set] = None
+    for _, name, value in items:
         if name in _CONNECTION_FIELDS:
-            named.update(_tokens(value))
-    return [item for item, (name, _) in pairs if name not in HOP_BY_HOP and name not in named]
+            named = (named or set()) | set(_tokens(value))
+    if named is None:
+        return [(raw, value) for raw, name, value in items if name not in HOP_BY_HOP]
+    return [
+        (raw, value) for raw, name, value in items if name not in HOP_BY_HOP and name not in named
+    ]
 
 
 def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:

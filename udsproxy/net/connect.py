@@ -223,13 +223,18 @@ def protocol_address(family: int, addr: Any) -> TwistedAddress:
 
 
 class _UNIXTransport(unix.Server):
-    """``unix.Server`` whose getHost() may be pinned to a configured address.
+    """``unix.Server`` reading with recv(), whose getHost() may be pinned to an address.
 
     A listener binds a temporary name and renames it, so getsockname() on accepted sockets
     returns the temporary name; the configured path is what users expect to see.
     """
 
     _pinned_host: Optional[UNIXAddress] = None
+
+    # Plain recv()/send(): unix.Server's recvmsg()/sendmsg() path exists to pass file
+    # descriptors, which a proxy never does, and costs a wrapper call per read.
+    doRead = tcp.Connection.doRead
+    writeSomeData = tcp.Connection.writeSomeData
 
     def getHost(self) -> UNIXAddress:
         if self._pinned_host is not None:
