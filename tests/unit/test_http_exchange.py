@@ -27,7 +27,8 @@ def answer_all(h: Harness) -> None:
         progress = False
         for server in list(h.connector.servers):
             server.read()
-            if server.h11.their_state is h11.DONE and server.h11.our_state is h11.SEND_RESPONSE:
+            done = (h11.DONE, h11.MUST_CLOSE)
+            if server.h11.their_state in done and server.h11.our_state is h11.SEND_RESPONSE:
                 server.respond(body=server.name.encode())
                 progress = True
 
@@ -576,3 +577,97 @@ def test_timers_and_slots_are_clean_after_a_session() -> None:
         client.close()
     h.pools.close_all()
     assert h.quiet()
+
+
+def one_server(options: str) -> Harness:
+    return Harness(
+        f"""
+        frontend fe
+            bind :8080
+            default_backend be
+        backend be
+        {options}
+            server a /s/a.sock
+            server b /s/b.sock
+        """
+    )
+
+
+def test_http_server_close_sends_connection_close_and_pools_nothing() -> None:
+    """option http-server-close: Connection: close to the server; the client stays open."""
+    h = one_server("    option http-server-close")
+    client = h.client()
+    client.request()
+    server = h.connector.servers[0]
+    server.read()
+    (req,) = server.requests()
+    assert dict(req.headers)[b"connection"] == b"close"
+    server.respond()
+    assert [s for s, _, _ in client.responses()] == [200]
+    assert h.pools.idle_count() == 0 and not client.transport.disconnecting
+
+
+def test_httpclose_closes_the_client_after_the_response() -> None:
+    """option httpclose: the response says Connection: close and the client is closed."""
+    h = one_server("    option httpclose")
+    client = h.client()
+    client.request()
+    answer_all(h)
+    ((status, headers, _),) = client.responses()
+    assert status == 200 and headers.get("connection") == "close"
+    assert client.transport.disconnecting
+
+
+def test_prefer_last_server_keeps_a_client_on_its_server() -> None:
+    """option prefer-last-server: a client's next requests go where its last one went."""
+    h = one_server("    option prefer-last-server")
+    client = h.client()
+    bodies = []
+    for _ in range(4):
+        client.request()
+        answer_all(h)
+        bodies += [b for _, _, b in client.responses()]
+    assert len(set(bodies)) == 1
+
+
+def test_abortonclose_abandons_a_queued_request_on_fin() -> None:
+    """option abortonclose: a client FIN while queued leaves the queue; without it, it waits."""
+    for option, expect_queue in (("    option abortonclose", 0), ("", 1)):
+        h = Harness(
+            f"""
+            frontend fe
+                bind :8080
+                default_backend be
+            backend be
+            {option}
+                server a /s/a.sock maxconn 1
+            """
+        )
+        first, second = h.client(), h.client()
+        first.request()
+        second.request()
+        second.protocol.readConnectionLost()
+        assert h.backend is not None and len(h.backend.queue) == expect_queue
+
+
+def test_pool_max_conn_bounds_idle_connections() -> None:
+    """pool-max-conn 1: of two idle connections to a server one is kept, one closed."""
+    h = Harness(
+        """
+        frontend fe
+            bind :8080
+            default_backend be
+        backend be
+            http-reuse never
+            server a /s/a.sock pool-max-conn 1
+        """
+    )
+    h.ctx.settings.reuse = "safe"  # both first requests open their own connection
+    one, two = h.client(), h.client()
+    one.request()
+    two.request()
+    answer_all(h)
+    one.responses()
+    two.responses()
+    assert h.pools.idle_count() == 1
+    assert sum(s.transport.disconnecting for s in h.connector.servers) == 1
