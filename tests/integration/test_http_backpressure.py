@@ -14,29 +14,12 @@ from typing import Any, List
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 
+from tests.integration.test_tcp_backpressure import LIMIT, buffered, sleep
 from udsproxy.config.parser import parse_text
 from udsproxy.demo.backend import BackendFactory
 from udsproxy.service import ProxyService
-
-LIMIT = 65536 + 65536  # the transport's bufferSize plus one read
-
-
-def sleep(seconds: float) -> Deferred:
-    d: Deferred = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
-    return d
-
-
-def buffered(transport: Any) -> int:
-    """Bytes a Twisted transport holds but has not written yet."""
-    return (
-        len(transport.dataBuffer)
-        + sum(len(x) for x in transport._tempDataBuffer)
-        - transport.offset
-    )
 
 
 def start_proxy(sockdir: str) -> ProxyService:
