@@ -197,3 +197,35 @@ def test_thin_in_http_mode(sockdir, thin_backend, start_proxy: StartProxy) -> No
         bodies = [client.request("GET", "/").body for _ in range(6)]
     assert {b.strip() for b in bodies} == {b"hello from thin0", b"hello from thin1"}
     assert bodies[0] != bodies[1]
+
+
+def test_websocket_through_the_proxy(sockdir, start_backend, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
+    """A real WebSocket client: handshake, frames both ways, per-connection balancing, 101 logged."""
+    from websockets.sync.client import unix_connect
+
+    servers = three_backends(sockdir, start_backend)
+    fe = f"{sockdir}/fe.sock"
+    proxy = start_proxy(
+        proxy_config(
+            f"frontend fe\n    bind unix@{fe}\n    default_backend be\n"
+            f"backend be\n    timeout tunnel 1h\n{servers}"
+        ),
+        ready=f"unix@{fe}",
+    )
+    greeted = []
+    for _ in range(3):
+        with unix_connect(fe, "ws://app/ws", open_timeout=5, close_timeout=5) as ws:
+            greeting = ws.recv(timeout=5)
+            assert isinstance(greeting, str) and greeting.startswith("hello from ")
+            greeted.append(greeting.rsplit(" ", 1)[1])
+            ws.send("ping")
+            assert ws.recv(timeout=5) == "ping"
+            blob = large_body(300_000)
+            ws.send(blob)
+            assert ws.recv(timeout=5) == blob
+            ws.ping(b"are you there").wait(timeout=5)
+    assert sorted(greeted) == ["a", "b", "c"]
+    for name in ("a", "b", "c"):  # one line per tunnel, written when it closes
+        log = proxy.wait_log(f"be/{name} ")
+        line = next(x for x in log.splitlines() if f"be/{name} " in x)
+        assert " 101 " in line and line.endswith('"GET /ws HTTP/1.1"')

@@ -31,6 +31,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import sys
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from udsproxy.config.model import ABNS, ABNSZ, IPV4, IPV6, UNIX, Address
+from udsproxy.demo import websocket as ws
 
 MODES = ("http", "tcp-echo", "tcp-name")
 
@@ -216,6 +218,7 @@ class BackendHTTP(Protocol):
         self._processing = False
         self._reading_paused = False
         self._timers: List[DelayedCall] = []
+        self.ws: Optional[ws.FrameParser] = None  # set once /ws switched to WebSocket
 
     # -- transport events
 
@@ -240,6 +243,9 @@ class BackendHTTP(Protocol):
         self.write_paused = True
 
     def dataReceived(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws_received(data)
+            return
         try:
             self.conn.receive_data(data)
         except RuntimeError:
@@ -249,6 +255,9 @@ class BackendHTTP(Protocol):
     def readConnectionLost(self) -> None:
         # Reading past EOF would report it again: never resume reading after this.
         self.read_eof = True
+        if self.ws is not None:
+            self.close()
+            return
         # The client half-closed: still answer what it sent, then close (h11 turns the EOF
         # into ConnectionClosed after the last complete request).
         try:
@@ -467,6 +476,50 @@ class BackendHTTP(Protocol):
         else:
             handler(self)
 
+    def route_ws(self) -> None:
+        """WebSocket echo: 101, a greeting frame naming this backend, then every frame back."""
+        assert self.request is not None
+        fields = {k.lower(): v for k, v in self.request.headers}
+        key = fields.get(b"sec-websocket-key")
+        if fields.get(b"upgrade", b"").lower() != b"websocket" or key is None:
+            self.respond(426, b"a WebSocket handshake is expected\n", [("Upgrade", "websocket")])
+            return
+        self.send(
+            h11.InformationalResponse(
+                status_code=101,
+                headers=[
+                    ("Upgrade", "websocket"),
+                    ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Accept", ws.accept_key(key).decode()),
+                ],
+                reason=b"Switching Protocols",
+            )
+        )
+        self.ws = ws.FrameParser()
+        self.tr().write(ws.encode_frame(ws.TEXT, f"hello from {self.name}".encode()))
+        early = self.conn.trailing_data[0]
+        if early:
+            self.ws_received(early)
+
+    def ws_received(self, data: bytes) -> None:
+        assert self.ws is not None
+        try:
+            frames = self.ws.feed(data)
+        except ws.FrameError as exc:
+            payload = struct.pack("!H", exc.code) + str(exc).encode()[:100]
+            self.tr().write(ws.encode_frame(ws.CLOSE, payload))
+            self.close()
+            return
+        for fin, opcode, payload in frames:
+            if opcode == ws.PING:
+                self.tr().write(ws.encode_frame(ws.PONG, payload))
+            elif opcode == ws.CLOSE:
+                self.tr().write(ws.encode_frame(ws.CLOSE, payload[:2]))
+                self.close()
+                return
+            elif opcode != ws.PONG:
+                self.tr().write(ws.encode_frame(opcode, payload, fin=fin))
+
     def route_root(self) -> None:
         self.respond(200, f"hello from {self.name}\n".encode())
 
@@ -593,6 +646,7 @@ _ROUTES: dict[str, Callable[[BackendHTTP], None]] = {
     "/chunked": BackendHTTP.route_chunked,
     "/die": BackendHTTP.route_die,
     "/partial": BackendHTTP.route_partial,
+    "/ws": BackendHTTP.route_ws,
 }
 
 

@@ -6,6 +6,9 @@ Phases (a declared order; ``DONE`` is final and reachable from every phase)::
     (waiting    (connect    (request   (request    (response
      for a       in          body in    sent, no    head sent
      slot)       progress)   flight)    response)   to client)
+                                                 -> TUNNEL -> DONE
+                                                    (101 to an upgrade request:
+                                                     raw bytes both ways)
 
 ``SENDING`` and ``WAITING`` differ only in whether the client has finished its body; a
 server may answer early, so the response phases do not wait for the request's end.
@@ -19,6 +22,13 @@ A reused connection that closes before any response byte is a server that timed 
 keep-alive just as we sent: the request is sent once more on a new connection when it is
 idempotent and its body is still held (at most :data:`REPLAY_LIMIT` bytes are kept for
 that); otherwise it is a 502 ``SH``.
+
+An upgrade request (``Connection: upgrade`` + ``Upgrade``, e.g. WebSocket) answered with
+101 becomes a tunnel, as in HAProxy: the 101 is forwarded, the bytes either side sent
+after its head follow, then both connections are spliced raw (each transport still the
+other's producer) under ``timeout tunnel`` (else ``client``/``server``) with half-closes
+passed on. The tunnel keeps its server slot until it closes; its connection is never
+pooled. Any other answer to an upgrade request keeps the exchange plain HTTP.
 """
 
 from __future__ import annotations
@@ -27,8 +37,10 @@ import enum
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import alsoProvides
 
 from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
 from ..net.connect import ConnectError
@@ -58,7 +70,8 @@ class Phase(enum.IntEnum):
     SENDING = 2
     WAITING = 3
     RESPONDING = 4
-    DONE = 5
+    TUNNEL = 5
+    DONE = 6
 
 
 class Exchange:
@@ -104,6 +117,8 @@ class Exchange:
         self.t_response: Optional[int] = None
         self.sent_at = 0.0
         self.server_seen = ctx.sweeper.now
+        self.upgrade: Optional[Any] = None  # the (name, value) Upgrade field asked for
+        self.client_fin = False  # in a tunnel: the client half-closed
 
     def __repr__(self) -> str:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
@@ -314,7 +329,9 @@ class Exchange:
             self.bytes_out += client.send(h11.EndOfMessage(headers=list(event.headers)))
             self.finish(keep_server=True)
         elif kind is h11.InformationalResponse:
-            if event.status_code == 100 or event.status_code == 103:
+            if event.status_code == 101:
+                self.switch(event)
+            elif event.status_code == 100 or event.status_code == 103:
                 self.bytes_out += client.send_informational(event)
         # ConnectionClosed: connectionLost follows
 
@@ -351,9 +368,138 @@ class Exchange:
         self.detach(keep=False)
         self.connect()
 
+    # ----------------------------------------------------------------- tunnel
+    def switch(self, response: Any) -> None:
+        """101 to an upgrade request: forward it, then splice both connections raw."""
+        client = self.client
+        conn = self.upstream
+        assert conn is not None and self.server is not None
+        if self.upgrade is None or client.h11.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+            # h11 only accepts a 101 we asked for; one before the request's end is no switch.
+            self.server_protocol_error("101 Switching Protocols before the request ended")
+            return
+        self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+        self.status = 101
+        self.bytes_out += client.send_switch(response)
+        if client.gone or self.phase is Phase.DONE:
+            return
+        self.phase = Phase.TUNNEL
+        conn.tunnel = True
+        # From now on a server FIN is a half-close to pass on, not the end (see upstream).
+        alsoProvides(conn, IHalfCloseableProtocol)
+        self.server_seen = self.ctx.sweeper.now
+        client.gate.release("pipeline")
+        # What each side sent after the switching head belongs to the tunnel.
+        early_server = conn.h11.trailing_data[0]
+        early_client = client.h11.trailing_data[0]
+        if early_server:
+            self.tunnel_from_server(early_server)
+        if early_client and self.phase is Phase.TUNNEL:
+            self.tunnel_from_client(early_client)
+        if client.eof and self.phase is Phase.TUNNEL:
+            self.tunnel_client_fin()
+
+    def tunnel_from_client(self, data: bytes) -> None:
+        conn = self.upstream
+        if conn is None or conn.transport is None:
+            return
+        self.bytes_in += len(data)
+        self.server_seen = self.ctx.sweeper.now
+        conn.transport.write(data)
+
+    def tunnel_from_server(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.server_seen = self.ctx.sweeper.now
+        transport = self.client.transport
+        if transport is not None and not self.client.gone:
+            transport.write(data)
+
+    def tunnel_client_fin(self) -> None:
+        """The client half-closed: so does the server side (the other way keeps flowing)."""
+        self.client_fin = True
+        self.server_seen = self.ctx.sweeper.now
+        conn = self.upstream
+        if conn is None or conn.server_fin:
+            self.end_tunnel()  # both ways are finished
+        elif conn.transport is not None and not conn.closed:
+            conn.transport.loseWriteConnection()  # type: ignore[attr-defined]
+
+    def tunnel_server_fin(self) -> None:
+        """The server half-closed: so does the client side."""
+        self.server_seen = self.ctx.sweeper.now
+        transport = self.client.transport
+        if self.client_fin or transport is None:
+            self.end_tunnel()
+        elif not self.client.gone:
+            transport.loseWriteConnection()  # type: ignore[attr-defined]
+
+    def tunnel_client_lost(self, reason: Failure) -> None:
+        """The client closed: the server gets what is buffered, then its close."""
+        if not reason.check(ConnectionDone) and self.flags == "--":
+            self.flags = "CD"
+        self.end_tunnel()
+
+    def tunnel_server_lost(self, reason: Failure) -> None:
+        """The server closed: the client gets what is buffered, then its close."""
+        if not reason.check(ConnectionDone) and self.flags == "--":
+            self.flags = "SD"
+        self.end_tunnel()
+
+    def end_tunnel(self, abort: bool = False) -> None:
+        """Close both sides (flushing unless ``abort``), free the slot, log once."""
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        conn, self.upstream = self.upstream, None
+        if conn is not None:
+            conn.exchange = None
+            for transport in (conn.transport, self.client.transport):
+                if transport is not None and getattr(transport, "producer", None) is not None:
+                    transport.unregisterProducer()  # type: ignore[attr-defined]
+            if not conn.closed and conn.transport is not None:
+                if abort:
+                    conn.transport.abortConnection()  # type: ignore[attr-defined]
+                else:
+                    conn.transport.loseConnection()
+        self.release(keep_server=False)
+        client = self.client
+        if abort:
+            client.abort()
+        elif not client.gone:
+            client.close()
+        if client.exchange is self:
+            client.exchange = None
+        self.write_log()
+
+    def check_tunnel(self, now: float) -> None:
+        """Idle tunnel: any byte either way is activity; the smaller timeout decides."""
+        settings = self.ctx.settings
+        idle = now - self.server_seen
+        conn = self.upstream
+        server_fin = conn is not None and conn.server_fin
+        client_limit = (
+            settings.client_fin_timeout if self.client_fin else settings.tunnel_client_timeout
+        )
+        server_limit = settings.server_fin_timeout if server_fin else settings.tunnel_server_timeout
+        if (
+            client_limit is not None
+            and idle >= client_limit
+            and (server_limit is None or client_limit <= server_limit)
+        ):
+            if self.flags == "--":
+                self.flags = "cD"
+            self.end_tunnel(abort=True)
+        elif server_limit is not None and idle >= server_limit:
+            if self.flags == "--":
+                self.flags = "sD"
+            self.end_tunnel(abort=True)
+
     # ----------------------------------------------------------------- timeouts
     def check_idle(self, now: float) -> None:
         """``timeout server`` over the whole exchange (not while we hold the server back)."""
+        if self.phase is Phase.TUNNEL:
+            self.check_tunnel(now)
+            return
         limit = self.ctx.settings.server_timeout
         conn = self.upstream
         if limit is None or conn is None or self.phase < Phase.SENDING:

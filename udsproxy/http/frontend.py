@@ -46,6 +46,7 @@ from .headers import (
     is_chunked,
     set_header,
     split_absolute_target,
+    upgrade_field,
 )
 from .settings import HTTPSettings
 from .upstream import Pools, ServerConnection
@@ -176,7 +177,10 @@ class ClientConnection(Protocol):
         ex = self.exchange
         if ex is not None:
             self.exchange = None
-            ex.abandon(abandon_flags(ex))
+            if ex.phase is Phase.TUNNEL:
+                ex.tunnel_client_lost(reason)
+            else:
+                ex.abandon(abandon_flags(ex))
         for conn in list(self.private.values()):
             conn.owner = None
             conn.close()
@@ -191,6 +195,9 @@ class ClientConnection(Protocol):
         """The client sent FIN: it may still wait for the answer (``echo ... | nc``)."""
         self.eof = True
         ex = self.exchange
+        if ex is not None and ex.phase is Phase.TUNNEL:
+            ex.tunnel_client_fin()
+            return
         if ex is not None and ex.phase < Phase.RESPONDING:
             gone = self.peer_is_unix and peer_closed(self.transport.fileno())  # type: ignore[union-attr]
             if not ex.request_done or gone or self.ctx.settings.abortonclose:
@@ -229,6 +236,9 @@ class ClientConnection(Protocol):
         if ex is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
+        elif ex.phase is Phase.TUNNEL:
+            ex.tunnel_from_client(data)
+            return
         elif ex.request_done:
             self.pipelined += len(data)
             if self.pipelined > self.ctx.settings.head_limit:
@@ -302,14 +312,21 @@ class ClientConnection(Protocol):
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, "PR")
             return
-        target, fields = self.request_head(request, items)
+        target, fields = self.request_head(request, items, ex)
         key = client_key(self.transport.getPeer())  # type: ignore[union-attr]
         ex.start(target, fields, key)
 
-    def request_head(self, request: Any, items: List[Item]) -> Tuple[bytes, List[Header]]:
-        """The target and fields to send: hop-by-hop removed, framing and forwarding added."""
+    def request_head(
+        self, request: Any, items: List[Item], ex: Exchange
+    ) -> Tuple[bytes, List[Header]]:
+        """The target and fields to send: hop-by-hop removed, framing and forwarding added.
+
+        An upgrade request (``Connection: upgrade`` with ``Upgrade``, e.g. WebSocket) keeps
+        both fields, so that the server may answer 101 and the exchange becomes a tunnel.
+        """
         settings = self.ctx.settings
         fields = end_to_end(items)
+        upgrade = upgrade_field(items)
         target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:
@@ -324,7 +341,11 @@ class ClientConnection(Protocol):
             value = ff.value_for(self.client_ip, fields)
             if value is not None:
                 fields.append((ff.header, value))
-        if settings.server_close:
+        if upgrade is not None:
+            ex.upgrade = upgrade
+            fields.append((b"Connection", b"upgrade"))
+            fields.append(upgrade)
+        elif settings.server_close:
             fields.append((b"connection", b"close"))
         return target, fields
 
@@ -347,7 +368,7 @@ class ClientConnection(Protocol):
 
     def write_raw_error(self, status: int, flags: str) -> None:
         """An error page when no request was parsed: bytes written as they are, then close."""
-        page = pages.raw(status)
+        page = self.ctx.settings.pages.raw(status, backend_chosen=False)
         self.transport.write(page)  # type: ignore[union-attr]
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
@@ -408,16 +429,34 @@ class ClientConnection(Protocol):
             )
         )
 
+    def send_switch(self, response: Any) -> int:
+        """Forward a 101 to the upgrade request: h11 then hands the connection over to us."""
+        items = full_items(response.headers)
+        fields = end_to_end(items)
+        upgrade = upgrade_field(items)
+        fields.append((b"Connection", b"upgrade"))
+        if upgrade is not None:
+            fields.append(upgrade)
+        return self.send(
+            h11.InformationalResponse(
+                status_code=101, headers=fields, reason=response.reason, _parsed=True
+            )
+        )
+
     def send_error(self, status: int, close: bool) -> int:
         """The proxy's own page for ``status`` as the response to the current request."""
         close = close or status in pages.CLOSING or self.ctx.settings.client_close
         if self.gone:
             return 0
-        if self.h11.our_state is not h11.SEND_RESPONSE:
-            self.transport.write(pages.raw(status))  # type: ignore[union-attr]
-            self.closing = True
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return len(pages.raw(status))
+        ex = self.exchange
+        # The backend is chosen once the request passed the frontend's checks (Exchange.start).
+        custom = self.ctx.settings.pages.custom(status, ex is not None and ex.head is not None)
+        if custom is not None or self.h11.our_state is not h11.SEND_RESPONSE:
+            # Raw bytes whose framing h11 does not know (an errorfile's): then close.
+            page = pages.raw(status) if custom is None else custom
+            self.transport.write(page)  # type: ignore[union-attr]
+            self.close()
+            return len(page)
         reason = pages.PAGES[status][0].encode()
         sent = self.send(
             h11.Response(status_code=status, headers=pages.headers(status, close), reason=reason)
@@ -483,7 +522,11 @@ class ClientConnection(Protocol):
         ex = self.exchange
         if ex is not None:
             ex.check_idle(now)
-            if self.exchange is not ex or settings.client_timeout is None:
+            if (
+                self.exchange is not ex
+                or settings.client_timeout is None
+                or ex.phase is Phase.TUNNEL
+            ):
                 return
             client_limit: float = settings.client_timeout
             upstream = ex.upstream

@@ -131,6 +131,22 @@ def end_to_end(items: Sequence[Item]) -> List[Header]:
     ]
 
 
+def upgrade_field(items: Sequence[Item]) -> Optional[Header]:
+    """The ``Upgrade`` field ``(raw name, value)`` when ``Connection`` lists ``upgrade``.
+
+    Only such a message asks for (or accepts) a protocol switch: an ``Upgrade`` field
+    that ``Connection`` does not name is hop-by-hop noise and is dropped like the rest.
+    """
+    upgrade: Optional[Header] = None
+    listed = False
+    for raw, name, value in items:
+        if name == b"upgrade":
+            upgrade = (raw, value)
+        elif name == b"connection" and b"upgrade" in _tokens(value):
+            listed = True
+    return upgrade if listed and upgrade is not None and upgrade[1].strip() else None
+
+
 def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
     """``(authority, origin-form target)`` for an absolute-form target, else None."""
     lower = target[:8].lower()

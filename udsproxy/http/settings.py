@@ -1,4 +1,4 @@
-"""What one frontend/backend pair means for HTTP: limits, timeouts, reuse policy, options.
+"""What one frontend/backend pair means for HTTP: limits, timeouts, reuse, options, pages.
 
 Built once per listener from the frozen config; the exchange reads plain attributes on
 its hot path instead of walking config objects per request.
@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from ..config.model import Global, Proxy
 from .headers import ForwardRule
+from .pages import ErrorPages
 
 
 def seconds(value: Optional[int]) -> Optional[float]:
@@ -35,6 +36,12 @@ class HTTPSettings:
         http_request = ft.http_request if ft.http_request is not None else ft.client
         self.request_timeout = seconds(http_request)
         self.keep_alive_timeout = seconds(ft.effective_keep_alive)
+        # After an Upgrade (WebSocket): ``timeout tunnel`` when set, for both sides.
+        tunnel = bt.tunnel if bt.tunnel is not None else ft.tunnel
+        self.tunnel_client_timeout = seconds(tunnel) if tunnel is not None else self.client_timeout
+        self.tunnel_server_timeout = seconds(tunnel) if tunnel is not None else self.server_timeout
+        self.client_fin_timeout = seconds(ft.client_fin) or self.tunnel_client_timeout
+        self.server_fin_timeout = seconds(bt.server_fin) or self.tunnel_server_timeout
         self.server_close = _either(frontend, backend, "http-server-close") or _either(
             frontend, backend, "httpclose"
         )
@@ -48,6 +55,9 @@ class HTTPSettings:
         self.httplog = frontend.has_option("httplog")
         self.tcplog = frontend.has_option("tcplog")
         self.dontlognull = frontend.has_option("dontlognull")
+        self.pages = ErrorPages(
+            frontend.errorfiles, backend.errorfiles if backend is not None else ()
+        )
 
     def shortest_timeout(self) -> Optional[float]:
         """The shortest timeout in seconds, for the sweeper's tick."""
@@ -56,6 +66,8 @@ class HTTPSettings:
             self.server_timeout,
             self.request_timeout,
             self.keep_alive_timeout,
+            self.tunnel_client_timeout,
+            self.tunnel_server_timeout,
         )
         present = [v for v in values if v]
         return min(present) if present else None

@@ -52,6 +52,8 @@ class ServerConnection(Protocol):
         self.closed = False
         self.lost: Optional[Failure] = None
         self.owner: Optional[Any] = None  # the client connection keeping it (http-reuse never)
+        self.tunnel = False  # after a 101: raw bytes to the exchange, never pooled again
+        self.server_fin = False  # in a tunnel: the server half-closed
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self.server!r} requests={self.requests}>"
@@ -71,6 +73,9 @@ class ServerConnection(Protocol):
         ex = self.exchange
         if ex is None:  # an idle server must not speak unasked: not reusable
             self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        if self.tunnel:
+            ex.tunnel_from_server(data)
             return
         self.response_bytes += len(data)
         ex.server_active()
@@ -100,6 +105,9 @@ class ServerConnection(Protocol):
         if ex is None:
             self.pools.discard(self)
             return
+        if self.tunnel:
+            ex.tunnel_server_lost(reason)
+            return
         try:
             self.h11.receive_data(b"")  # a close-delimited body ends here
         except RuntimeError:
@@ -108,11 +116,26 @@ class ServerConnection(Protocol):
         if self.exchange is ex:
             ex.server_lost(reason)
 
+    # IHalfCloseableProtocol, declared on the instance once it becomes a tunnel: a plain
+    # HTTP connection's FIN must stay a whole close (a close-delimited body ends there).
+    def readConnectionLost(self) -> None:
+        self.server_fin = True
+        if self.exchange is not None:
+            self.exchange.tunnel_server_fin()
+        elif not self.closed and self.transport is not None:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
     @property
     def reusable(self) -> bool:
         """Both directions finished cleanly and both sides keep the connection open."""
         return (
-            not self.closed and self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+            not self.closed
+            and not self.tunnel
+            and self.h11.our_state is h11.DONE
+            and self.h11.their_state is h11.DONE
         )
 
     def recycle(self) -> None:
