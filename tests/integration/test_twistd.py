@@ -144,17 +144,24 @@ def test_demo_balances_and_cleans_up(sockdir: str) -> None:
         )
     try:
         wait_connectable(("127.0.0.1", port), timeout=20, proc=proc)
-        seen = set()
-        for _ in range(6):
-            with connect(("127.0.0.1", port)) as sock:
-                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                seen.add(read_until_close(sock).rsplit(b"hello from ", 1)[-1].strip())
-        assert seen == {b"app1", b"app2", b"app3"}
+        url = f"http://127.0.0.1:{port}/"
+        # The banner's own command: six requests on one keep-alive connection.
+        out = subprocess.run(
+            ["curl", "-s", "-w", "connects=%{num_connects}\n"] + [url] * 6,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        seen = re.findall(r"hello from (app\d)", out)
+        assert sorted(seen) == ["app1", "app1", "app2", "app2", "app3", "app3"], out
+        assert seen[:3] == seen[3:]  # round robin, request by request
+        assert out.count("connects=1") == 1 and out.count("connects=0") == 5, out
         with open(log_path) as f:
             text = f.read()
         demo_dir = re.search(r"backends on (\S+)/\{", text)
         assert demo_dir and os.path.isdir(demo_dir.group(1)), text
-        assert f"curl -s http://127.0.0.1:{port}/" in text
+        assert f"curl -s {url} {url}" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)

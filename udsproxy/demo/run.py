@@ -53,9 +53,11 @@ class BannerService(Service):
         url = f"http://127.0.0.1:{self.port}/"
         names = ",".join(BACKENDS)
         sys.stdout.write(
-            f"\nudsproxy demo: 127.0.0.1:{self.port} -> backends on {self.directory}/{{{names}}}.sock"
-            " (roundrobin)\n"
-            f"Try:  for i in 1 2 3 4 5 6; do curl -s {url}; done\n"
+            f"\nudsproxy demo: HTTP on 127.0.0.1:{self.port} -> backends on "
+            f"{self.directory}/{{{names}}}.sock (roundrobin, per request)\n"
+            f"Try:  curl -s {url} {url} {url} {url} {url} {url}\n"
+            "      (one keep-alive connection, six requests: each goes to the next backend)\n"
+            f"      curl -si {url}headers   (what a backend receives: X-Forwarded-For, ...)\n"
             "Stop with Ctrl-C. Your own config: twistd -n udsproxy --config FILE\n\n"
         )
         sys.stdout.flush()
