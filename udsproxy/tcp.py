@@ -207,7 +207,9 @@ class TCPSession:
             return
         # A free server is granted inside request_slot(): connect only once we hold the ticket.
         self.in_request = True
-        self.ticket = ctx.backend.request_slot(self.granted, self.refused, key=client_key(peer))
+        # Only 'source' hashes in TCP mode: HTTP hashes fall back to round robin (HAProxy).
+        key = client_key(peer) if ctx.backend.proxy.balance.algorithm == "source" else None
+        self.ticket = ctx.backend.request_slot(self.granted, self.refused, key=key)
         self.in_request = False
         if self.target is not None and self.phase is Phase.WAITING:
             self.start_connect()

@@ -408,7 +408,7 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
             stats socket /run/s.sock mode 600 level admin
         backend b
             mode http
-            errorfile 503 /etc/udsproxy/503.http
+            acl is_api path_beg /api
             server a /a.sock check inter 2s
             server c /c.sock check
         """
@@ -417,12 +417,12 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
     health = [t for t in texts if "(health checks)" in t]
     assert len(health) == 1 and "check (server option) (line 7)" in health[0]
     assert "always up" in health[0]
-    http = [t for t in texts if "(HTTP mode)" in t]
-    assert len(http) == 1 and "errorfile (line 6)" in http[0]
+    routing = [t for t in texts if "(routing)" in t]
+    assert len(routing) == 1 and "acl (line 6)" in routing[0]
     assert not any("mode http" in t for t in texts)  # HTTP mode itself is active
     assert any("(stats socket)" in t and "Unknown command" in t for t in texts)
     be = cfg.proxy("b")
-    assert be is not None and ("errorfile", ("503", "/etc/udsproxy/503.http")) in be.planned
+    assert be is not None and ("acl", ("is_api", "path_beg", "/api")) in be.planned
 
 
 def test_twistd_owned_keywords_warn_with_the_equivalent() -> None:

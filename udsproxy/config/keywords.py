@@ -2,7 +2,7 @@
 
 One row per keyword (section keywords, server options, bind options). A row's ``status``
 is ``IMPLEMENTED`` or the name of the area that will make it active ("health checks",
-"HTTP mode", ...): such keywords are parsed and validated now, and the process says once
+"TLS", ...): such keywords are parsed and validated now, and the process says once
 at start what is not active yet. Words in no table are refused with a did-you-mean hint.
 The README's keyword list is generated from these tables (``udsproxy.config.docs``).
 """
@@ -10,6 +10,7 @@ The README's keyword list is generated from these tables (``udsproxy.config.docs
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
@@ -36,8 +37,6 @@ HTTP_REUSE_MODES = ("never", "safe", "aggressive", "always")
 # Areas that will activate planned keywords, and what happens until they do.
 PLANNED_AREAS: Dict[str, str] = {
     "health checks": "servers count as always up until health checks land",
-    "HTTP mode": "it has no effect yet; the built-in behaviour applies (HTTP mode II)",
-    "HTTP hashing": "requests are balanced round-robin until HTTP hash balancing lands",
     "stats socket": "the stats socket answers 'Unknown command.' to every command meanwhile",
     "reload": "it has no effect until reload support lands",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
@@ -143,6 +142,7 @@ class ProxyBuilder:
             id=f.get("id"),  # type: ignore[arg-type]
             forwardfor=f.get("forwardfor") if self.options.get("forwardfor") else None,  # type: ignore[arg-type]
             http_reuse=str(f.get("http-reuse", "safe")),
+            errorfiles=f.get("errorfiles", ()),  # type: ignore[arg-type]
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,
@@ -809,12 +809,12 @@ def _p_balance(ctx: Context, args: List[str]) -> None:
         _no_more(args, 1, usage)
     elif algo in ("roundrobin", "static-rr", "leastconn", "first", "source"):
         _no_more(args, 1, usage)
-    elif algo in ("uri", "url_param") or re.fullmatch(r"hdr\([\w-]+\)", algo):
-        if algo == "url_param":
-            _need(args, 2, "balance url_param <param> [check_post]")
-        ctx.px.planned.append(
-            ("balance " + ("hdr" if algo.startswith("hdr") else algo), tuple(args[1:]))
-        )
+    elif algo == "uri":
+        _check_uri_options(args[1:])
+    elif algo == "url_param":
+        _check_url_param(ctx, args[1:])
+    elif algo.startswith("hdr("):
+        _check_hdr(algo, args[1:])
     elif algo in ("rdp-cookie", "hash") or algo.startswith(("rdp-cookie(", "hash")):
         raise ConfigError(
             f"'balance {algo}' is not supported",
@@ -841,6 +841,69 @@ def _p_balance(ctx: Context, args: List[str]) -> None:
         )
     old: Balance = ctx.px.fields.get("balance", Balance())  # type: ignore[assignment]
     ctx.px.fields["balance"] = replace(old, algorithm=algo, args=tuple(args[1:]), draws=draws)
+
+
+URI_OPTIONS = ("len", "depth", "whole", "path-only")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_uri_options(words: List[str]) -> None:
+    """``balance uri`` options, as HAProxy checks them (len and depth: positive integers)."""
+    usage = "balance uri [len <n>] [depth <n>] [whole] [path-only]"
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("len", "depth"):
+            if i + 1 >= len(words):
+                raise ConfigError(
+                    f"'balance uri {word}' expects a positive integer", hint=f"usage: {usage}"
+                )
+            parse_int(words[i + 1], f"balance uri {word}", 1)
+            i += 2
+        elif word in ("whole", "path-only"):
+            i += 1
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(word, URI_OPTIONS, n=1)
+            raise ConfigError(
+                f"unknown 'balance uri' option '{word}'",
+                hint=f"did you mean '{close[0]}'?" if close else f"usage: {usage}",
+            )
+
+
+def _check_url_param(ctx: Context, words: List[str]) -> None:
+    """``balance url_param <param> [check_post [<max_wait>]]``; max_wait is ignored."""
+    usage = "balance url_param <param> [check_post]"
+    _need(words, 1, usage)
+    if len(words) > 1 and words[1] != "check_post":
+        raise ConfigError(
+            f"'balance url_param' only accepts 'check_post' after the parameter, got '{words[1]}'",
+            hint=f"usage: {usage}",
+        )
+    if len(words) > 2:
+        parse_int(words[2], "check_post <max_wait>", 0)
+        _no_more(words, 3, usage)
+        ctx.warnings.append(
+            "'check_post <max_wait>' is ignored (as by HAProxy): the body is looked at "
+            "up to min(Content-Length, tune.bufsize) bytes"
+        )
+
+
+def _check_hdr(algo: str, words: List[str]) -> None:
+    """``balance hdr(<name>) [use_domain_only]``."""
+    usage = "balance hdr(<name>) [use_domain_only]"
+    m = re.fullmatch(r"hdr\((.*)\)", algo)
+    if m is None or not m.group(1):
+        raise ConfigError("'balance hdr' requires a header field name", hint=f"usage: {usage}")
+    if not _HEADER_NAME.fullmatch(m.group(1)):
+        raise ConfigError(f"'{m.group(1)}' is not a header field name", hint=f"usage: {usage}")
+    if words and words[0] != "use_domain_only":
+        raise ConfigError(
+            f"'balance {algo}' only accepts 'use_domain_only', got '{words[0]}'",
+            hint=f"usage: {usage}",
+        )
+    _no_more(words, 1, usage)
 
 
 def _p_hash_type(ctx: Context, args: List[str]) -> None:
@@ -1031,7 +1094,72 @@ def _p_errorfile(ctx: Context, args: List[str]) -> None:
             f"errorfile code {code} is not allowed",
             hint="allowed: " + " ".join(str(c) for c in ERRORFILE_CODES),
         )
-    _planned(ctx, "errorfile", args)
+    # HAProxy reads the file when it parses the line, with tune.bufsize as set so far.
+    raw = ctx.glob.fields.get("tune.bufsize")
+    bufsize = raw if isinstance(raw, int) else model.Global.bufsize
+    data = read_errorfile(args[1], bufsize)
+    old: Tuple[Tuple[int, bytes], ...] = ctx.px.fields.get("errorfiles", ())  # type: ignore[assignment]
+    # A later line for the same code wins, also over one inherited from defaults.
+    ctx.px.fields["errorfiles"] = tuple(sorted({**dict(old), code: data}.items()))
+
+
+ERRORFILE_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [^\r\n]*)?\r?\n")
+ERRORFILE_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+ERRORFILE_HINT = (
+    "the file holds a whole response: a status line such as 'HTTP/1.0 503 Service "
+    "Unavailable', header lines, an empty line, then the body"
+)
+
+
+def read_errorfile(path: str, bufsize: int) -> bytes:
+    """An errorfile's bytes, refused as HAProxy refuses them at start.
+
+    Readable, at most ``tune.bufsize`` bytes, and an HTTP/1.x response (status line, header
+    lines, end of head, a body as long as its Content-Length says). An empty file is valid:
+    the connection is then closed without a response.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(bufsize + 1)
+    except OSError as exc:
+        where = "" if os.path.isabs(path) else "; a relative path starts at the current directory"
+        raise ConfigError(
+            f"cannot read errorfile '{path}': {exc.strerror}",
+            hint=f"check the path and permissions{where}",
+        ) from None
+    if len(data) > bufsize:
+        raise ConfigError(
+            f"errorfile '{path}' is too large: more than tune.bufsize ({bufsize} bytes)",
+            hint="shorten the response, or raise tune.bufsize in the global section",
+        )
+    if data:
+        problem = errorfile_problem(data)
+        if problem:
+            raise ConfigError(
+                f"errorfile '{path}' is not an HTTP response: {problem}", hint=ERRORFILE_HINT
+            )
+    return data
+
+
+def errorfile_problem(data: bytes) -> str:
+    """What makes ``data`` no HTTP/1.x response, or "" (a light check, not a full parse)."""
+    if ERRORFILE_STATUS_LINE.match(data) is None:
+        return "it does not start with a status line 'HTTP/1.x <code> <reason>'"
+    end = ERRORFILE_END_OF_HEAD.search(data)
+    if end is None:
+        return "its head has no end (an empty line after the header lines)"
+    head, body = data[: end.start()], data[end.end() :]
+    for line in head.split(b"\n")[1:]:
+        name, colon, value = line.rstrip(b"\r").partition(b":")
+        if not colon or not name or name != name.strip():
+            return f"'{line.decode('latin-1').strip()}' is not a header field"
+        if name.lower() == b"content-length":
+            length = value.strip()
+            if not length.isdigit():
+                return f"invalid Content-Length '{length.decode('latin-1')}'"
+            if int(length) != len(body):
+                return f"Content-Length is {int(length)} but the body has {len(body)} bytes"
+    return ""
 
 
 # --------------------------------------------------------------------------- the table
@@ -1218,7 +1346,8 @@ KEYWORDS: List[Keyword] = [
         "balance",
         "dbl",
         _p_balance,
-        "balance roundrobin|static-rr|leastconn|first|source|random[(<n>)]: the algorithm",
+        "balance roundrobin|static-rr|leastconn|first|source|random[(<n>)]|uri [<opts>]"
+        "|url_param <param> [check_post]|hdr(<name>) [use_domain_only]: the algorithm",
     ),
     K("hash-type", "dbl", _p_hash_type, "hash-type map-based|consistent [<function>]"),
     K(
@@ -1377,8 +1506,8 @@ KEYWORDS: List[Keyword] = [
         "errorfile",
         "dfbl",
         _p_errorfile,
-        "errorfile <code> <file>: a raw HTTP response for proxy errors",
-        status="HTTP mode",
+        "errorfile <code> <file>: a raw HTTP response (read at start) for the proxy's own "
+        "errors; an empty file closes without a response",
     ),
     K(
         "acl",

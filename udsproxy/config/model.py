@@ -221,6 +221,9 @@ class Proxy:
     id: Optional[int] = None
     forwardfor: Optional[ForwardFor] = None  # set when ``option forwardfor`` is on
     http_reuse: str = "safe"
+    # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
+    # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
+    errorfiles: Tuple[Tuple[int, bytes], ...] = ()
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = ""

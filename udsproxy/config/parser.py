@@ -223,11 +223,6 @@ class _Parser:
                     self.planned_used.setdefault(
                         f"{opt} (bind option)", (option.status, line.lineno)
                     )
-        if keyword.words == "balance" and words[used : used + 1]:
-            algo = words[used]
-            if algo in ("uri", "url_param") or algo.startswith("hdr("):
-                name = "hdr()" if algo.startswith("hdr(") else algo
-                self.planned_used.setdefault(f"balance {name}", ("HTTP hashing", line.lineno))
         if keyword.words == "timeout" and words[used : used + 1] in (("check",), ("tarpit",)):
             area = "health checks" if words[used] == "check" else "header rules"
             self.planned_used.setdefault(f"timeout {words[used]}", (area, line.lineno))
@@ -474,6 +469,17 @@ class _Parser:
                     Notice(
                         f"backend '{p.name}': 'balance first' without server maxconn sends everything "
                         "to the first server",
+                        self.filename,
+                        p.lineno,
+                        "balance",
+                    )
+                )
+            algo = p.balance.algorithm
+            if p.is_backend and p.mode != "http" and algo.startswith(("uri", "url_param", "hdr(")):
+                out.append(
+                    Notice(
+                        f"backend '{p.name}': 'balance {algo}' needs 'mode http'; "
+                        f"in {p.mode} mode it balances round robin (as HAProxy)",
                         self.filename,
                         p.lineno,
                         "balance",

@@ -47,8 +47,9 @@ from ..net.connect import ConnectError
 from ..queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
 from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
 from ..runtime import ServerState
-from .flow import PEER
+from .flow import BATCH, PEER
 from .h11lib import h11
+from .hashkey import BodySearch
 from .headers import full_items, is_bodyless
 from .upstream import ServerConnection
 
@@ -102,10 +103,11 @@ class Exchange:
         self.connect_started = 0.0
         self.body: List[bytes] = []  # held before the head is sent, kept for a resend
         self.body_size = 0
+        self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
         self.replayable = self.method in IDEMPOTENT
         self.bodyless = is_bodyless(full_items(request.headers))
         self.request_done = False
-        self.trailers: List[Any] = []
+        self.trailers: Any = []
         self.head: Optional[List[Any]] = None  # the request fields to send
         self.target: bytes = request.target
         self.status: Optional[int] = None
@@ -124,10 +126,39 @@ class Exchange:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
 
     # ----------------------------------------------------------------- slot
-    def start(self, target: bytes, head: List[Any], key: Optional[bytes]) -> None:
-        """Ask for a slot; the request target and fields to send are ready."""
+    def start(
+        self,
+        target: bytes,
+        head: List[Any],
+        key: Optional[bytes],
+        body_search: Optional[BodySearch] = None,
+    ) -> None:
+        """Ask for a slot; the request target and fields to send are ready.
+
+        With ``body_search`` (``balance url_param <p> check_post``) the key may be in the
+        body: the slot is asked for once the held body shows it or cannot any more.
+        """
         self.target = target
         self.head = head
+        if body_search is not None:
+            self.body_search = body_search
+            return
+        self.ask_slot(key)
+
+    def key_from_body(self) -> None:
+        """check_post: ask for a slot once the body bytes held decide the key."""
+        search = self.body_search
+        if search is None or self.phase is Phase.DONE:
+            return
+        # Reading pauses at PRECONNECT_LIMIT: decide there at the latest, never deadlock.
+        complete = self.request_done or self.body_size >= PRECONNECT_LIMIT
+        decided, key = search.find(b"".join(self.body), complete)
+        if decided:
+            self.body_search = None
+            self.ask_slot(key)
+
+    def ask_slot(self, key: Optional[bytes]) -> None:
+        """Ask the backend for a slot, balanced on ``key``."""
         backend = self.ctx.backend
         if backend is None:
             self.fail(503, "SC")
@@ -298,10 +329,15 @@ class Exchange:
         self.body_size += len(data)
         if self.body_size >= PRECONNECT_LIMIT:
             self.client.gate.hold(PRECONNECT)
+        if self.body_search is not None:
+            self.key_from_body()
 
-    def request_end(self, trailers: List[Any]) -> None:
+    def request_end(self, trailers: Any) -> None:
         self.request_done = True
-        self.trailers = list(trailers)
+        self.trailers = trailers  # h11's Headers: sent on as they are, not normalized again
+        if self.body_search is not None:
+            self.key_from_body()  # attach() then sends the whole body and its end
+            return
         conn = self.upstream
         if conn is not None:
             conn.send(h11.EndOfMessage(headers=self.trailers))
@@ -326,7 +362,7 @@ class Exchange:
             self.phase = Phase.RESPONDING
             self.bytes_out += client.send_response_head(event)
         elif kind is h11.EndOfMessage:
-            self.bytes_out += client.send(h11.EndOfMessage(headers=list(event.headers)))
+            self.bytes_out += client.send(event)  # trailers included, as parsed
             self.finish(keep_server=True)
         elif kind is h11.InformationalResponse:
             if event.status_code == 101:
@@ -405,14 +441,14 @@ class Exchange:
             return
         self.bytes_in += len(data)
         self.server_seen = self.ctx.sweeper.now
-        conn.transport.write(data)
+        BATCH.write(conn.transport, data)
 
     def tunnel_from_server(self, data: bytes) -> None:
         self.bytes_out += len(data)
         self.server_seen = self.ctx.sweeper.now
         transport = self.client.transport
         if transport is not None and not self.client.gone:
-            transport.write(data)
+            BATCH.write(transport, data)
 
     def tunnel_client_fin(self) -> None:
         """The client half-closed: so does the server side (the other way keeps flowing)."""
@@ -422,6 +458,7 @@ class Exchange:
         if conn is None or conn.server_fin:
             self.end_tunnel()  # both ways are finished
         elif conn.transport is not None and not conn.closed:
+            BATCH.flush(conn.transport)
             conn.transport.loseWriteConnection()  # type: ignore[attr-defined]
 
     def tunnel_server_fin(self) -> None:
@@ -431,6 +468,7 @@ class Exchange:
         if self.client_fin or transport is None:
             self.end_tunnel()
         elif not self.client.gone:
+            BATCH.flush(transport)
             transport.loseWriteConnection()  # type: ignore[attr-defined]
 
     def tunnel_client_lost(self, reason: Failure) -> None:
@@ -458,8 +496,10 @@ class Exchange:
                     transport.unregisterProducer()  # type: ignore[attr-defined]
             if not conn.closed and conn.transport is not None:
                 if abort:
+                    BATCH.discard(conn.transport)
                     conn.transport.abortConnection()  # type: ignore[attr-defined]
                 else:
+                    BATCH.flush(conn.transport)
                     conn.transport.loseConnection()
         self.release(keep_server=False)
         client = self.client

@@ -32,15 +32,17 @@ from ..sweeper import IdleSweeper
 from ..tcp import client_key, note_connect_error, note_connect_ok
 from . import pages
 from .exchange import Exchange, Phase, render_log
-from .flow import PEER, ReadGate
-from .h11lib import h11
+from .flow import BATCH, PEER, ReadGate
+from .h11lib import Headers, h11
 from .headers import (
+    CONNECTION_CLOSE,
     Header,
     HeadError,
     Item,
     check_raw_head,
     check_request,
     end_to_end,
+    end_to_end_items,
     full_items,
     has_header,
     is_chunked,
@@ -221,16 +223,22 @@ class ClientConnection(Protocol):
         """Close once what is written has been sent."""
         self.closing = True
         if self.transport is not None:
+            BATCH.flush(self.transport)
             self.transport.loseConnection()
 
     def abort(self) -> None:
         """Close now, dropping unsent bytes (a truncated response must not look complete)."""
         self.closing = True
         if self.transport is not None:
+            BATCH.discard(self.transport)
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- reading
     def dataReceived(self, data: bytes) -> None:
+        with BATCH:
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
         self.seen = self.ctx.sweeper.now
         ex = self.exchange
         if ex is None:
@@ -313,8 +321,17 @@ class ClientConnection(Protocol):
             ex.fail(exc.status, "PR")
             return
         target, fields = self.request_head(request, items, ex)
-        key = client_key(self.transport.getPeer())  # type: ignore[union-attr]
-        ex.start(target, fields, key)
+        hash_key = self.ctx.settings.hash_key
+        if hash_key is None:  # balance source hashes the client address; others ignore it
+            ex.start(target, fields, client_key(self.transport.getPeer()))  # type: ignore[union-attr]
+            return
+        key, search = hash_key.for_request(request.method, request.target, items)
+        if search is not None and self.h11.client_is_waiting_for_100_continue:
+            # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
+            continue_ = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+            ex.bytes_out += self.send(continue_)
+            fields = [f for f in fields if f[0].lower() != b"expect"]
+        ex.start(target, fields, key, search)
 
     def request_head(
         self, request: Any, items: List[Item], ex: Exchange
@@ -369,7 +386,7 @@ class ClientConnection(Protocol):
     def write_raw_error(self, status: int, flags: str) -> None:
         """An error page when no request was parsed: bytes written as they are, then close."""
         page = self.ctx.settings.pages.raw(status, backend_chosen=False)
-        self.transport.write(page)  # type: ignore[union-attr]
+        BATCH.write(self.transport, page)
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
@@ -401,29 +418,29 @@ class ClientConnection(Protocol):
             self.abort()
             return 0
         if data and not self.gone:
-            self.transport.write(data)  # type: ignore[union-attr]
+            BATCH.write(self.transport, data)
             return len(data)
         return 0
 
     def send_response_head(self, response: Any) -> int:
-        fields = end_to_end(full_items(response.headers))
+        fields = end_to_end_items(full_items(response.headers))
         if self.ctx.settings.client_close:
-            fields.append((b"connection", b"close"))
+            fields.append(CONNECTION_CLOSE)
         return self.send(
             h11.Response(
                 status_code=response.status_code,
-                headers=fields,
+                headers=Headers(fields),
                 reason=response.reason,
                 _parsed=True,  # parsed by h11 from the server: no second validation
             )
         )
 
     def send_informational(self, response: Any) -> int:
-        fields = end_to_end(full_items(response.headers))
+        fields = end_to_end_items(full_items(response.headers))
         return self.send(
             h11.InformationalResponse(
                 status_code=response.status_code,
-                headers=fields,
+                headers=Headers(fields),
                 reason=response.reason,
                 _parsed=True,
             )
@@ -454,7 +471,7 @@ class ClientConnection(Protocol):
         if custom is not None or self.h11.our_state is not h11.SEND_RESPONSE:
             # Raw bytes whose framing h11 does not know (an errorfile's): then close.
             page = pages.raw(status) if custom is None else custom
-            self.transport.write(page)  # type: ignore[union-attr]
+            BATCH.write(self.transport, page)
             self.close()
             return len(page)
         reason = pages.PAGES[status][0].encode()

@@ -12,5 +12,8 @@ except ImportError:  # pragma: no cover
     import h11
 
 IMPLEMENTATION = h11.__name__
+# h11's header list, built from ``(raw name, lower-case name, value)`` triples: an event
+# given one is not normalized again (the fields come from h11's own parser).
+Headers = h11._headers.Headers
 
-__all__ = ["IMPLEMENTATION", "h11"]
+__all__ = ["IMPLEMENTATION", "Headers", "h11"]

@@ -147,6 +147,20 @@ def upgrade_field(items: Sequence[Item]) -> Optional[Header]:
     return upgrade if listed and upgrade is not None and upgrade[1].strip() else None
 
 
+def end_to_end_items(items: Sequence[Item]) -> List[Item]:
+    """:func:`end_to_end` keeping h11's triples (for ``Headers``, no normalization)."""
+    named: Optional[set] = None
+    for _, name, value in items:
+        if name in _CONNECTION_FIELDS:
+            named = (named or set()) | set(_tokens(value))
+    if named is None:
+        return [item for item in items if item[1] not in HOP_BY_HOP]
+    return [item for item in items if item[1] not in HOP_BY_HOP and item[1] not in named]
+
+
+CONNECTION_CLOSE: Item = (b"connection", b"connection", b"close")
+
+
 def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
     """``(authority, origin-form target)`` for an absolute-form target, else None."""
     lower = target[:8].lower()

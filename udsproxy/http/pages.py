@@ -1,8 +1,12 @@
-"""The responses the proxy makes itself: HAProxy 2.6's status lines and small HTML bodies."""
+"""The responses the proxy makes itself: HAProxy 2.6's status lines and small HTML bodies.
+
+An ``errorfile`` replaces a built-in page by the file's bytes, written as they are; its
+framing is unknown, so the client connection is closed after it (see :class:`ErrorPages`).
+"""
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 # status -> (reason phrase, sentence), as in HAProxy's http_err_msgs.
 PAGES: Dict[int, Tuple[str, str]] = {
@@ -45,3 +49,28 @@ def raw(status: int) -> bytes:
     head = f"HTTP/1.1 {status} {reason}\r\n".encode()
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers(status, True))
     return head + b"\r\n" + body(status)
+
+
+class ErrorPages:
+    """The error responses of one frontend/backend pair: ``errorfile`` bytes, else built-in.
+
+    As HAProxy's ``http_error_message``: once the backend is chosen its errorfile wins, then
+    the frontend's; before that only the frontend's applies (a ``listen`` is both).
+    """
+
+    def __init__(
+        self,
+        frontend: Iterable[Tuple[int, bytes]],
+        backend: Iterable[Tuple[int, bytes]] = (),
+    ) -> None:
+        self.frontend: Dict[int, bytes] = dict(frontend)
+        self.backend: Dict[int, bytes] = {**self.frontend, **dict(backend)}
+
+    def custom(self, status: int, backend_chosen: bool) -> Optional[bytes]:
+        """The errorfile's raw response for ``status`` (b"": close without one), or None."""
+        return (self.backend if backend_chosen else self.frontend).get(status)
+
+    def raw(self, status: int, backend_chosen: bool) -> bytes:
+        """The whole response to write as it is: the errorfile's, else the built-in page."""
+        page = self.custom(status, backend_chosen)
+        return raw(status) if page is None else page

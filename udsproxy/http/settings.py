@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from ..config.model import Global, Proxy
+from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
 from .pages import ErrorPages
 
@@ -47,7 +48,17 @@ class HTTPSettings:
         )
         self.client_close = _either(frontend, backend, "httpclose")
         self.abortonclose = backend is not None and backend.has_option("abortonclose")
-        self.prefer_last_server = backend is not None and backend.has_option("prefer-last-server")
+        # balance uri|url_param|hdr(): the key each request is hashed on (None: not those).
+        self.hash_key: Optional[HashKey] = (
+            make_hash_key(backend.balance, global_.bufsize) if backend is not None else None
+        )
+        # HAProxy ignores prefer-last-server when the algorithm hashes (BE_LB_KIND_HI).
+        self.prefer_last_server = (
+            backend is not None
+            and backend.has_option("prefer-last-server")
+            and backend.balance.algorithm != "source"
+            and self.hash_key is None
+        )
         self.reuse = backend.http_reuse if backend is not None else "safe"
         # HAProxy: the backend's forwardfor wins over the frontend's.
         ff = (backend.forwardfor if backend is not None else None) or frontend.forwardfor

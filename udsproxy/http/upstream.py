@@ -27,7 +27,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from ..runtime import ServerState
-from .flow import ReadGate
+from .flow import BATCH, ReadGate
 from .h11lib import h11
 
 if TYPE_CHECKING:
@@ -65,11 +65,15 @@ class ServerConnection(Protocol):
         """Serialize ``event`` with h11 and write it; the bytes written."""
         data = self.h11.send(event)
         if data:
-            self.transport.write(data)  # type: ignore[union-attr]
+            BATCH.write(self.transport, data)
             return len(data)
         return 0
 
     def dataReceived(self, data: bytes) -> None:
+        with BATCH:
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
         ex = self.exchange
         if ex is None:  # an idle server must not speak unasked: not reusable
             self.transport.abortConnection()  # type: ignore[union-attr]

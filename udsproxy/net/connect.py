@@ -222,7 +222,44 @@ def protocol_address(family: int, addr: Any) -> TwistedAddress:
     return IPv4Address("TCP", *addr)
 
 
-class _UNIXTransport(unix.Server):
+class _WriteNow:
+    """``write()`` sends at once when nothing is queued, instead of on the next poll.
+
+    Twisted's ``write`` only queues and registers the socket for writability, so each
+    write costs two ``epoll_ctl`` calls and a reactor turn before the ``send``. A proxy
+    writes once per read in the common case and its peer's buffer is rarely full, so
+    sending at once saves that whole round (about a tenth of the CPU per proxied HTTP
+    request). Whatever ``send`` does not take goes through Twisted's queue as before, so
+    ordering, producers (back-pressure) and close-after-flush are unchanged.
+    """
+
+    def write(self, data: bytes) -> None:
+        t: Any = self
+        if (
+            data
+            and t.connected
+            and not t.disconnecting
+            and not t._writeDisconnecting
+            and not t._tempDataLen
+            and t.offset == len(t.dataBuffer)
+        ):
+            try:
+                sent = t.socket.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # Twisted's own send reports the error the usual way
+            if sent == len(data):
+                return
+            data = data[sent:]
+        super().write(data)  # type: ignore[misc]
+
+
+class _TCPTransport(_WriteNow, tcp.Server):
+    """``tcp.Server`` that writes at once when it can."""
+
+
+class _UNIXTransport(_WriteNow, unix.Server):
     """``unix.Server`` reading with recv(), whose getHost() may be pinned to an address.
 
     A listener binds a temporary name and renames it, so getsockname() on accepted sockets
@@ -263,7 +300,7 @@ def build_transport(
     else:
         if sock.family == socket.AF_INET6 and len(peer) == 2:
             peer = (peer[0], peer[1], 0, 0)
-        transport = tcp.Server(sock, protocol, peer, None, sessionno, reactor)  # type: ignore[arg-type]
+        transport = _TCPTransport(sock, protocol, peer, None, sessionno, reactor)  # type: ignore[arg-type]
     # tcp.Server only sets repstr when it has a Port, which we do not use.
     label = peer if peer else "?"
     name = protocol.__class__.__name__
