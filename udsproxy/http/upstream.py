@@ -13,6 +13,13 @@ HAProxy's ``http-reuse``:
   reused at least once (the server has shown it keeps connections alive);
 - ``always``: any idle connection.
 
+A response body announced with Content-Length that does not fit in the read that brought
+its head is forwarded *around* the server-side h11 (:meth:`ServerConnection.raw_body`): h11
+copies every byte into and out of its receive buffer and makes events per chunk, most of
+a large response's cost. The byte count is all the framing there is; the client side still
+goes through its h11, and after the last byte the server connection gets a fresh h11
+(a keep-alive connection between messages has no state beyond "idle").
+
 An idle connection is closed after ``pool-purge-delay`` (default 5 s, so that the proxy,
 not the server, closes idle connections: a server's own keep-alive timeout would race with
 a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit).
@@ -29,6 +36,7 @@ from twisted.python.failure import Failure
 from ..runtime import ServerState
 from .flow import BATCH, ReadGate
 from .h11lib import h11
+from .headers import full_items
 
 if TYPE_CHECKING:
     from ..sweeper import IdleSweeper
@@ -54,6 +62,8 @@ class ServerConnection(Protocol):
         self.owner: Optional[Any] = None  # the client connection keeping it (http-reuse never)
         self.tunnel = False  # after a 101: raw bytes to the exchange, never pooled again
         self.server_fin = False  # in a tunnel: the server half-closed
+        self.raw_left = 0  # body bytes still expected while forwarding around h11
+        self.raw_keep: Optional[bool] = None  # set once a body went around h11
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self.server!r} requests={self.requests}>"
@@ -83,6 +93,9 @@ class ServerConnection(Protocol):
             return
         self.response_bytes += len(data)
         ex.server_active()
+        if self.raw_left:
+            self.raw_body(ex, data)
+            return
         self.h11.receive_data(data)
         self.pump()
 
@@ -101,6 +114,33 @@ class ServerConnection(Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             ex.server_event(event)
+            if type(event) is h11.Response and self.exchange is ex and self.start_raw(ex, event):
+                return
+
+    def start_raw(self, ex: Exchange, response: Any) -> bool:
+        """Forward the rest of a Content-Length body around h11 when it is not all here."""
+        length = raw_length(ex.method, response)
+        if length is None:
+            return False
+        held = self.h11.trailing_data[0]
+        if len(held) >= length:
+            return False  # complete in this read: h11 finishes it at once
+        self.raw_left = length
+        self.raw_keep = response_keeps_alive(response)
+        if held:
+            self.raw_body(ex, held)
+        return True
+
+    def raw_body(self, ex: Exchange, data: bytes) -> None:
+        """Body bytes of the current response, counted against its Content-Length."""
+        left = self.raw_left
+        if len(data) > left:
+            data = data[:left]
+            self.raw_keep = False  # bytes after the response: the server spoke unasked
+        self.raw_left = left - len(data)
+        ex.server_event(h11.Data(data=data))
+        if not self.raw_left and self.exchange is ex:
+            ex.server_event(END_OF_MESSAGE)
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         self.closed = True
@@ -111,6 +151,9 @@ class ServerConnection(Protocol):
             return
         if self.tunnel:
             ex.tunnel_server_lost(reason)
+            return
+        if self.raw_left:
+            ex.server_lost(reason)  # closed before the announced length
             return
         try:
             self.h11.receive_data(b"")  # a close-delimited body ends here
@@ -135,16 +178,19 @@ class ServerConnection(Protocol):
     @property
     def reusable(self) -> bool:
         """Both directions finished cleanly and both sides keep the connection open."""
-        return (
-            not self.closed
-            and not self.tunnel
-            and self.h11.our_state is h11.DONE
-            and self.h11.their_state is h11.DONE
-        )
+        if self.closed or self.tunnel:
+            return False
+        if self.raw_keep is not None:  # the response body went around h11
+            return self.raw_keep and not self.raw_left and self.h11.our_state is h11.DONE
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
     def recycle(self) -> None:
         """Ready the connection for its next request."""
-        self.h11.start_next_cycle()
+        if self.raw_keep is not None:
+            self.h11 = h11.Connection(h11.CLIENT)
+            self.raw_keep = None
+        else:
+            self.h11.start_next_cycle()
         self.requests += 1
         self.response_bytes = 0
 
@@ -153,6 +199,32 @@ class ServerConnection(Protocol):
         self.exchange = None
         if not self.closed and self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
+
+
+END_OF_MESSAGE = h11.EndOfMessage()
+
+
+def raw_length(method: bytes, response: Any) -> Optional[int]:
+    """The body length a response announces with Content-Length, when that frames it."""
+    if method == b"HEAD" or response.status_code in (204, 304):
+        return None
+    length: Optional[int] = None
+    for _, name, value in full_items(response.headers):
+        if name == b"content-length":
+            length = int(value)  # h11 checked it: digits, one value
+        elif name == b"transfer-encoding":
+            return None
+    return length
+
+
+def response_keeps_alive(response: Any) -> bool:
+    """h11's rule: HTTP/1.1 and no ``Connection: close``."""
+    if response.http_version != b"1.1":
+        return False
+    for _, name, value in full_items(response.headers):
+        if name == b"connection" and b"close" in [t.strip().lower() for t in value.split(b",")]:
+            return False
+    return True
 
 
 class ServerPool:

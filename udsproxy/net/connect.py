@@ -233,6 +233,8 @@ class _WriteNow:
     ordering, producers (back-pressure) and close-after-flush are unchanged.
     """
 
+    bufferSize = 16384
+
     def write(self, data: bytes) -> None:
         t: Any = self
         if (
@@ -301,6 +303,10 @@ def build_transport(
         if sock.family == socket.AF_INET6 and len(peer) == 2:
             peer = (peer[0], peer[1], 0, 0)
         transport = _TCPTransport(sock, protocol, peer, None, sessionno, reactor)  # type: ignore[arg-type]
+        # As HAProxy: no Nagle. The proxy already writes whole messages (one write per
+        # read, see http.flow.WriteBatch); holding a partial segment for an ACK only adds
+        # latency (and, against a delayed ACK, 40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # tcp.Server only sets repstr when it has a Port, which we do not use.
     label = peer if peer else "?"
     name = protocol.__class__.__name__

@@ -1,0 +1,108 @@
+"""HTTP mode in memory: a Content-Length body longer than one read goes around h11."""
+
+from __future__ import annotations
+
+from tests.unit.http_harness import FakeServer, Harness
+
+ONE = """
+frontend fe
+    bind 127.0.0.1:8080
+    default_backend be
+backend be
+    http-reuse always
+    server a /s/a.sock
+"""
+
+
+def head(length: int, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (length, extra)
+
+
+def serve_in_pieces(server: FakeServer, pieces: list) -> None:
+    """The server answers with raw bytes, one read per piece."""
+    server.read()
+    server.transport.clear()
+    for piece in pieces:
+        server.protocol.dataReceived(piece)
+
+
+def test_body_in_several_reads_arrives_whole_and_connection_is_reused() -> None:
+    """Head + 10 bytes, then the rest in two reads: the client gets it all; the next request
+    reuses the server connection (a fresh h11 after the body)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(target="/big")
+    (server,) = h.connector.servers
+    body = bytes(range(256)) * 40
+    serve_in_pieces(server, [head(len(body)) + body[:10], body[10:5000], body[5000:]])
+    ((status, _, got),) = client.responses()
+    assert status == 200 and got == body
+    assert server.protocol.raw_left == 0
+    client.request(target="/next")
+    assert len(h.connector.servers) == 1  # reused
+    assert server.transport.value().split(b"\r\n")[-4:] == [
+        b"GET /next HTTP/1.1",
+        b"Host: app",
+        b"",
+        b"",
+    ]
+    server.protocol.dataReceived(head(2) + b"ok")
+    ((status, _, got),) = client.responses()
+    assert (status, got) == (200, b"ok")
+    (line1, line2) = h.sink.lines
+    assert " 200 " in line1 and '"GET /big HTTP/1.1"' in line1
+    assert '"GET /next HTTP/1.1"' in line2
+
+
+def test_server_closing_before_the_announced_length_truncates() -> None:
+    """A body cut short by the server's close is not completed: the client is closed (SD)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request()
+    (server,) = h.connector.servers
+    serve_in_pieces(server, [head(1000) + b"x" * 100])
+    server.close()
+    raw = client.raw()
+    assert raw.endswith(b"x" * 100)
+    assert client.transport.disconnecting
+    assert " SD" in h.sink.lines[0]
+    assert h.quiet()
+
+
+def test_bytes_after_the_body_make_the_connection_unreusable() -> None:
+    """A server that sends more than it announced is not pooled; the client gets the length."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request()
+    (server,) = h.connector.servers
+    serve_in_pieces(server, [head(20) + b"a" * 10, b"b" * 10 + b"GARBAGE"])
+    ((status, _, got),) = client.responses()
+    assert got == b"a" * 10 + b"b" * 10
+    assert server.transport.disconnecting
+    assert h.pools.idle_count() == 0
+
+
+def test_connection_close_response_is_not_reused() -> None:
+    """A raw body whose response says Connection: close leaves the server connection closed."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request()
+    (server,) = h.connector.servers
+    serve_in_pieces(server, [head(6, b"Connection: close\r\n") + b"abc", b"def"])
+    ((status, headers, got),) = client.responses()
+    assert got == b"abcdef"
+    assert server.transport.disconnecting
+    assert h.pools.idle_count() == 0
+
+
+def test_head_response_keeps_h11_framing() -> None:
+    """A HEAD response announces a length but has no body: nothing is waited for."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(method="HEAD")
+    (server,) = h.connector.servers
+    serve_in_pieces(server, [head(5000)])
+    ((status, headers, got),) = client.responses()
+    assert status == 200 and got == b"" and headers["content-length"] == "5000"
+    assert server.protocol.raw_left == 0
+    assert h.pools.idle_count() == 1
