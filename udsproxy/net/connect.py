@@ -233,8 +233,6 @@ class _WriteNow:
     ordering, producers (back-pressure) and close-after-flush are unchanged.
     """
 
-    bufferSize = 16384
-
     def write(self, data: bytes) -> None:
         t: Any = self
         if (
