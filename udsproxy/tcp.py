@@ -342,8 +342,10 @@ class TCPSession:
     def check_idle(self, now: float) -> None:
         idle = now - self.last_activity
         ctx = self.ctx
-        client_limit = ctx.client_fin_timeout if self.client_eof else ctx.client_timeout
-        server_limit = ctx.server_fin_timeout if self.server_eof else ctx.server_timeout
+        # As HAProxy: a side whose write half we shut (its peer sent FIN) is in FIN_WAIT and
+        # gets its -fin timeout: client-fin once the server's FIN was passed to the client.
+        client_limit = ctx.client_fin_timeout if self.server_eof else ctx.client_timeout
+        server_limit = ctx.server_fin_timeout if self.client_eof else ctx.server_timeout
         if (
             client_limit is not None
             and idle >= client_limit

@@ -398,3 +398,39 @@ def test_check_post_hold_ends_with_the_client_timeout() -> None:
     assert h.connector.calls == []
     assert any(" 408 " in line and " cD-- " in line for line in h.sink.lines)
     assert h.quiet()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"a=1&user=bob&c=3", b"user=", b"x=1&&user=&z", b"usr=1&user", b"a=1&user=b%20ob", b"&" * 50],
+)
+@pytest.mark.parametrize("complete", [False, True])
+def test_body_search_fed_byte_by_byte_agrees_with_the_whole_body(
+    body: bytes, complete: bool
+) -> None:
+    """feed() over one-byte chunks decides exactly what find() decides on the whole body."""
+    search = BodySearch(b"user=", 100)
+    result = (False, None)
+    for i in range(len(body)):
+        result = search.feed(body[i : i + 1], complete and i == len(body) - 1)
+        if result[0]:
+            break
+    if not body:
+        result = search.feed(b"", complete)
+    expected = BodySearch(b"user=", 100).find(body, complete)
+    if expected[0]:
+        assert result == expected
+    else:
+        assert result == (False, None)
+
+
+def test_body_search_of_many_tiny_chunks_is_linear() -> None:
+    """16 KiB of '&' fed one byte at a time scans each byte a bounded number of times."""
+    search = BodySearch(b"user=", 16384)
+    calls = 0
+    for _ in range(16383):
+        decided, _ = search.feed(b"&", False)
+        calls += 1
+        assert not decided
+        assert search.resume == len(search.held)  # nothing before this point is rescanned
+    assert search.feed(b"&", False) == (True, None)  # the limit: decided, no key

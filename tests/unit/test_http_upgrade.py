@@ -162,3 +162,49 @@ def test_101_to_a_plain_request_is_a_502() -> None:
     ((status, _, _),) = client.responses()
     assert status == 502
     assert h.server_load() == [("a", 0, 0)]
+
+
+FIN = """
+frontend fe
+    bind 127.0.0.1:8080
+    timeout client-fin 1s
+    default_backend be
+backend be
+    timeout tunnel 1h
+    server a /s/a.sock maxconn 1
+"""
+
+
+def test_server_fin_then_silent_client_is_bounded_by_client_fin() -> None:
+    """After the server's FIN reaches the client, the client is waited for under client-fin."""
+    h = Harness(FIN)
+    client, server = upgraded(h)
+    server.protocol.readConnectionLost()  # the server half-closes
+    assert client.transport.write_closed
+    h.advance(5)
+    assert client.transport.disconnecting, "tunnel still open 5s after server FIN (client-fin 1s)"
+
+
+def test_101_without_connection_upgrade_is_502() -> None:
+    """HAProxy: a 101 must carry Connection: upgrade (http_wait_for_response) else 502."""
+    h = Harness(FIN)
+    client = h.client()
+    client.send(UPGRADE)
+    (server,) = h.connector.servers
+    server.transport.clear()
+    server.feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+    out = client.raw()
+    assert out.startswith(b"HTTP/1.1 502"), out[:80]
+
+
+def test_h2c_upgrade_is_not_forwarded() -> None:
+    """HAProxy (h1_postparse_req_hdrs) drops 'Upgrade: h2c' and the upgrade flag."""
+    h = Harness(FIN)
+    client = h.client()
+    client.send(
+        b"GET / HTTP/1.1\r\nHost: app\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    )
+    (server,) = h.connector.servers
+    (request,) = [e for e in server.read() if isinstance(e, h11.Request)]
+    assert b"upgrade" not in {k for k, _ in request.headers}, list(request.headers)

@@ -227,3 +227,15 @@ def test_unix_client_has_no_source_key() -> None:
 
     assert client_key(UNIXAddress(None)) is None
     assert client_key(IPv4Address("TCP", "10.0.0.1", 1)) == bytes([10, 0, 0, 1])
+
+
+def test_client_fin_timeout_applies_once_the_servers_fin_reached_the_client() -> None:
+    """timeout client-fin (500ms) bounds a client that never closes after the server's FIN
+    was passed on to it (HAProxy: the client side is then in FIN_WAIT)."""
+    cfg = CFG.replace("timeout server 3s", "timeout server 3s\n        timeout client-fin 500ms")
+    ctx, clock, runtime, connector = setup(cfg.format(extra=""), [accepted, accepted])
+    session, client_t = open_session(ctx)
+    session.server_fin()  # the server half-closed: passed on to the client
+    assert client_t.write_closed
+    clock.advance(1.0)
+    assert client_t.aborted and session.flags == "cD"

@@ -50,7 +50,7 @@ from ..runtime import ServerState
 from .flow import BATCH, PEER
 from .h11lib import h11
 from .hashkey import BodySearch
-from .headers import full_items, is_bodyless
+from .headers import full_items, is_bodyless, upgrade_field
 from .upstream import ServerConnection
 
 if TYPE_CHECKING:
@@ -145,14 +145,14 @@ class Exchange:
             return
         self.ask_slot(key)
 
-    def key_from_body(self) -> None:
+    def key_from_body(self, chunk: bytes) -> None:
         """check_post: ask for a slot once the body bytes held decide the key."""
         search = self.body_search
         if search is None or self.phase is Phase.DONE:
             return
         # Reading pauses at PRECONNECT_LIMIT: decide there at the latest, never deadlock.
         complete = self.request_done or self.body_size >= PRECONNECT_LIMIT
-        decided, key = search.find(b"".join(self.body), complete)
+        decided, key = search.feed(chunk, complete)
         if decided:
             self.body_search = None
             self.ask_slot(key)
@@ -330,13 +330,13 @@ class Exchange:
         if self.body_size >= PRECONNECT_LIMIT:
             self.client.gate.hold(PRECONNECT)
         if self.body_search is not None:
-            self.key_from_body()
+            self.key_from_body(data)
 
     def request_end(self, trailers: Any) -> None:
         self.request_done = True
         self.trailers = trailers  # h11's Headers: sent on as they are, not normalized again
         if self.body_search is not None:
-            self.key_from_body()  # attach() then sends the whole body and its end
+            self.key_from_body(b"")  # attach() then sends the whole body and its end
             return
         conn = self.upstream
         if conn is not None:
@@ -414,6 +414,10 @@ class Exchange:
             # h11 only accepts a 101 we asked for; one before the request's end is no switch.
             self.server_protocol_error("101 Switching Protocols before the request ended")
             return
+        if upgrade_field(full_items(response.headers)) is None:
+            # As HAProxy: a 101 must say what it switches to (Connection: upgrade + Upgrade).
+            self.server_protocol_error("101 Switching Protocols without Connection: upgrade")
+            return
         self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
         self.status = 101
         self.bytes_out += client.send_switch(response)
@@ -452,24 +456,25 @@ class Exchange:
 
     def tunnel_client_fin(self) -> None:
         """The client half-closed: so does the server side (the other way keeps flowing)."""
+        if self.client_fin:
+            return  # Twisted reports EOF again each time reading resumes
         self.client_fin = True
         self.server_seen = self.ctx.sweeper.now
         conn = self.upstream
         if conn is None or conn.server_fin:
             self.end_tunnel()  # both ways are finished
         elif conn.transport is not None and not conn.closed:
-            BATCH.flush(conn.transport)
-            conn.transport.loseWriteConnection()  # type: ignore[attr-defined]
+            shut_write(conn.transport, self.client.gate)
 
     def tunnel_server_fin(self) -> None:
         """The server half-closed: so does the client side."""
         self.server_seen = self.ctx.sweeper.now
         transport = self.client.transport
-        if self.client_fin or transport is None:
+        conn = self.upstream
+        if self.client_fin or transport is None or conn is None:
             self.end_tunnel()
         elif not self.client.gone:
-            BATCH.flush(transport)
-            transport.loseWriteConnection()  # type: ignore[attr-defined]
+            shut_write(transport, conn.gate)
 
     def tunnel_client_lost(self, reason: Failure) -> None:
         """The client closed: the server gets what is buffered, then its close."""
@@ -512,15 +517,19 @@ class Exchange:
         self.write_log()
 
     def check_tunnel(self, now: float) -> None:
-        """Idle tunnel: any byte either way is activity; the smaller timeout decides."""
+        """Idle tunnel: any byte either way is activity; the smaller timeout decides.
+
+        As HAProxy: once we shut a side's write half (its peer sent FIN), that side is
+        waited for under ``timeout client-fin`` / ``server-fin`` (FIN_WAIT), not the tunnel's.
+        """
         settings = self.ctx.settings
         idle = now - self.server_seen
         conn = self.upstream
         server_fin = conn is not None and conn.server_fin
-        client_limit = (
-            settings.client_fin_timeout if self.client_fin else settings.tunnel_client_timeout
+        client_limit = settings.client_fin_timeout if server_fin else settings.tunnel_client_timeout
+        server_limit = (
+            settings.server_fin_timeout if self.client_fin else settings.tunnel_server_timeout
         )
-        server_limit = settings.server_fin_timeout if server_fin else settings.tunnel_server_timeout
         if (
             client_limit is not None
             and idle >= client_limit
@@ -659,6 +668,17 @@ class Exchange:
         )
         self.client.fill_peer(rec)
         ctx.write_session_log(rec)
+
+
+def shut_write(transport: Any, producer: Any) -> None:
+    """Half-close ``transport`` after what is queued; its producer (the side that sent FIN)
+    has nothing more to give: unregistered, or a paused one would hold the FIN back."""
+    BATCH.flush(transport)
+    if getattr(transport, "producer", None) is not None:
+        transport.unregisterProducer()
+    if producer is not None:
+        producer.release(PEER)
+    transport.loseWriteConnection()
 
 
 def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:

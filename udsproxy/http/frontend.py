@@ -46,6 +46,7 @@ from .headers import (
     full_items,
     has_header,
     is_chunked,
+    request_upgrade,
     set_header,
     split_absolute_target,
     upgrade_field,
@@ -343,7 +344,7 @@ class ClientConnection(Protocol):
         """
         settings = self.ctx.settings
         fields = end_to_end(items)
-        upgrade = upgrade_field(items)
+        upgrade = request_upgrade(items)
         target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:
@@ -451,9 +452,9 @@ class ClientConnection(Protocol):
         items = full_items(response.headers)
         fields = end_to_end(items)
         upgrade = upgrade_field(items)
+        assert upgrade is not None  # Exchange.switch checked it
         fields.append((b"Connection", b"upgrade"))
-        if upgrade is not None:
-            fields.append(upgrade)
+        fields.append(upgrade)
         return self.send(
             h11.InformationalResponse(
                 status_code=101, headers=fields, reason=response.reason, _parsed=True

@@ -112,11 +112,50 @@ def domain_only(value: bytes) -> bytes:
 class BodySearch:
     """Where ``url_param <name> check_post`` looks in a POST body, and how far."""
 
-    __slots__ = ("prefix", "limit")
+    __slots__ = ("prefix", "limit", "held", "resume")
 
     def __init__(self, prefix: bytes, limit: int) -> None:
         self.prefix = prefix
         self.limit = limit  # body bytes looked at: min(Content-Length, tune.bufsize)
+        self.held = bytearray()  # what :meth:`feed` has seen, at most ``limit`` bytes
+        self.resume = 0  # where the first item not yet ruled out starts
+
+    def feed(self, chunk: bytes, complete: bool) -> Tuple[bool, Optional[bytes]]:
+        """:meth:`find` over every chunk fed so far, in time linear in the body.
+
+        The body arrives in pieces (a hostile client sends one byte at a time): items
+        already ruled out are not scanned again, and nothing is joined.
+        """
+        room = self.limit - len(self.held)
+        if room > 0 and chunk:
+            self.held += chunk[:room]
+        data = self.held
+        complete = complete or len(data) >= self.limit
+        prefix = self.prefix
+        start = self.resume
+        while True:
+            if data.startswith(prefix, start):
+                begin = start + len(prefix)
+                end = data.find(b"&", begin)
+                if end < 0:
+                    if not complete:
+                        self.resume = start
+                        return False, None  # the value may go on in bytes still to come
+                    end = len(data)
+                return True, self._classify(bytes(data[begin:end]))
+            amp = data.find(b"&", start)
+            if amp < 0:
+                self.resume = start  # the last item may still become ours
+                return complete, None
+            start = amp + 1
+
+    @staticmethod
+    def _classify(value: bytes) -> Optional[bytes]:
+        if not value or value[0] in _BLANK:
+            return b""
+        if value[0] in _TCHAR:
+            return value
+        return None
 
     def find(self, body: bytes, complete: bool) -> Tuple[bool, Optional[bytes]]:
         """``(decided, key)`` for the body bytes held so far.

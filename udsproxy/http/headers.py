@@ -147,6 +147,19 @@ def upgrade_field(items: Sequence[Item]) -> Optional[Header]:
     return upgrade if listed and upgrade is not None and upgrade[1].strip() else None
 
 
+def request_upgrade(items: Sequence[Item]) -> Optional[Header]:
+    """The protocol switch a request asks for and we pass on, if any.
+
+    ``h2c`` (HTTP/2 over cleartext by upgrade) is dropped, as HAProxy does: the server
+    would turn the connection into HTTP/2 that the proxy could neither balance per
+    request nor log.
+    """
+    upgrade = upgrade_field(items)
+    if upgrade is not None and {b"h2c", b"h2"} & set(_tokens(upgrade[1])):
+        return None
+    return upgrade
+
+
 def end_to_end_items(items: Sequence[Item]) -> List[Item]:
     """:func:`end_to_end` keeping h11's triples (for ``Headers``, no normalization)."""
     named: Optional[set] = None

@@ -86,6 +86,7 @@ class ServerConnection(Protocol):
     def received(self, data: bytes) -> None:
         ex = self.exchange
         if ex is None:  # an idle server must not speak unasked: not reusable
+            BATCH.discard(self.transport)
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
         if self.tunnel:
@@ -166,6 +167,8 @@ class ServerConnection(Protocol):
     # IHalfCloseableProtocol, declared on the instance once it becomes a tunnel: a plain
     # HTTP connection's FIN must stay a whole close (a close-delimited body ends there).
     def readConnectionLost(self) -> None:
+        if self.server_fin:
+            return  # Twisted reports EOF again each time reading resumes
         self.server_fin = True
         if self.exchange is not None:
             self.exchange.tunnel_server_fin()
@@ -198,6 +201,7 @@ class ServerConnection(Protocol):
         """Close now: an unfinished exchange leaves nothing a next request could read."""
         self.exchange = None
         if not self.closed and self.transport is not None:
+            BATCH.discard(self.transport)  # a request it will never finish must not leave
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 

@@ -239,6 +239,7 @@ class _WriteNow:
             data
             and t.connected
             and not t.disconnecting
+            and not t._aborting
             and not t._writeDisconnecting
             and not t._tempDataLen
             and t.offset == len(t.dataBuffer)
