@@ -298,6 +298,7 @@ class BackendState(LoadCounters):
             for cfg, sid in zip(proxy.servers, assign_ids(proxy.servers))
         ]
         self._observers: List[Observer] = []
+        self._pool: Optional[List[ServerState]] = None  # lb_pool(), until a server changes
         self.queue = BackendQueue(self)
         self.balancer: Balancer = make_balancer(self)
         self.last_response_error: Optional[CapturedError] = None
@@ -332,8 +333,16 @@ class BackendState(LoadCounters):
         """The servers load balancing may choose from now, full or not.
 
         Usable active servers; when there are none, the usable backup with the lowest id,
-        or every usable backup with ``option allbackups``.
+        or every usable backup with ``option allbackups``. Kept until a server changes (every
+        change goes through :meth:`server_changed`): it is asked for on every pick. Callers
+        must not modify the list.
         """
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = self._compute_pool()
+        return pool
+
+    def _compute_pool(self) -> List[ServerState]:
         active = [s for s in self.servers if s.usable and not s.backup]
         if active:
             return active
@@ -377,6 +386,7 @@ class BackendState(LoadCounters):
 
     def server_changed(self, change: ServerChange) -> None:
         """Pass a server change on: balancer, then queue (may grant), then observers."""
+        self._pool = None
         if change.field in ("op", "admin"):
             self.last_change = change.server.last_change
         self.balancer.server_changed(change.server)

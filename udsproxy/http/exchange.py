@@ -48,7 +48,7 @@ from ..queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
 from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
 from ..runtime import ServerState
 from .flow import BATCH, PEER
-from .h11lib import h11
+from .h11lib import Headers, h11
 from .hashkey import BodySearch
 from .headers import full_items, is_bodyless, upgrade_field
 from .upstream import ServerConnection
@@ -275,7 +275,9 @@ class Exchange:
         req = self.request
         # _parsed: the fields come from h11's parser (or are ours): no second validation.
         conn.send(
-            h11.Request(method=req.method, target=self.target, headers=self.head, _parsed=True)
+            h11.Request(
+                method=req.method, target=self.target, headers=Headers(self.head), _parsed=True
+            )
         )
         for chunk in self.body:
             conn.send(h11.Data(data=chunk))

@@ -36,7 +36,6 @@ from .flow import BATCH, PEER, ReadGate
 from .h11lib import Headers, h11
 from .headers import (
     CONNECTION_CLOSE,
-    Header,
     HeadError,
     Item,
     check_raw_head,
@@ -44,10 +43,9 @@ from .headers import (
     end_to_end,
     end_to_end_items,
     full_items,
-    has_header,
     is_chunked,
     request_upgrade,
-    set_header,
+    set_item,
     split_absolute_target,
     upgrade_field,
 )
@@ -57,6 +55,10 @@ from .upstream import Pools, ServerConnection
 log = Logger()
 
 CLEAN = Failure(ConnectionDone())
+FF_UNSET = object()
+HOST_EMPTY = (b"host", b"host", b"")
+TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
+CONNECTION_UPGRADE = (b"Connection", b"connection", b"upgrade")
 PIPELINE = "pipeline"  # a next request waits while the current one is answered
 
 
@@ -140,6 +142,7 @@ class ClientConnection(Protocol):
         self.stalled_since: Optional[float] = None
         self.client_ip: Optional[str] = None
         self.client_port = 0
+        self.ff_value: object = FF_UNSET  # this client's X-Forwarded-For value, once known
 
     # ----------------------------------------------------------------- lifecycle
     def connectionMade(self) -> None:
@@ -322,49 +325,53 @@ class ClientConnection(Protocol):
             ex.fail(exc.status, "PR")
             return
         target, fields = self.request_head(request, items, ex)
-        hash_key = self.ctx.settings.hash_key
+        settings = self.ctx.settings
+        hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
-            ex.start(target, fields, client_key(self.transport.getPeer()))  # type: ignore[union-attr]
+            key = client_key(self.transport.getPeer()) if settings.source_key else None  # type: ignore[union-attr]
+            ex.start(target, fields, key)
             return
         key, search = hash_key.for_request(request.method, request.target, items)
         if search is not None and self.h11.client_is_waiting_for_100_continue:
             # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
             continue_ = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
             ex.bytes_out += self.send(continue_)
-            fields = [f for f in fields if f[0].lower() != b"expect"]
+            fields = [f for f in fields if f[1] != b"expect"]
         ex.start(target, fields, key, search)
 
     def request_head(
         self, request: Any, items: List[Item], ex: Exchange
-    ) -> Tuple[bytes, List[Header]]:
+    ) -> Tuple[bytes, List[Item]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added.
 
         An upgrade request (``Connection: upgrade`` with ``Upgrade``, e.g. WebSocket) keeps
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
         settings = self.ctx.settings
-        fields = end_to_end(items)
+        fields = end_to_end_items(items)
         upgrade = request_upgrade(items)
         target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:
             authority, target = absolute
-            fields = set_header(fields, b"host", authority)
-        elif not has_header(fields, b"host"):
-            fields.append((b"host", b""))  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
+            fields = set_item(fields, b"host", authority)
+        elif not any(name == b"host" for _, name, _ in fields):
+            fields.append(HOST_EMPTY)  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
         if is_chunked(items):
-            fields.append((b"transfer-encoding", b"chunked"))
+            fields.append(TE_CHUNKED)
         ff = settings.forwardfor
         if ff is not None:
-            value = ff.value_for(self.client_ip, fields)
-            if value is not None:
-                fields.append((ff.header, value))
+            if self.ff_value is FF_UNSET:
+                self.ff_value = ff.client_value(self.client_ip)
+            field = ff.item_for(self.ff_value, fields)  # type: ignore[arg-type]
+            if field is not None:
+                fields.append(field)
         if upgrade is not None:
             ex.upgrade = upgrade
-            fields.append((b"Connection", b"upgrade"))
-            fields.append(upgrade)
+            fields.append(CONNECTION_UPGRADE)
+            fields.append((upgrade[0], b"upgrade", upgrade[1]))
         elif settings.server_close:
-            fields.append((b"connection", b"close"))
+            fields.append(CONNECTION_CLOSE)
         return target, fields
 
     def bad_request(self, error: HeadError, data: bytes) -> None:

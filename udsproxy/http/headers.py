@@ -72,6 +72,9 @@ def check_raw_head(buf: bytes, limit: int, maxhdr: int) -> bool:
 
 
 def _tokens(value: bytes) -> List[bytes]:
+    if b"," not in value:  # the usual case: one token (keep-alive, close, upgrade)
+        token = value.strip().lower()
+        return [token] if token else []
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
@@ -193,6 +196,22 @@ def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
     return authority, path
 
 
+def set_item(items: List[Item], name: bytes, value: bytes) -> List[Item]:
+    """:func:`set_header` on ``(raw, lower, value)`` triples; ``name`` is lower-case."""
+    out: List[Item] = []
+    placed = False
+    for item in items:
+        if item[1] == name:
+            if not placed:
+                out.append((item[0], name, value))
+                placed = True
+        else:
+            out.append(item)
+    if not placed:
+        out.append((name, name, value))
+    return out
+
+
 def set_header(headers: List[Header], name: bytes, value: bytes) -> List[Header]:
     """Replace every ``name`` field (case-insensitive) by one, at the first one's place."""
     out: List[Header] = []
@@ -227,11 +246,24 @@ class ForwardRule:
 
     def value_for(self, client_ip: Optional[str], headers: Sequence[Header]) -> Optional[bytes]:
         """The value to append for this client, or None (unix client, excepted, if-none)."""
+        value = self.client_value(client_ip)
+        if value is None or (self.if_none and has_header(headers, self.lower)):
+            return None
+        return value
+
+    def client_value(self, client_ip: Optional[str]) -> Optional[bytes]:
+        """The value for this client address whatever the request (a connection keeps it)."""
         if not client_ip:
             return None  # HAProxy adds nothing for unix-socket clients
         addr = ipaddress.ip_address(client_ip.split("%")[0])
         if self.except_net is not None and addr in self.except_net:
             return None
-        if self.if_none and has_header(headers, self.lower):
-            return None
         return client_ip.encode()
+
+    def item_for(self, client_value: Optional[bytes], items: Sequence[Item]) -> Optional[Item]:
+        """The field to append to ``items`` (triples), or None."""
+        if client_value is None:
+            return None
+        if self.if_none and any(name == self.lower for _, name, _ in items):
+            return None
+        return (self.header, self.lower, client_value)

@@ -49,6 +49,7 @@ class HTTPSettings:
         self.client_close = _either(frontend, backend, "httpclose")
         self.abortonclose = backend is not None and backend.has_option("abortonclose")
         # balance uri|url_param|hdr(): the key each request is hashed on (None: not those).
+        self.source_key = backend is not None and backend.balance.algorithm == "source"
         self.hash_key: Optional[HashKey] = (
             make_hash_key(backend.balance, global_.bufsize) if backend is not None else None
         )
