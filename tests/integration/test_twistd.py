@@ -122,9 +122,16 @@ def test_root_drops_to_the_configured_user(sockdir: str) -> None:
         ready=("127.0.0.1", port),
     )
     try:
-        with open(f"/proc/{proxy.proc.pid}/status") as f:
-            status = f.read()
-        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        # The port accepts (the kernel's backlog) from privilegedStartService on; the drop
+        # follows in the same start: poll for it rather than race it.
+        deadline = time.monotonic() + 10
+        while True:
+            with open(f"/proc/{proxy.proc.pid}/status") as f:
+                status = f.read()
+            uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            if uid_line.split()[1:] == ["65534"] * 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert uid_line.split()[1:] == ["65534"] * 4
         assert os.stat(f"{sockdir}/fe.sock").st_uid == 0  # bound as root, before the drop
     finally:
