@@ -286,7 +286,7 @@ class ClientConnection(Protocol):
             elif ex is not None and ex.request_done:
                 return  # a pipelined request waits for this response
             try:
-                event = conn.next_event()
+                event: Any = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 self.protocol_error(str(exc))
                 return

@@ -6,10 +6,15 @@ udsproxy imports h11 from here so that swapping it in needs no other change.
 
 from __future__ import annotations
 
-try:  # pragma: no cover - depends on what is installed
-    import h11_mypyc as h11  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the same API: type-check against h11's own hints, whichever is installed
     import h11
+else:
+    try:  # pragma: no cover - depends on what is installed
+        import h11_mypyc as h11
+    except ImportError:  # pragma: no cover
+        import h11
 
 IMPLEMENTATION = h11.__name__
 # h11's header list, built from ``(raw name, lower-case name, value)`` triples: an event
