@@ -309,3 +309,16 @@ class Harness:
             and not self.ctx.clients
             and not [c for c in self.clock.getDelayedCalls() if c.active()]
         )
+
+
+def answer_all(h: Harness) -> None:
+    """Every fake server answers each complete request, with its name as the body."""
+    progress = True
+    while progress:
+        progress = False
+        for server in list(h.connector.servers):
+            server.read()
+            done = (h11.DONE, h11.MUST_CLOSE)
+            if server.h11.their_state in done and server.h11.our_state is h11.SEND_RESPONSE:
+                server.respond(body=server.name.encode())
+                progress = True

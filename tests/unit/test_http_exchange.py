@@ -6,7 +6,7 @@ import errno
 
 import h11
 
-from tests.unit.http_harness import UNIX_PEER, Harness
+from tests.unit.http_harness import UNIX_PEER, Harness, answer_all
 
 THREE = """
 frontend fe
@@ -18,19 +18,6 @@ backend be
     server b /s/b.sock
     server c /s/c.sock
 """
-
-
-def answer_all(h: Harness) -> None:
-    """Every fake server answers each complete request, with its name as the body."""
-    progress = True
-    while progress:
-        progress = False
-        for server in list(h.connector.servers):
-            server.read()
-            done = (h11.DONE, h11.MUST_CLOSE)
-            if server.h11.their_state in done and server.h11.our_state is h11.SEND_RESPONSE:
-                server.respond(body=server.name.encode())
-                progress = True
 
 
 def test_each_request_on_one_connection_is_balanced() -> None:

@@ -10,7 +10,7 @@ import h11
 import pytest
 from twisted.internet.task import Clock
 
-from tests.unit.http_harness import Harness
+from tests.unit.http_harness import Harness, answer_all
 from udsproxy.config.model import UNIX, Address, Balance, Proxy, Server
 from udsproxy.http.hashkey import (
     BodySearch,
@@ -257,19 +257,6 @@ def test_map_based_uri_hash_is_deterministic_and_spreads() -> None:
 
 
 # -- end to end through the HTTP harness --------------------------------------------------
-
-
-def answer_all(h: Harness) -> None:
-    """Every fake server answers each complete request, with its name as the body."""
-    progress = True
-    while progress:
-        progress = False
-        for server in list(h.connector.servers):
-            server.read()
-            done = (h11.DONE, h11.MUST_CLOSE)
-            if server.h11.their_state in done and server.h11.our_state is h11.SEND_RESPONSE:
-                server.respond(body=server.name.encode())
-                progress = True
 
 
 def config(balance: str, hash_type: str = "map-based", extra: str = "") -> str:

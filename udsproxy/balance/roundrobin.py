@@ -52,8 +52,12 @@ class RoundRobin(Balancer):
         best_current = 0
         total = 0
         current = self._current
-        for srv in self.eligible(exclude):
-            weight = srv.eweight
+        # eligible() inlined: this runs once per request. Pool members are usable, so ready
+        # (not draining): their effective weight is uweight.
+        for srv in self.backend.lb_pool():
+            if (srv.maxconn and srv.scur >= srv.maxconn) or (exclude and srv in exclude):
+                continue
+            weight = srv.uweight
             value = current.get(srv, 0) + weight
             current[srv] = value
             total += weight

@@ -123,15 +123,7 @@ def is_chunked(items: Sequence[Item]) -> bool:
 
 def end_to_end(items: Sequence[Item]) -> List[Header]:
     """The ``(raw name, value)`` fields of a message minus hop-by-hop ones, order kept."""
-    named: Optional[set] = None
-    for _, name, value in items:
-        if name in _CONNECTION_FIELDS:
-            named = (named or set()) | set(_tokens(value))
-    if named is None:
-        return [(raw, value) for raw, name, value in items if name not in HOP_BY_HOP]
-    return [
-        (raw, value) for raw, name, value in items if name not in HOP_BY_HOP and name not in named
-    ]
+    return [(raw, value) for raw, _, value in end_to_end_items(items)]
 
 
 def upgrade_field(items: Sequence[Item]) -> Optional[Header]:
