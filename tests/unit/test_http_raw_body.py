@@ -1,4 +1,4 @@
-"""HTTP mode in memory: a Content-Length body longer than one read goes around h11."""
+"""HTTP mode in memory: bodies around h11, and what the server pools keep."""
 
 from __future__ import annotations
 
@@ -105,4 +105,29 @@ def test_head_response_keeps_h11_framing() -> None:
     ((status, headers, got),) = client.responses()
     assert status == 200 and got == b"" and headers["content-length"] == "5000"
     assert server.protocol.raw_left == 0
+    assert h.pools.idle_count() == 1
+
+
+POOL = """
+frontend fe
+    bind 127.0.0.1:8080
+    default_backend be
+backend be
+    server a /s/a.sock
+"""
+
+
+def test_new_sessions_do_not_pile_up_idle_connections() -> None:
+    """50 clients one after another, one request each (http-reuse safe: each opens its own
+    server connection): the idle pool stays within the concurrency seen, as HAProxy's."""
+    h = Harness(POOL)
+    for _ in range(50):
+        client = h.client()
+        client.request()
+        server = h.connector.servers[-1]
+        server.read()
+        server.respond()
+        assert [r[0] for r in client.responses()] == [200]
+        client.close()
+    assert len(h.connector.servers) == 50
     assert h.pools.idle_count() == 1

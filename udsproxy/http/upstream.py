@@ -239,6 +239,11 @@ class ServerPool:
         self.idle: List[ServerConnection] = []
         self.max_idle = server.config.pool_max_conn
         self.purge_delay = server.config.pool_purge_delay / 1000.0
+        # HAProxy's estimate of the connections this server needs (est_need_conns): the
+        # peak of those in use, per purge period, decaying by halves.
+        self.est_need = 0
+        self.max_used = 0
+        self.period_start = 0.0
 
     def take(self, first: bool, mode: str) -> Optional[ServerConnection]:
         """An idle connection this request may use under ``http-reuse mode``, or None."""
@@ -253,8 +258,24 @@ class ServerPool:
         return None
 
     def put(self, conn: ServerConnection, now: float) -> bool:
-        """Keep ``conn`` idle; False when the pool is full (the caller closes it)."""
+        """Keep ``conn`` idle; False when the pool is full (the caller closes it).
+
+        Besides ``pool-max-conn``, as HAProxy (``srv_add_to_idle_list``): in use plus idle
+        stays within what recent traffic needed. Without it, clients that each open a new
+        connection (``Connection: close``, whose first request ``http-reuse safe`` never
+        sends over an idle connection) would leave thousands of idle connections to the
+        server for ``pool-purge-delay``: file descriptors, and the server's own limits.
+        """
         if self.max_idle >= 0 and len(self.idle) >= self.max_idle:
+            return False
+        used = self.server.scur  # requests on the server now, the one ending included
+        if now - self.period_start >= self.purge_delay:
+            self.est_need = max((self.est_need + self.max_used) // 2, self.max_used)
+            self.max_used = used
+            self.period_start = now
+        elif used > self.max_used:
+            self.max_used = used
+        if used + len(self.idle) > max(used, self.est_need, self.max_used):
             return False
         conn.idle_since = now
         self.idle.append(conn)
