@@ -357,21 +357,29 @@ class Exchange:
         kind = type(event)
         client = self.client
         if kind is h11.Data:
-            self.bytes_out += client.send(event)
+            self.bytes_out += client.send_data(event.data)
         elif kind is h11.Response:
             self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
             self.status = event.status_code
             self.phase = Phase.RESPONDING
             self.bytes_out += client.send_response_head(event)
         elif kind is h11.EndOfMessage:
-            self.bytes_out += client.send(event)  # trailers included, as parsed
-            self.finish(keep_server=True)
+            self.server_end(event.headers)
         elif kind is h11.InformationalResponse:
             if event.status_code == 101:
                 self.switch(event)
             elif event.status_code == 100 or event.status_code == 103:
                 self.bytes_out += client.send_informational(event)
         # ConnectionClosed: connectionLost follows
+
+    def server_data(self, data: bytes) -> None:
+        """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
+        self.bytes_out += self.client.send_data(data)
+
+    def server_end(self, trailers: Any) -> None:
+        """The response ended (trailers included, as parsed)."""
+        self.bytes_out += self.client.send_end(trailers)
+        self.finish(keep_server=True)
 
     def server_protocol_error(self, reason: str) -> None:
         assert self.server is not None

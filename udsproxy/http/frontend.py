@@ -33,14 +33,13 @@ from ..tcp import client_key, note_connect_error, note_connect_ok
 from . import pages
 from .exchange import Exchange, Phase, render_log
 from .flow import BATCH, PEER, ReadGate
-from .h11lib import Headers, h11
+from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
     HeadError,
     Item,
     check_raw_head,
     check_request,
-    end_to_end,
     end_to_end_items,
     full_items,
     is_chunked,
@@ -51,6 +50,7 @@ from .headers import (
 )
 from .settings import HTTPSettings
 from .upstream import Pools, ServerConnection
+from .writer import ResponseWriter, WriterError, request_keeps_alive
 
 log = Logger()
 
@@ -58,7 +58,9 @@ CLEAN = Failure(ConnectionDone())
 FF_UNSET = object()
 HOST_EMPTY = (b"host", b"host", b"")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
-CONNECTION_UPGRADE = (b"Connection", b"connection", b"upgrade")
+CONNECTION_UPGRADE = (b"Connection", b"connection", b"upgrade")  # as Item
+# The client's request is complete: DONE, or an upgrade request our final response declined.
+REQUEST_COMPLETE = (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL)
 PIPELINE = "pipeline"  # a next request waits while the current one is answered
 
 
@@ -130,6 +132,7 @@ class ClientConnection(Protocol):
     def __init__(self, ctx: HTTPContext) -> None:
         self.ctx = ctx
         self.exchange: Optional[Exchange] = None
+        self.writer: Optional[ResponseWriter] = None  # the current request's response
         self.requests = 0
         self.last_server: Optional[ServerState] = None
         self.private: Dict[ServerState, ServerConnection] = {}  # http-reuse never
@@ -147,10 +150,8 @@ class ClientConnection(Protocol):
     # ----------------------------------------------------------------- lifecycle
     def connectionMade(self) -> None:
         ctx = self.ctx
-        settings = ctx.settings
         transport: Any = self.transport
-        # h11's own limit sits above ours so that check_raw_head reports it first.
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=settings.head_limit + 4)
+        self.h11 = self.new_parser()
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
         self.cycle_start = self.accepted
@@ -163,6 +164,12 @@ class ClientConnection(Protocol):
         ctx.on_open()
         ctx.clients.add(self)
         ctx.sweeper.add(self)
+
+    def new_parser(self) -> Any:
+        """An h11 server connection that parses this client's next request."""
+        # h11's own limit sits above ours so that check_raw_head reports it first.
+        limit = self.ctx.settings.head_limit + 4
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=limit)
 
     def peer_label(self) -> str:
         if self.client_ip is None:
@@ -318,6 +325,8 @@ class ClientConnection(Protocol):
         ex = Exchange(self, request, started)
         self.exchange = ex
         items = full_items(request.headers)
+        version = request.http_version
+        self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, items))
         try:
             check_request(request.method, items)
         except HeadError as exc:
@@ -334,8 +343,7 @@ class ClientConnection(Protocol):
         key, search = hash_key.for_request(request.method, request.target, items)
         if search is not None and self.h11.client_is_waiting_for_100_continue:
             # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
-            continue_ = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-            ex.bytes_out += self.send(continue_)
+            ex.bytes_out += self.emit(self.writer.informational, 100, b"Continue", [])
             fields = [f for f in fields if f[1] != b"expect"]
         ex.start(target, fields, key, search)
 
@@ -418,10 +426,11 @@ class ClientConnection(Protocol):
         self.close()
 
     # ----------------------------------------------------------------- writing
-    def send(self, event: Any) -> int:
+    def emit(self, produce: Callable[..., bytes], *args: Any) -> int:
+        """Write what the response writer makes of ``args``; bytes written."""
         try:
-            data = self.h11.send(event)
-        except h11.LocalProtocolError as exc:
+            data = produce(*args)
+        except WriterError as exc:
             log.warn("cannot send to client: {error}", error=str(exc))
             self.abort()
             return 0
@@ -434,39 +443,31 @@ class ClientConnection(Protocol):
         fields = end_to_end_items(full_items(response.headers))
         if self.ctx.settings.client_close:
             fields.append(CONNECTION_CLOSE)
-        return self.send(
-            h11.Response(
-                status_code=response.status_code,
-                headers=Headers(fields),
-                reason=response.reason,
-                _parsed=True,  # parsed by h11 from the server: no second validation
-            )
-        )
+        assert self.writer is not None
+        return self.emit(self.writer.head, response.status_code, response.reason, fields)
+
+    def send_data(self, data: bytes) -> int:
+        assert self.writer is not None
+        return self.emit(self.writer.data, data)
+
+    def send_end(self, trailers: Any) -> int:
+        assert self.writer is not None
+        return self.emit(self.writer.end, full_items(trailers) if trailers else ())
 
     def send_informational(self, response: Any) -> int:
         fields = end_to_end_items(full_items(response.headers))
-        return self.send(
-            h11.InformationalResponse(
-                status_code=response.status_code,
-                headers=Headers(fields),
-                reason=response.reason,
-                _parsed=True,
-            )
-        )
+        assert self.writer is not None
+        return self.emit(self.writer.informational, response.status_code, response.reason, fields)
 
     def send_switch(self, response: Any) -> int:
-        """Forward a 101 to the upgrade request: h11 then hands the connection over to us."""
+        """Forward a 101 to the upgrade request: the connection is a tunnel from now on."""
         items = full_items(response.headers)
-        fields = end_to_end(items)
+        fields = end_to_end_items(items)
         upgrade = upgrade_field(items)
-        assert upgrade is not None  # Exchange.switch checked it
-        fields.append((b"Connection", b"upgrade"))
-        fields.append(upgrade)
-        return self.send(
-            h11.InformationalResponse(
-                status_code=101, headers=fields, reason=response.reason, _parsed=True
-            )
-        )
+        assert upgrade is not None and self.writer is not None  # Exchange.switch checked it
+        fields.append(CONNECTION_UPGRADE)
+        fields.append((upgrade[0], b"upgrade", upgrade[1]))
+        return self.emit(self.writer.informational, 101, response.reason, fields)
 
     def send_error(self, status: int, close: bool) -> int:
         """The proxy's own page for ``status`` as the response to the current request."""
@@ -474,20 +475,20 @@ class ClientConnection(Protocol):
         if self.gone:
             return 0
         ex = self.exchange
+        writer = self.writer
         # The backend is chosen once the request passed the frontend's checks (Exchange.start).
         custom = self.ctx.settings.pages.custom(status, ex is not None and ex.head is not None)
-        if custom is not None or self.h11.our_state is not h11.SEND_RESPONSE:
-            # Raw bytes whose framing h11 does not know (an errorfile's): then close.
+        if custom is not None or writer is None or writer.started:
+            # Raw bytes whose framing we do not know (an errorfile's): then close.
             page = pages.raw(status) if custom is None else custom
             BATCH.write(self.transport, page)
             self.close()
             return len(page)
         reason = pages.PAGES[status][0].encode()
-        sent = self.send(
-            h11.Response(status_code=status, headers=pages.headers(status, close), reason=reason)
-        )
-        sent += self.send(h11.Data(data=pages.body(status)))
-        sent += self.send(h11.EndOfMessage())
+        fields = [(name, name, value) for name, value in pages.headers(status, close)]
+        sent = self.emit(writer.head, status, reason, fields)
+        sent += self.emit(writer.data, pages.body(status))
+        sent += self.emit(writer.end)
         return sent
 
     # ----------------------------------------------------------------- between exchanges
@@ -498,7 +499,13 @@ class ClientConnection(Protocol):
             if self.exchange is ex:
                 self.exchange = None
             return
-        if ex.bodyless and self.h11.our_state is h11.DONE and self.h11.their_state is h11.SEND_BODY:
+        writer = self.writer
+        if (
+            ex.bodyless
+            and writer is not None
+            and writer.done
+            and self.h11.their_state is h11.SEND_BODY
+        ):
             return  # answered before h11 delivered the empty body's end: process() goes on
         if self.exchange is ex:
             self.exchange = None
@@ -507,8 +514,23 @@ class ClientConnection(Protocol):
     def next_cycle(self) -> None:
         """Start reading the next request when both sides allow it, else close."""
         conn = self.h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE and not self.eof:
-            conn.start_next_cycle()
+        writer = self.writer
+        if (
+            writer is not None
+            and writer.done
+            and writer.keep_alive
+            and conn.their_state in REQUEST_COMPLETE
+            and not self.eof
+        ):
+            # A fresh parser for the next request (between messages a keep-alive connection
+            # has no state), fed with what the client sent after this one.
+            leftover, closed = conn.trailing_data
+            conn = self.h11 = self.new_parser()
+            if leftover:
+                conn.receive_data(leftover)
+            if closed:
+                conn.receive_data(b"")
+            self.writer = None
             self.pipelined = 0
             self.stalled_since = None
             now = self.ctx.sweeper.now

@@ -139,9 +139,9 @@ class ServerConnection(Protocol):
             data = data[:left]
             self.raw_keep = False  # bytes after the response: the server spoke unasked
         self.raw_left = left - len(data)
-        ex.server_event(h11.Data(data=data))
+        ex.server_data(data)
         if not self.raw_left and self.exchange is ex:
-            ex.server_event(END_OF_MESSAGE)
+            ex.server_end(())
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         self.closed = True
@@ -203,9 +203,6 @@ class ServerConnection(Protocol):
         if not self.closed and self.transport is not None:
             BATCH.discard(self.transport)  # a request it will never finish must not leave
             self.transport.abortConnection()  # type: ignore[attr-defined]
-
-
-END_OF_MESSAGE = h11.EndOfMessage()
 
 
 def raw_length(method: bytes, response: Any) -> Optional[int]:
