@@ -131,3 +131,17 @@ def test_new_sessions_do_not_pile_up_idle_connections() -> None:
         client.close()
     assert len(h.connector.servers) == 50
     assert h.pools.idle_count() == 1
+
+
+def test_extra_bytes_in_the_same_read_as_a_small_response() -> None:
+    """Head, whole body and stray bytes in one read: the body is delivered, the connection
+    is not pooled (the stray bytes would be taken for the next response)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request()
+    (server,) = h.connector.servers
+    serve_in_pieces(server, [head(2) + b"okHTTP/1.1 200 OK\r\n\r\n"])
+    ((status, _, got),) = client.responses()
+    assert (status, got) == (200, b"ok")
+    assert server.transport.disconnecting
+    assert h.pools.idle_count() == 0

@@ -285,7 +285,7 @@ class Exchange:
             self.replayable = False
             self.body = []
         if self.request_done:
-            conn.send(h11.EndOfMessage(headers=self.trailers))
+            conn.send(end_of_message(self.trailers))
         self.phase = Phase.WAITING if self.request_done else Phase.SENDING
         self.sent_at = self.ctx.reactor.seconds()
         client = self.client
@@ -342,7 +342,7 @@ class Exchange:
             return
         conn = self.upstream
         if conn is not None:
-            conn.send(h11.EndOfMessage(headers=self.trailers))
+            conn.send(end_of_message(self.trailers))
             if self.phase is Phase.SENDING:
                 self.phase = Phase.WAITING
 
@@ -689,6 +689,14 @@ def shut_write(transport: Any, producer: Any) -> None:
     if producer is not None:
         producer.release(PEER)
     transport.loseWriteConnection()
+
+
+END_OF_MESSAGE = h11.EndOfMessage()
+
+
+def end_of_message(trailers: Any) -> Any:
+    """The request's end for the server: one shared event when there are no trailers."""
+    return h11.EndOfMessage(headers=trailers) if trailers else END_OF_MESSAGE
 
 
 def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:

@@ -59,8 +59,6 @@ FF_UNSET = object()
 HOST_EMPTY = (b"host", b"host", b"")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
 CONNECTION_UPGRADE = (b"Connection", b"connection", b"upgrade")  # as Item
-# The client's request is complete: DONE, or an upgrade request our final response declined.
-REQUEST_COMPLETE = (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL)
 PIPELINE = "pipeline"  # a next request waits while the current one is answered
 
 
@@ -133,6 +131,7 @@ class ClientConnection(Protocol):
         self.ctx = ctx
         self.exchange: Optional[Exchange] = None
         self.writer: Optional[ResponseWriter] = None  # the current request's response
+        self.request_complete = False  # the current request's end was seen
         self.requests = 0
         self.last_server: Optional[ServerState] = None
         self.private: Dict[ServerState, ServerConnection] = {}  # http-reuse never
@@ -276,9 +275,9 @@ class ClientConnection(Protocol):
             self.processing = False
 
     def _process(self) -> None:
-        conn = self.h11
         settings = self.ctx.settings
         while not self.closing:
+            conn = self.h11  # a new cycle brings a new parser
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
                 buf = conn.trailing_data[0]
@@ -305,16 +304,26 @@ class ClientConnection(Protocol):
                 ex.request_data(event.data)
             elif kind is h11.EndOfMessage:
                 assert ex is not None
-                ex.request_end(event.headers)
-                if ex.phase is Phase.DONE:  # answered before its (empty) body was read
-                    self.exchange = None
-                    self.next_cycle()
+                self.request_ended(ex, event.headers)
             elif kind is h11.Request:
                 self.start_exchange(event)
+                ex = self.exchange
+                if ex is not None and ex.bodyless and ex.upgrade is None and not ex.request_done:
+                    # Nothing follows the head: its end needs no parser event (h11's would
+                    # cost as much as a small response's). The next request gets a fresh
+                    # parser with whatever the client sent after this one.
+                    self.request_ended(ex, ())
             elif kind is h11.ConnectionClosed:
                 if ex is None:
                     self.close()
                 return
+
+    def request_ended(self, ex: Exchange, trailers: Any) -> None:
+        self.request_complete = True
+        ex.request_end(trailers)
+        if ex.phase is Phase.DONE and self.exchange is ex:  # answered before the end
+            self.exchange = None
+            self.next_cycle()
 
     # ----------------------------------------------------------------- requests
     def start_exchange(self, request: Any) -> None:
@@ -500,13 +509,8 @@ class ClientConnection(Protocol):
                 self.exchange = None
             return
         writer = self.writer
-        if (
-            ex.bodyless
-            and writer is not None
-            and writer.done
-            and self.h11.their_state is h11.SEND_BODY
-        ):
-            return  # answered before h11 delivered the empty body's end: process() goes on
+        if ex.bodyless and writer is not None and writer.done and not self.request_complete:
+            return  # answered before the (empty) body's end was seen: process() goes on
         if self.exchange is ex:
             self.exchange = None
         self.next_cycle()
@@ -519,7 +523,7 @@ class ClientConnection(Protocol):
             writer is not None
             and writer.done
             and writer.keep_alive
-            and conn.their_state in REQUEST_COMPLETE
+            and self.request_complete
             and not self.eof
         ):
             # A fresh parser for the next request (between messages a keep-alive connection
@@ -531,6 +535,7 @@ class ClientConnection(Protocol):
             if closed:
                 conn.receive_data(b"")
             self.writer = None
+            self.request_complete = False
             self.pipelined = 0
             self.stalled_since = None
             now = self.ctx.sweeper.now

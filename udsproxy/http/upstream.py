@@ -13,10 +13,10 @@ HAProxy's ``http-reuse``:
   reused at least once (the server has shown it keeps connections alive);
 - ``always``: any idle connection.
 
-A response body announced with Content-Length that does not fit in the read that brought
-its head is forwarded *around* the server-side h11 (:meth:`ServerConnection.raw_body`): h11
-copies every byte into and out of its receive buffer and makes events per chunk, most of
-a large response's cost. The byte count is all the framing there is; the client side still
+A response body announced with Content-Length is forwarded *around* the server-side h11
+(:meth:`ServerConnection.raw_body`): h11 copies every byte into and out of its receive
+buffer and makes an event per chunk and one for the end, most of a large response's cost
+and a good part of a small one's. The byte count is all the framing there is; the client side still
 goes through its h11, and after the last byte the server connection gets a fresh h11
 (a keep-alive connection between messages has no state beyond "idle").
 
@@ -119,17 +119,13 @@ class ServerConnection(Protocol):
                 return
 
     def start_raw(self, ex: Exchange, response: Any) -> bool:
-        """Forward the rest of a Content-Length body around h11 when it is not all here."""
+        """Forward a Content-Length body around h11: counting is all its framing needs."""
         length = raw_length(ex.method, response)
         if length is None:
             return False
-        held = self.h11.trailing_data[0]
-        if len(held) >= length:
-            return False  # complete in this read: h11 finishes it at once
         self.raw_left = length
         self.raw_keep = response_keeps_alive(response)
-        if held:
-            self.raw_body(ex, held)
+        self.raw_body(ex, self.h11.trailing_data[0])
         return True
 
     def raw_body(self, ex: Exchange, data: bytes) -> None:
@@ -139,7 +135,8 @@ class ServerConnection(Protocol):
             data = data[:left]
             self.raw_keep = False  # bytes after the response: the server spoke unasked
         self.raw_left = left - len(data)
-        ex.server_data(data)
+        if data:
+            ex.server_data(data)
         if not self.raw_left and self.exchange is ex:
             ex.server_end(())
 
