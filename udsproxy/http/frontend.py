@@ -1,9 +1,11 @@
-"""The client side of HTTP mode: one h11 server connection per client, one exchange at a time.
+"""The client side of HTTP mode: h11 parses each request, one exchange at a time.
 
 A client connection reads request heads (checked raw by ``headers.check_raw_head`` before
 h11 parses them), makes an :class:`~udsproxy.http.exchange.Exchange` for each request and
 answers in order: a pipelined request waits in h11's buffer until the previous response is
-complete (reading pauses once more than a head's worth is waiting). Between requests it
+complete (reading pauses once more than a head's worth is waiting). Responses are written
+by a :class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send
+path); each request cycle gets a fresh h11 parser, fed with what followed the last one. Between requests it
 applies ``timeout http-request`` (408 for a head that does not complete in time, and for a
 new connection that stays silent) and ``timeout http-keep-alive`` (an idle keep-alive
 connection closes silently); during an exchange ``timeout client`` covers a client that
