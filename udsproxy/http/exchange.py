@@ -78,6 +78,50 @@ class Phase(enum.IntEnum):
 class Exchange:
     """One request on a client connection, until its response is sent or it is abandoned."""
 
+    # Slots: one Exchange per request, so its creation and attribute access are hot.
+    __slots__ = (
+        "client",
+        "ctx",
+        "request",
+        "method",
+        "request_time",
+        "t_request",
+        "started",
+        "phase",
+        "ticket",
+        "server",
+        "upstream",
+        "reused",
+        "resent",
+        "pending",
+        "retry_call",
+        "retries",
+        "redispatched",
+        "in_request",
+        "sync_connect",
+        "connect_started",
+        "body",
+        "body_size",
+        "body_search",
+        "replayable",
+        "bodyless",
+        "request_done",
+        "trailers",
+        "head",
+        "target",
+        "status",
+        "flags",
+        "bytes_in",
+        "bytes_out",
+        "t_queue",
+        "t_connect",
+        "t_response",
+        "sent_at",
+        "server_seen",
+        "upgrade",
+        "client_fin",
+    )
+
     def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
         self.client = client
         ctx = client.ctx

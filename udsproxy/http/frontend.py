@@ -283,6 +283,8 @@ class ClientConnection(Protocol):
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
                 buf = conn.trailing_data[0]
+                if not buf:
+                    return  # nothing of a next request yet
                 try:
                     if not check_raw_head(buf, settings.head_limit, settings.maxhdr):
                         if buf.strip() and self.eof:

@@ -27,7 +27,7 @@ a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
@@ -120,11 +120,11 @@ class ServerConnection(Protocol):
 
     def start_raw(self, ex: Exchange, response: Any) -> bool:
         """Forward a Content-Length body around h11: counting is all its framing needs."""
-        length = raw_length(ex.method, response)
+        length, keep = raw_framing(ex.method, response)
         if length is None:
             return False
         self.raw_left = length
-        self.raw_keep = response_keeps_alive(response)
+        self.raw_keep = keep
         self.raw_body(ex, self.h11.trailing_data[0])
         return True
 
@@ -202,27 +202,22 @@ class ServerConnection(Protocol):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
-def raw_length(method: bytes, response: Any) -> Optional[int]:
-    """The body length a response announces with Content-Length, when that frames it."""
+def raw_framing(method: bytes, response: Any) -> Tuple[Optional[int], bool]:
+    """The body length a response announces with Content-Length when that frames it (else
+    None), and whether the server keeps the connection (h11's rule: HTTP/1.1 and no
+    ``Connection: close``)."""
     if method == b"HEAD" or response.status_code in (204, 304):
-        return None
+        return None, False
     length: Optional[int] = None
+    keep = response.http_version == b"1.1"
     for _, name, value in full_items(response.headers):
         if name == b"content-length":
             length = int(value)  # h11 checked it: digits, one value
         elif name == b"transfer-encoding":
-            return None
-    return length
-
-
-def response_keeps_alive(response: Any) -> bool:
-    """h11's rule: HTTP/1.1 and no ``Connection: close``."""
-    if response.http_version != b"1.1":
-        return False
-    for _, name, value in full_items(response.headers):
-        if name == b"connection" and b"close" in [t.strip().lower() for t in value.split(b",")]:
-            return False
-    return True
+            return None, False
+        elif name == b"connection" and b"close" in [t.strip().lower() for t in value.split(b",")]:
+            keep = False
+    return length, keep
 
 
 class ServerPool:
@@ -287,6 +282,7 @@ class Pools:
     def __init__(self, sweeper: IdleSweeper) -> None:
         self.sweeper = sweeper
         self.by_server: Dict[ServerState, ServerPool] = {}
+        self.swept = False  # in the sweeper (while any connection is idle)
 
     def pool(self, server: ServerState) -> ServerPool:
         pool = self.by_server.get(server)
@@ -301,7 +297,9 @@ class Pools:
     def put(self, conn: ServerConnection) -> bool:
         if not self.pool(conn.server).put(conn, self.sweeper.now):
             return False
-        self.sweeper.add(self)
+        if not self.swept:
+            self.swept = True
+            self.sweeper.add(self)
         return True
 
     def discard(self, conn: ServerConnection) -> None:
@@ -319,10 +317,12 @@ class Pools:
         for pool in self.by_server.values():
             pool.purge(now)
         if not self.idle_count():
+            self.swept = False
             self.sweeper.discard(self)
 
     def close_all(self) -> None:
         for pool in self.by_server.values():
             while pool.idle:
                 pool.idle.pop().close()
+        self.swept = False
         self.sweeper.discard(self)
