@@ -95,3 +95,87 @@ def test_random_requests_are_proxied_or_refused_and_nothing_leaks(clients) -> No
         server.close()
     h.pools.close_all()
     assert h.quiet(), (h.server_load(), h.clock.getDelayedCalls())
+
+
+RESPONSE_CONFIG = """
+frontend fe
+    bind :8080
+    default_backend be
+backend be
+    http-reuse always
+    server a /s/a.sock
+"""
+
+
+@st.composite
+def server_answer(draw):  # type: ignore[no-untyped-def]
+    """A response as a server could frame it, cut into reads at random places."""
+    status = draw(st.sampled_from([200, 201, 204, 304, 404, 503]))
+    payload = draw(st.binary(max_size=300))
+    framing = draw(st.sampled_from(["length", "chunked", "close"]))
+    if status in (204, 304):
+        payload, framing = b"", "length"
+    version = b"1.0" if framing == "close" else b"1.1"
+    head = b"HTTP/%s %d R\r\nX-A: 1\r\n" % (version, status)
+    if framing == "length":
+        data = head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+    elif framing == "chunked":
+        data = head + b"Transfer-Encoding: chunked\r\n\r\n"
+        if payload:
+            data += b"%x\r\n%s\r\n" % (len(payload), payload)
+        data += b"0\r\n\r\n"
+    else:
+        data = head + b"\r\n" + payload
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
+    pieces, last = [], 0
+    for cut in cuts + [len(data)]:
+        pieces.append(data[last:cut])
+        last = cut
+    return status, payload, framing, [p for p in pieces if p]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"GET", b"HEAD"]), st.sampled_from([b"1.1", b"1.0"]), server_answer()
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_random_responses_reach_the_client_intact(exchanges) -> None:  # type: ignore[no-untyped-def]
+    """Whatever framing and reads the server uses, the client gets the status and the body
+    (none for HEAD, 204, 304), framed so that its own parser accepts it; nothing leaks."""
+    h = Harness(RESPONSE_CONFIG)
+    for method, version, (status, payload, framing, pieces) in exchanges:
+        client = h.client()
+        client.send(b"%s / HTTP/%s\r\nHost: app\r\n\r\n" % (method, version))
+        server = h.connector.servers[-1]
+        if server.transport.disconnecting:
+            continue
+        server.transport.clear()
+        for piece in pieces:
+            server.protocol.dataReceived(piece)
+        if framing == "close":
+            server.close()
+        parser = h11.Connection(h11.CLIENT)
+        parser.send(h11.Request(method=method, target="/", headers=[("Host", "app")]))
+        parser.send(h11.EndOfMessage())
+        parser.receive_data(client.raw())
+        if client.transport.disconnecting:
+            parser.receive_data(b"")
+        events = []
+        while True:
+            event = parser.next_event()
+            if event in (h11.NEED_DATA, h11.PAUSED) or type(event) is h11.ConnectionClosed:
+                break
+            events.append(event)
+        assert events and events[0].status_code == status
+        got = b"".join(e.data for e in events if type(e) is h11.Data)
+        expected = b"" if method == b"HEAD" or status in (204, 304) else payload
+        assert got == expected and type(events[-1]) is h11.EndOfMessage
+        client.close()
+    for server in h.connector.servers:
+        server.close()
+    h.pools.close_all()
+    assert h.quiet(), (h.server_load(), h.clock.getDelayedCalls())

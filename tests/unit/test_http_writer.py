@@ -142,3 +142,11 @@ def test_a_head_response_drops_body_bytes() -> None:
     assert writer.data(b"some page") == b""
     assert writer.end() == b""
     assert writer.keep_alive
+
+
+def test_body_bytes_come_out_as_bytes() -> None:
+    """h11 hands out bytearray slices; what the writer returns is bytes (transports insist)."""
+    writer = ResponseWriter(b"GET", b"1.0", False)
+    writer.head(200, b"OK", [])
+    out = writer.data(bytearray(b"abc"))
+    assert type(out) is bytes and out == b"abc"

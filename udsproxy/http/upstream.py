@@ -182,7 +182,11 @@ class ServerConnection(Protocol):
             return False
         if self.raw_keep is not None:  # the response body went around h11
             return self.raw_keep and not self.raw_left and self.h11.our_state is h11.DONE
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        return (
+            self.h11.our_state is h11.DONE
+            and self.h11.their_state is h11.DONE
+            and not self.h11.trailing_data[0]  # bytes after the response: spoke unasked
+        )
 
     def recycle(self) -> None:
         """Ready the connection for its next request."""

@@ -141,7 +141,8 @@ class ResponseWriter:
             if len(data) > remaining:
                 raise WriterError("more body than the Content-Length announced")
             self.remaining = remaining - len(data)
-        return data
+        # h11's readers hand out bytearray slices: transports take bytes only.
+        return data if type(data) is bytes else bytes(data)
 
     def end(self, trailers: Sequence[Item] = ()) -> bytes:
         """The end of the response (trailers only when chunked)."""
