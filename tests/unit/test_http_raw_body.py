@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.http_harness import FakeServer, Harness
+from tests.unit.http_harness import FakeServer, Harness, answer_all
 
 ONE = """
 frontend fe
@@ -145,3 +145,56 @@ def test_extra_bytes_in_the_same_read_as_a_small_response() -> None:
     assert (status, got) == (200, b"ok")
     assert server.transport.disconnecting
     assert h.pools.idle_count() == 0
+
+
+def serve(h: Harness, data: bytes) -> None:
+    """The newest server connection answers with raw bytes, in one read."""
+    server = h.connector.servers[-1]
+    server.transport.clear()
+    server.protocol.dataReceived(data)
+
+
+def test_content_length_beside_chunked_is_dropped() -> None:
+    """Content-Length with Transfer-Encoding: chunked is framed by the chunks (RFC 9112 6.3);
+    the stale length is not passed on."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    serve(h, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"6\r\nabcdef\r\n0\r\n\r\n")  # fmt: skip
+    ((status, headers, body),) = client.responses()
+    assert (status, body) == (200, b"abcdef")
+    assert "content-length" not in {k.lower() for k in headers}
+
+
+def test_no_1xx_to_an_http10_client() -> None:
+    """A 103 from the server is not passed to an HTTP/1.0 client (RFC 9110 15.2)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET /a HTTP/1.0\r\n\r\n")
+    serve(h, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # fmt: skip
+    raw = client.raw()
+    assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"ok")
+
+
+def test_pipelined_requests_before_the_clients_fin_are_answered() -> None:
+    """printf 'GET /a ... GET /b ...' | nc: both are answered, then the connection closes."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    client.protocol.readConnectionLost()
+    answer_all(h)
+    answer_all(h)
+    assert client.raw().count(b"HTTP/1.1 200") == 2
+    assert client.transport.disconnecting
+
+
+def test_truncated_close_delimited_body_is_aborted() -> None:
+    """An HTTP/1.0 client's body ends with the connection: a cut one is reset, not closed."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET /a HTTP/1.0\r\n\r\n")
+    serve(h, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n")
+    h.connector.servers[-1].close()
+    assert client.transport.aborted

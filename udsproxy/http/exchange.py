@@ -634,7 +634,8 @@ class Exchange:
         """The response cannot be completed: close the client (never a hang), log it.
 
         What was received is still delivered (its framing shows the cut); a client that
-        does not read (``cD``) is aborted instead.
+        does not read (``cD``), or whose body is close-delimited (an HTTP/1.0 client: a clean
+        close would make the cut body look whole), is aborted instead.
         """
         if self.phase is Phase.DONE:
             return
@@ -642,7 +643,8 @@ class Exchange:
             self.flags = flags
         self.phase = Phase.DONE
         self.release(keep_server=False)
-        if flags == "cD":
+        writer = self.client.writer
+        if flags == "cD" or (writer is not None and writer.close_delimited):
             self.client.abort()
         else:
             self.client.close()

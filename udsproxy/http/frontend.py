@@ -453,7 +453,12 @@ class ClientConnection(Protocol):
         return 0
 
     def send_response_head(self, response: Any) -> int:
-        fields = end_to_end_items(full_items(response.headers))
+        items = full_items(response.headers)
+        fields = end_to_end_items(items)
+        if any(name == b"transfer-encoding" for _, name, _ in items):
+            # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
+            # Content-Length beside it is stale, and a proxy removes it.
+            fields = [f for f in fields if f[1] != b"content-length"]
         if self.ctx.settings.client_close:
             fields.append(CONNECTION_CLOSE)
         assert self.writer is not None
@@ -528,7 +533,7 @@ class ClientConnection(Protocol):
             and writer.done
             and writer.keep_alive
             and self.request_complete
-            and not self.eof
+            and (not self.eof or conn.trailing_data[0])
         ):
             # A fresh parser for the next request (between messages a keep-alive connection
             # has no state), fed with what the client sent after this one.

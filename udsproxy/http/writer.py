@@ -84,10 +84,18 @@ class ResponseWriter:
         self.chunked = False
         self.no_body = False  # HEAD, 204, 304: body bytes are dropped (our own pages' too)
 
+    @property
+    def close_delimited(self) -> bool:
+        """The body ends with the connection (an HTTP/1.0 client, unknown length)."""
+        return self.started and not self.done and self.remaining is None and not self.chunked
+
     def informational(self, status: int, reason: bytes, fields: Sequence[Item]) -> bytes:
-        """A 1xx head (100, 103, 101): written as it is."""
+        """A 1xx head (100, 103, 101): written as it is; none to an HTTP/1.0 client, which
+        would take it for the final response (RFC 9110 section 15.2)."""
         if self.started:
             raise WriterError("an informational response after the final one")
+        if not self.http11:
+            return b""
         return serialize_head(status, reason, fields)
 
     def head(self, status: int, reason: bytes, fields: List[Item]) -> bytes:
