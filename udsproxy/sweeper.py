@@ -55,6 +55,9 @@ class IdleSweeper:
             if loop.running:
                 loop.stop()
 
+    def __contains__(self, member: object) -> bool:
+        return member in self._members
+
     def __len__(self) -> int:
         return len(self._members)
 

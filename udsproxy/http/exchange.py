@@ -47,7 +47,7 @@ from ..net.connect import ConnectError
 from ..queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
 from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
 from ..runtime import ServerState
-from .flow import BATCH, PEER
+from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
 from .headers import full_items, is_bodyless, upgrade_field
@@ -338,11 +338,12 @@ class Exchange:
         conn.transport.registerProducer(client.gate, True)  # type: ignore[union-attr]
         client.transport.registerProducer(conn.gate, True)  # type: ignore[union-attr]
 
-    def detach(self, keep: bool) -> None:
-        """Leave the server connection: back to its pool when ``keep`` and it is clean."""
+    def unpair(self) -> Optional[ServerConnection]:
+        """Take the server connection from this exchange: neither side produces for the
+        other any more and neither is held back for the other."""
         conn, self.upstream = self.upstream, None
         if conn is None:
-            return
+            return None
         conn.exchange = None
         for transport in (conn.transport, self.client.transport):
             if getattr(transport, "producer", None) is not None:
@@ -350,6 +351,13 @@ class Exchange:
         self.client.gate.release(PEER)
         if conn.gate is not None:
             conn.gate.release(PEER)
+        return conn
+
+    def detach(self, keep: bool) -> None:
+        """Leave the server connection: back to its pool when ``keep`` and it is clean."""
+        conn = self.unpair()
+        if conn is None:
+            return
         if keep and conn.reusable and not self.ctx.settings.server_close:
             conn.recycle()
             if self.client.keep_private(conn) or self.ctx.pools.put(conn):
@@ -482,7 +490,7 @@ class Exchange:
         # From now on a server FIN is a half-close to pass on, not the end (see upstream).
         alsoProvides(conn, IHalfCloseableProtocol)
         self.server_seen = self.ctx.sweeper.now
-        client.gate.release("pipeline")
+        client.gate.release(PIPELINE)
         # What each side sent after the switching head belongs to the tunnel.
         early_server = conn.h11.trailing_data[0]
         early_client = client.h11.trailing_data[0]
@@ -547,12 +555,8 @@ class Exchange:
         if self.phase is Phase.DONE:
             return
         self.phase = Phase.DONE
-        conn, self.upstream = self.upstream, None
+        conn = self.unpair()
         if conn is not None:
-            conn.exchange = None
-            for transport in (conn.transport, self.client.transport):
-                if transport is not None and getattr(transport, "producer", None) is not None:
-                    transport.unregisterProducer()  # type: ignore[attr-defined]
             if not conn.closed and conn.transport is not None:
                 if abort:
                     BATCH.discard(conn.transport)

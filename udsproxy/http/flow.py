@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 PEER = "peer"  # the other side's write buffer is full
+PIPELINE = "pipeline"  # a next request waits while the current one is answered
 
 
 @implementer(IPushProducer)

@@ -34,7 +34,7 @@ from ..sweeper import IdleSweeper
 from ..tcp import client_key, note_connect_error, note_connect_ok
 from . import pages
 from .exchange import Exchange, Phase, render_log
-from .flow import BATCH, PEER, ReadGate
+from .flow import BATCH, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
@@ -49,6 +49,7 @@ from .headers import (
     set_item,
     split_absolute_target,
     upgrade_field,
+    upgrade_fields,
 )
 from .settings import HTTPSettings
 from .upstream import Pools, ServerConnection
@@ -57,11 +58,8 @@ from .writer import ResponseWriter, WriterError, request_keeps_alive
 log = Logger()
 
 CLEAN = Failure(ConnectionDone())
-FF_UNSET = object()
 HOST_EMPTY = (b"host", b"host", b"")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
-CONNECTION_UPGRADE = (b"Connection", b"connection", b"upgrade")  # as Item
-PIPELINE = "pipeline"  # a next request waits while the current one is answered
 
 
 class HTTPContext:
@@ -146,7 +144,7 @@ class ClientConnection(Protocol):
         self.stalled_since: Optional[float] = None
         self.client_ip: Optional[str] = None
         self.client_port = 0
-        self.ff_value: object = FF_UNSET  # this client's X-Forwarded-For value, once known
+        self.ff_value: Optional[bytes] = None  # this client's X-Forwarded-For value
 
     # ----------------------------------------------------------------- lifecycle
     def connectionMade(self) -> None:
@@ -161,6 +159,9 @@ class ClientConnection(Protocol):
         if isinstance(peer, (IPv4Address, IPv6Address)):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
+        ff = ctx.settings.forwardfor
+        if ff is not None:
+            self.ff_value = ff.client_value(self.client_ip)
         ctx.counters.open()
         ctx.on_open()
         ctx.clients.add(self)
@@ -382,15 +383,12 @@ class ClientConnection(Protocol):
             fields.append(TE_CHUNKED)
         ff = settings.forwardfor
         if ff is not None:
-            if self.ff_value is FF_UNSET:
-                self.ff_value = ff.client_value(self.client_ip)
-            field = ff.item_for(self.ff_value, fields)  # type: ignore[arg-type]
+            field = ff.item_for(self.ff_value, fields)
             if field is not None:
                 fields.append(field)
         if upgrade is not None:
             ex.upgrade = upgrade
-            fields.append(CONNECTION_UPGRADE)
-            fields.append((upgrade[0], b"upgrade", upgrade[1]))
+            fields += upgrade_fields(upgrade)
         elif settings.server_close:
             fields.append(CONNECTION_CLOSE)
         return target, fields
@@ -483,8 +481,7 @@ class ClientConnection(Protocol):
         fields = end_to_end_items(items)
         upgrade = upgrade_field(items)
         assert upgrade is not None and self.writer is not None  # Exchange.switch checked it
-        fields.append(CONNECTION_UPGRADE)
-        fields.append((upgrade[0], b"upgrade", upgrade[1]))
+        fields += upgrade_fields(upgrade)
         return self.emit(self.writer.informational, 101, response.reason, fields)
 
     def send_error(self, status: int, close: bool) -> int:

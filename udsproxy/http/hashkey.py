@@ -158,26 +158,14 @@ class BodySearch:
         return None
 
     def find(self, body: bytes, complete: bool) -> Tuple[bool, Optional[bytes]]:
-        """``(decided, key)`` for the body bytes held so far.
+        """``(decided, key)`` for a whole body held so far (:meth:`feed` on a fresh search).
 
         Undecided only while not ``complete`` (the body goes on and fewer than ``limit``
         bytes are held) and the parameter is not seen with its value ended by ``&``. As in
         HAProxy, a value starting with a blank is empty, and one starting with another
         non-token byte is no key (the body is not URL-encoded).
         """
-        data = body[: self.limit]
-        complete = complete or len(data) >= self.limit
-        span = param_span(data, self.prefix)
-        if span is None:
-            return complete, None
-        start, end = span
-        if not complete and end == len(data):
-            return False, None  # the value may go on in bytes still to come
-        if start == end or data[start] in _BLANK:
-            return True, b""
-        if data[start] in _TCHAR:
-            return True, data[start:end]
-        return True, None
+        return BodySearch(self.prefix, self.limit).feed(body, complete)
 
 
 class HashKey:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ..config.model import ForwardFor
 
-Header = Tuple[bytes, bytes]
 Item = Tuple[bytes, bytes, bytes]  # raw name, lower-case name, value
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -71,7 +70,8 @@ def check_raw_head(buf: bytes, limit: int, maxhdr: int) -> bool:
     return True
 
 
-def _tokens(value: bytes) -> List[bytes]:
+def tokens(value: bytes) -> List[bytes]:
+    """The lower-case tokens of a comma-separated field value (``Connection``, ...)."""
     if b"," not in value:  # the usual case: one token (keep-alive, close, upgrade)
         token = value.strip().lower()
         return [token] if token else []
@@ -101,7 +101,7 @@ def check_request(method: bytes, items: Sequence[Item]) -> None:
             has_length = True
         elif name == b"transfer-encoding":
             has_te = True
-            codings.extend(_tokens(value))
+            codings.extend(tokens(value))
     if has_te:
         if has_length:
             raise HeadError("both Content-Length and Transfer-Encoding")
@@ -121,28 +121,24 @@ def is_chunked(items: Sequence[Item]) -> bool:
     return any(name == b"transfer-encoding" for _, name, _ in items)
 
 
-def end_to_end(items: Sequence[Item]) -> List[Header]:
-    """The ``(raw name, value)`` fields of a message minus hop-by-hop ones, order kept."""
-    return [(raw, value) for raw, _, value in end_to_end_items(items)]
-
-
-def upgrade_field(items: Sequence[Item]) -> Optional[Header]:
-    """The ``Upgrade`` field ``(raw name, value)`` when ``Connection`` lists ``upgrade``.
+def upgrade_field(items: Sequence[Item]) -> Optional[Item]:
+    """The ``Upgrade`` field when ``Connection`` lists ``upgrade``.
 
     Only such a message asks for (or accepts) a protocol switch: an ``Upgrade`` field
     that ``Connection`` does not name is hop-by-hop noise and is dropped like the rest.
     """
-    upgrade: Optional[Header] = None
+    upgrade: Optional[Item] = None
     listed = False
-    for raw, name, value in items:
+    for item in items:
+        name = item[1]
         if name == b"upgrade":
-            upgrade = (raw, value)
-        elif name == b"connection" and b"upgrade" in _tokens(value):
+            upgrade = item
+        elif name == b"connection" and b"upgrade" in tokens(item[2]):
             listed = True
-    return upgrade if listed and upgrade is not None and upgrade[1].strip() else None
+    return upgrade if listed and upgrade is not None and upgrade[2].strip() else None
 
 
-def request_upgrade(items: Sequence[Item]) -> Optional[Header]:
+def request_upgrade(items: Sequence[Item]) -> Optional[Item]:
     """The protocol switch a request asks for and we pass on, if any.
 
     ``h2c`` (HTTP/2 over cleartext by upgrade) is dropped, as HAProxy does: the server
@@ -150,7 +146,7 @@ def request_upgrade(items: Sequence[Item]) -> Optional[Header]:
     request nor log.
     """
     upgrade = upgrade_field(items)
-    if upgrade is not None and {b"h2c", b"h2"} & set(_tokens(upgrade[1])):
+    if upgrade is not None and {b"h2c", b"h2"} & set(tokens(upgrade[2])):
         return None
     return upgrade
 
@@ -160,13 +156,19 @@ def end_to_end_items(items: Sequence[Item]) -> List[Item]:
     named: Optional[set] = None
     for _, name, value in items:
         if name in _CONNECTION_FIELDS:
-            named = (named or set()) | set(_tokens(value))
+            named = (named or set()) | set(tokens(value))
     if named is None:
         return [item for item in items if item[1] not in HOP_BY_HOP]
     return [item for item in items if item[1] not in HOP_BY_HOP and item[1] not in named]
 
 
 CONNECTION_CLOSE: Item = (b"connection", b"connection", b"close")
+CONNECTION_UPGRADE: Item = (b"Connection", b"connection", b"upgrade")
+
+
+def upgrade_fields(upgrade: Item) -> List[Item]:
+    """What asks for (or answers with) a protocol switch: ``Connection`` and ``Upgrade``."""
+    return [CONNECTION_UPGRADE, upgrade]
 
 
 def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
@@ -189,7 +191,7 @@ def split_absolute_target(target: bytes) -> Optional[Tuple[bytes, bytes]]:
 
 
 def set_item(items: List[Item], name: bytes, value: bytes) -> List[Item]:
-    """:func:`set_header` on ``(raw, lower, value)`` triples; ``name`` is lower-case."""
+    """Replace every ``name`` field (lower-case) by one, at the first one's place."""
     out: List[Item] = []
     placed = False
     for item in items:
@@ -204,27 +206,6 @@ def set_item(items: List[Item], name: bytes, value: bytes) -> List[Item]:
     return out
 
 
-def set_header(headers: List[Header], name: bytes, value: bytes) -> List[Header]:
-    """Replace every ``name`` field (case-insensitive) by one, at the first one's place."""
-    out: List[Header] = []
-    placed = False
-    for item in headers:
-        if item[0].lower() == name:
-            if not placed:
-                out.append((item[0], value))
-                placed = True
-        else:
-            out.append(item)
-    if not placed:
-        out.append((name, value))
-    return out
-
-
-def has_header(headers: Iterable[Header], name: bytes) -> bool:
-    """Whether a field ``name`` (lower-case) is present."""
-    return any(n.lower() == name for n, _ in headers)
-
-
 class ForwardRule:
     """``option forwardfor`` ready to apply: the header name and the excepted network."""
 
@@ -235,13 +216,6 @@ class ForwardRule:
             ipaddress.ip_network(config.except_net, strict=False) if config.except_net else None
         )
         self.if_none = config.if_none
-
-    def value_for(self, client_ip: Optional[str], headers: Sequence[Header]) -> Optional[bytes]:
-        """The value to append for this client, or None (unix client, excepted, if-none)."""
-        value = self.client_value(client_ip)
-        if value is None or (self.if_none and has_header(headers, self.lower)):
-            return None
-        return value
 
     def client_value(self, client_ip: Optional[str]) -> Optional[bytes]:
         """The value for this client address whatever the request (a connection keeps it)."""

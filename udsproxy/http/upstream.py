@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 from ..runtime import ServerState
 from .flow import BATCH, ReadGate
 from .h11lib import h11
-from .headers import full_items
+from .headers import full_items, tokens
 
 if TYPE_CHECKING:
     from ..sweeper import IdleSweeper
@@ -219,7 +219,7 @@ def raw_framing(method: bytes, response: Any) -> Tuple[Optional[int], bool]:
             length = int(value)  # h11 checked it: digits, one value
         elif name == b"transfer-encoding":
             return None, False
-        elif name == b"connection" and b"close" in [t.strip().lower() for t in value.split(b",")]:
+        elif name == b"connection" and b"close" in tokens(value):
             keep = False
     return length, keep
 
@@ -286,7 +286,6 @@ class Pools:
     def __init__(self, sweeper: IdleSweeper) -> None:
         self.sweeper = sweeper
         self.by_server: Dict[ServerState, ServerPool] = {}
-        self.swept = False  # in the sweeper (while any connection is idle)
 
     def pool(self, server: ServerState) -> ServerPool:
         pool = self.by_server.get(server)
@@ -301,8 +300,7 @@ class Pools:
     def put(self, conn: ServerConnection) -> bool:
         if not self.pool(conn.server).put(conn, self.sweeper.now):
             return False
-        if not self.swept:
-            self.swept = True
+        if self not in self.sweeper:
             self.sweeper.add(self)
         return True
 
@@ -321,12 +319,10 @@ class Pools:
         for pool in self.by_server.values():
             pool.purge(now)
         if not self.idle_count():
-            self.swept = False
             self.sweeper.discard(self)
 
     def close_all(self) -> None:
         for pool in self.by_server.values():
             while pool.idle:
                 pool.idle.pop().close()
-        self.swept = False
         self.sweeper.discard(self)

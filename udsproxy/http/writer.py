@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from .headers import Item
+from .headers import Item, tokens
 
 
 class WriterError(Exception):
@@ -38,13 +38,9 @@ def request_keeps_alive(http_version: bytes, items: Sequence[Item]) -> bool:
     if http_version < b"1.1":
         return False
     for _, name, value in items:
-        if name == b"connection" and b"close" in _tokens(value):
+        if name == b"connection" and b"close" in tokens(value):
             return False
     return True
-
-
-def _tokens(value: bytes) -> List[bytes]:
-    return [t.strip().lower() for t in value.split(b",")]
 
 
 def serialize_head(status: int, reason: bytes, fields: Sequence[Item]) -> bytes:
@@ -104,12 +100,12 @@ class ResponseWriter:
             raise WriterError("a second response head")
         self.started = True
         length: Optional[int] = None
-        tokens: List[bytes] = []  # of the Connection fields
+        listed: List[bytes] = []  # the tokens of the Connection fields
         for _, name, value in fields:
             if name == b"content-length":
                 length = int(value)
             elif name == b"connection":
-                tokens.extend(_tokens(value))
+                listed.extend(tokens(value))
         no_body = self.method == b"HEAD" or status in NO_BODY_STATUS
         need_close = False
         if length is None and status not in NO_BODY_STATUS:
@@ -126,11 +122,11 @@ class ResponseWriter:
             self.remaining = length  # None: close-delimited
         if not self.keep_alive or need_close:
             # As h11: one Connection field per token, close among them, keep-alive not.
-            names = sorted({t for t in tokens if t and t != b"keep-alive"} | {b"close"})
+            names = sorted({t for t in listed if t != b"keep-alive"} | {b"close"})
             fields = [f for f in fields if f[1] != b"connection"]
             fields += [(b"Connection", b"connection", t) for t in names]
             self.keep_alive = False
-        elif b"close" in tokens:
+        elif b"close" in listed:
             self.keep_alive = False  # the response itself says so
         return serialize_head(status, reason, fields)
 
