@@ -21,19 +21,24 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
     return str(path)
 
 
-def test_no_server_503_is_the_errorfile_bytes_exactly_then_close(tmp_path: Path) -> None:
-    """A 503 with no server sends the file as it is, closes, and logs 503 with its size."""
-    page = write(tmp_path, "503.http", PAGE_503)
-    h = Harness(
+def backend_with_errorfile(code: int, page: str, server: str = "server a /s/a.sock") -> Harness:
+    """One frontend, one backend with ``errorfile <code> <page>`` and one server line."""
+    return Harness(
         f"""
         frontend fe
             bind :8080
             default_backend be
         backend be
-            errorfile 503 {page}
-            server a /s/a.sock disabled
+            errorfile {code} {page}
+            {server}
         """
     )
+
+
+def test_no_server_503_is_the_errorfile_bytes_exactly_then_close(tmp_path: Path) -> None:
+    """A 503 with no server sends the file as it is, closes, and logs 503 with its size."""
+    page = write(tmp_path, "503.http", PAGE_503)
+    h = backend_with_errorfile(503, page, "server a /s/a.sock disabled")
     client = h.client()
     client.request()
     assert client.raw() == PAGE_503
@@ -46,16 +51,7 @@ def test_no_server_503_is_the_errorfile_bytes_exactly_then_close(tmp_path: Path)
 def test_a_servers_own_503_is_not_replaced(tmp_path: Path) -> None:
     """errorfile rewrites the proxy's errors only: a server's 503 passes unchanged."""
     page = write(tmp_path, "503.http", PAGE_503)
-    h = Harness(
-        f"""
-        frontend fe
-            bind :8080
-            default_backend be
-        backend be
-            errorfile 503 {page}
-            server a /s/a.sock
-        """
-    )
+    h = backend_with_errorfile(503, page)
     client = h.client()
     client.request()
     server = h.connector.servers[0]
@@ -168,16 +164,7 @@ def test_empty_errorfile_closes_without_a_response(tmp_path: Path) -> None:
 def test_built_in_pages_stay_without_errorfile_for_the_code(tmp_path: Path) -> None:
     """A file for another code leaves the built-in 503 and its keep-alive unchanged."""
     page = write(tmp_path, "502.http", b"HTTP/1.0 502 X\r\n\r\n")
-    h = Harness(
-        f"""
-        frontend fe
-            bind :8080
-            default_backend be
-        backend be
-            errorfile 502 {page}
-            server a /s/a.sock disabled
-        """
-    )
+    h = backend_with_errorfile(502, page, "server a /s/a.sock disabled")
     client = h.client()
     client.request()
     ((status, _, body),) = client.responses()

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
 from . import model
@@ -810,7 +810,7 @@ def _p_balance(ctx: Context, args: List[str]) -> None:
     elif algo in ("roundrobin", "static-rr", "leastconn", "first", "source"):
         _no_more(args, 1, usage)
     elif algo == "uri":
-        _check_uri_options(args[1:])
+        parse_uri_options(args[1:])
     elif algo == "url_param":
         _check_url_param(ctx, args[1:])
     elif algo.startswith("hdr("):
@@ -847,9 +847,23 @@ URI_OPTIONS = ("len", "depth", "whole", "path-only")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _check_uri_options(words: List[str]) -> None:
-    """``balance uri`` options, as HAProxy checks them (len and depth: positive integers)."""
+class UriOptions(NamedTuple):
+    """``balance uri [len <n>] [depth <n>] [whole] [path-only]`` (0: no len / depth)."""
+
+    length: int = 0
+    depth: int = 0
+    whole: bool = False
+    path_only: bool = False
+
+
+def parse_uri_options(words: Sequence[str]) -> UriOptions:
+    """``balance uri`` options, as HAProxy checks them (len and depth: positive integers).
+
+    Checked here when the config is parsed; the HTTP layer reads them with the same function.
+    """
     usage = "balance uri [len <n>] [depth <n>] [whole] [path-only]"
+    length = depth = 0
+    whole = path_only = False
     i = 0
     while i < len(words):
         word = words[i]
@@ -858,9 +872,17 @@ def _check_uri_options(words: List[str]) -> None:
                 raise ConfigError(
                     f"'balance uri {word}' expects a positive integer", hint=f"usage: {usage}"
                 )
-            parse_int(words[i + 1], f"balance uri {word}", 1)
+            value = parse_int(words[i + 1], f"balance uri {word}", 1)
+            if word == "len":
+                length = value
+            else:
+                depth = value
             i += 2
-        elif word in ("whole", "path-only"):
+        elif word == "whole":
+            whole = True
+            i += 1
+        elif word == "path-only":
+            path_only = True
             i += 1
         else:
             import difflib
@@ -870,6 +892,7 @@ def _check_uri_options(words: List[str]) -> None:
                 f"unknown 'balance uri' option '{word}'",
                 hint=f"did you mean '{close[0]}'?" if close else f"usage: {usage}",
             )
+    return UriOptions(length, depth, whole, path_only)
 
 
 def _check_url_param(ctx: Context, words: List[str]) -> None:

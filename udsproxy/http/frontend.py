@@ -442,7 +442,13 @@ class ClientConnection(Protocol):
         try:
             data = produce(*args)
         except WriterError as exc:
-            log.warn("cannot send to client: {error}", error=str(exc))
+            server = self.exchange.server if self.exchange is not None else None
+            log.warn(
+                "response from {server} to client {peer} aborted: {error}",
+                server=server.name if server is not None else "-",
+                peer=self.peer_label(),
+                error=str(exc),
+            )
             self.abort()
             return 0
         if data and not self.gone:

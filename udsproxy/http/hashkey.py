@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple
 
+from ..config.keywords import parse_uri_options
 from ..config.model import Balance
 from .headers import Item
 
@@ -181,7 +182,9 @@ class HashKey:
         self.prefix = self.header = b""
         head: HeadKey
         if family == "uri":
-            self._read_uri_options(args)
+            opts = parse_uri_options(args)  # checked when the config was parsed
+            self.length, self.depth = opts.length, opts.depth
+            self.whole, self.path_only = opts.whole, opts.path_only
             head = self._uri
         elif family == "url_param":
             if not args:
@@ -196,21 +199,6 @@ class HashKey:
         else:
             raise ValueError(f"'balance {balance.algorithm}' has no HTTP key")
         self._head_key = head
-
-    def _read_uri_options(self, args: Sequence[str]) -> None:
-        i = 0
-        while i < len(args):
-            word = args[i]
-            if word == "whole":
-                self.whole = True
-            elif word == "path-only":
-                self.path_only = True
-            elif word in ("len", "depth") and i + 1 < len(args):
-                i += 1
-                setattr(self, "length" if word == "len" else "depth", int(args[i]))
-            else:
-                raise ValueError(f"unknown 'balance uri' option {word!r}")
-            i += 1
 
     # ----------------------------------------------------------------- the head
     def key(self, target: bytes, items: Sequence[Item]) -> Optional[bytes]:
