@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
-from udsproxy.config.parser import parse_text
-from udsproxy.errors import ConfigError, ConfigErrors
-
-
-def parse(text: str):  # type: ignore[no-untyped-def]
-    return parse_text(textwrap.dedent(text), "t.cfg", {})
-
-
-def one_error(text: str) -> ConfigError:
-    with pytest.raises(ConfigErrors) as info:
-        parse(text)
-    errs = info.value.errors
-    assert len(errs) == 1, [str(e) for e in errs]
-    return errs[0]
+from tests.unit.test_config_parser import one_error, parse
 
 
 @pytest.mark.parametrize(

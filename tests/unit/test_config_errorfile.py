@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from udsproxy.config.model import Config
-from udsproxy.config.parser import parse_text
-from udsproxy.errors import ConfigError, ConfigErrors
+from tests.unit.test_config_parser import one_error, parse
 
 PAGE_503 = (
     b"HTTP/1.0 503 Service Unavailable\r\n"
@@ -19,18 +16,6 @@ PAGE_503 = (
     b"\r\n"
     b"<html><body><h1>Back soon</h1></body></html>\n"
 )
-
-
-def parse(text: str) -> Config:
-    return parse_text(textwrap.dedent(text), "t.cfg", {})
-
-
-def one_error(text: str) -> ConfigError:
-    with pytest.raises(ConfigErrors) as info:
-        parse(text)
-    errs = info.value.errors
-    assert len(errs) == 1, [str(e) for e in errs]
-    return errs[0]
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> str:
