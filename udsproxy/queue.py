@@ -6,9 +6,13 @@ of two callbacks, possibly before ``request`` returns:
 
 - ``on_granted(server)``: a server with a free slot was chosen (synchronously when one
   is free, else later, when a slot frees up);
-- ``on_error(reason)``: :data:`NO_SERVER` (no usable server, at once: HAProxy 503 ``SC``
-  with ``<NOSRV>``), :data:`QUEUE_TIMEOUT` (``timeout queue`` expired: 503 ``sQ``) or
-  :data:`QUEUE_FULL` (503).
+- ``on_error(reason)``, a :class:`QueueError`: ``NO_SERVER`` (no usable server, at once:
+  HAProxy 503 ``SC`` with ``<NOSRV>``), ``QUEUE_TIMEOUT`` (``timeout queue`` expired: 503
+  ``sQ``) or ``QUEUE_FULL`` (503).
+
+The queue belongs to a backend core (:mod:`udsproxy.backend`), which gives it the
+backend's state (counters, pool, clock, timeouts) and its ``select`` function, and
+subscribes :meth:`BackendQueue.server_changed` to server changes after the balancer.
 
 A freed slot is handed to the queue's head in the same call that frees it: there is no
 polling and no timer besides ``timeout queue``. A server coming up, leaving drain or
@@ -29,16 +33,42 @@ unset or 0 waits forever, as HAProxy's infinite timeouts do.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, FrozenSet, Optional
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, FrozenSet, Optional, Tuple
 
-from udsproxy.balance.base import NONE
+from udsproxy.balance.base import Pick
+from udsproxy.strenum import StrEnum
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState, LoadCounters, ServerState
+    from udsproxy.runtime import BackendState, LoadCounters, ServerChange, ServerState
 
-NO_SERVER = "no-server"
-QUEUE_TIMEOUT = "queue-timeout"
-QUEUE_FULL = "queue-full"
+# select(key, avoid) -> (server, what was found): the backend core's server selection.
+Select = Callable[
+    [Optional[bytes], Collection["ServerState"]], Tuple[Optional["ServerState"], Pick]
+]
+
+
+class QueueError(StrEnum):
+    """Why a stream got no slot; its termination flags are HAProxy's."""
+
+    NO_SERVER = "no-server"
+    QUEUE_TIMEOUT = "queue-timeout"
+    QUEUE_FULL = "queue-full"
+
+    @property
+    def flags(self) -> str:
+        return _QUEUE_FLAGS[self]
+
+
+_QUEUE_FLAGS = {
+    QueueError.NO_SERVER: "SC",
+    QueueError.QUEUE_TIMEOUT: "sQ",
+    QueueError.QUEUE_FULL: "SQ",
+}
+NO_SERVER, QUEUE_TIMEOUT, QUEUE_FULL = (
+    QueueError.NO_SERVER,
+    QueueError.QUEUE_TIMEOUT,
+    QueueError.QUEUE_FULL,
+)
 
 
 class TicketState(enum.Enum):
@@ -60,7 +90,7 @@ class Ticket:
         self,
         queue: BackendQueue,
         on_granted: Callable[[ServerState], None],
-        on_error: Callable[[str], None],
+        on_error: Callable[[QueueError], None],
         key: Optional[bytes],
         avoid: Collection[ServerState],
         server: Optional[ServerState],
@@ -73,7 +103,7 @@ class Ticket:
         self.bound = server  # a server this stream must go to (persistence), if any
         self.state = TicketState.WAITING
         self.server: Optional[ServerState] = None  # the server holding our slot
-        self.error: Optional[str] = None
+        self.error: Optional[QueueError] = None
         self.created = queue.backend.clock.seconds()
         self.granted_at: Optional[float] = None
         self.timer: Optional[Any] = None  # the IDelayedCall of ``timeout queue``
@@ -87,11 +117,8 @@ class Ticket:
         return None if self.granted_at is None else self.granted_at - self.created
 
     def release(self) -> None:
-        """The stream ended: free the slot (the queue's head gets it now) or stop waiting."""
-        self._queue.close(self)
-
-    def cancel(self) -> None:
-        """The client went away: leave the queue at once, or free the slot if granted."""
+        """The stream ended or its client left: free the slot (the queue's head gets it now)
+        or leave the queue. Idempotent."""
         self._queue.close(self)
 
     def note_retry(self) -> None:
@@ -111,8 +138,9 @@ class Ticket:
 class BackendQueue:
     """The waiting streams of one backend, in arrival order, and the slot hand-over."""
 
-    def __init__(self, backend: BackendState) -> None:
+    def __init__(self, backend: BackendState, select: Select) -> None:
         self.backend = backend
+        self._select = select
         self._waiting: Dict[Ticket, None] = {}  # an ordered set: FIFO with O(1) removal
         self._draining = False
         self._again = False
@@ -134,7 +162,7 @@ class BackendQueue:
     def request(
         self,
         on_granted: Callable[[ServerState], None],
-        on_error: Callable[[str], None],
+        on_error: Callable[[QueueError], None],
         key: Optional[bytes] = None,
         avoid: Collection[ServerState] = (),
         server: Optional[ServerState] = None,
@@ -161,10 +189,10 @@ class BackendQueue:
             else:
                 self._enqueue(ticket)
             return
-        chosen, reason = self.backend.select(ticket.key, ticket.avoid)
+        chosen, found = self._select(ticket.key, ticket.avoid)
         if chosen is not None:
             self._grant(ticket, chosen, balanced=True)
-        elif reason == NONE:
+        elif found is Pick.NONE:
             self._fail(ticket, NO_SERVER)
         else:
             cap = self.capacity()
@@ -207,7 +235,7 @@ class BackendQueue:
         srv.take_slot(balanced)
         ticket._on_granted(srv)
 
-    def _fail(self, ticket: Ticket, reason: str) -> None:
+    def _fail(self, ticket: Ticket, reason: QueueError) -> None:
         self._dequeue(ticket)
         ticket.state = TicketState.CLOSED
         ticket.error = reason
@@ -244,9 +272,10 @@ class BackendQueue:
         if ticket.state is TicketState.WAITING:  # a callback above may have cancelled it
             self._admit(ticket)
 
-    def server_changed(self, srv: ServerState) -> None:
+    def server_changed(self, change: ServerChange) -> None:
         """A server changed: streams bound to a lost server are load balanced, then drain."""
-        if not srv.available:
+        srv = change.server
+        if srv.removed or not srv.available:
             for ticket in self._waiting:
                 if ticket.bound is srv:
                     ticket.bound = None
@@ -282,7 +311,7 @@ class BackendQueue:
                     found, balanced = srv, False
                     break
             elif not unbound_blocked:
-                chosen, _ = self.backend.select(ticket.key, ticket.avoid)
+                chosen, _ = self._select(ticket.key, ticket.avoid)
                 if chosen is not None:
                     found, balanced = chosen, True
                     break

@@ -13,15 +13,26 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from .config.model import Proxy
+from .strenum import StrEnum
 
 TURNAROUND_MAX = 1.0  # seconds
-GIVE_UP, REDISPATCH, RETRY = "give-up", "redispatch", "retry"
+
+
+class Action(StrEnum):
+    """The step after a failed connect."""
+
+    GIVE_UP = "give-up"
+    REDISPATCH = "redispatch"
+    RETRY = "retry"
+
+
+GIVE_UP, REDISPATCH, RETRY = Action.GIVE_UP, Action.REDISPATCH, Action.RETRY
 
 
 class Decision(NamedTuple):
     """The next step and, for RETRY, the delay in seconds before it."""
 
-    action: str
+    action: Action
     delay: float = 0.0
 
 

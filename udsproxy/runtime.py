@@ -2,34 +2,81 @@
 
 The frozen :mod:`udsproxy.config.model` says what the config file means; :class:`Runtime`
 is what it has become since start: which servers are up, drained or in maintenance, their
-run-time weight and maxconn, and the counters ``show stat`` reports. Health checks and
-stats commands change it through the ``set_*`` methods of :class:`ServerState`; each
-change is passed to the backend's balancer, wakes the backend's queue, then reaches the
-observers (logging, stats), in that order.
+run-time weight and maxconn, which servers were added or removed, what connecting to and
+talking to each server taught us, and the counters ``show stat`` reports.
+
+This module is pure state. It imports neither the balancers nor the queue: those belong
+to a backend's core (:mod:`udsproxy.backend`) and learn of changes by subscribing to
+:meth:`BackendState.add_observer`, like logging and stats do. Health checks and stats
+commands change a server through the ``set_*`` methods of :class:`ServerState`; the data
+path reports what it saw through :meth:`ServerState.report`.
 
 Nothing here does I/O: time comes from an injected ``IReactorTime``.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, List, Optional
 
-from udsproxy.balance import FULL, NONE, OK, Balancer, make_balancer
 from udsproxy.config.model import Config, Proxy, Server
-from udsproxy.queue import BackendQueue, Ticket
+from udsproxy.strenum import StrEnum
 
 # An IReactorTime (the reactor, or task.Clock in tests), typed as Any: zope interfaces do
 # not type-check as protocols without the mypy-zope plugin.
 Clock = Any
 
-READY = "ready"
-DRAIN = "drain"
-MAINT = "maint"
-ADMIN_STATES = (READY, DRAIN, MAINT)
+
+class AdminState(StrEnum):
+    """``set server state``: what an operator allows a server to do."""
+
+    READY = "ready"
+    DRAIN = "drain"  # no new load-balanced streams; bound ones still come
+    MAINT = "maint"  # nothing at all
+
+
+READY, DRAIN, MAINT = AdminState.READY, AdminState.DRAIN, AdminState.MAINT
 
 MAX_WEIGHT = 256  # HAProxy's limit for ``weight`` and ``set weight``
+
+
+class Change(StrEnum):
+    """What changed about a server, as observers receive it."""
+
+    OP = "op"  # operationally up/down (health)
+    ADMIN = "admin"
+    WEIGHT = "weight"
+    MAXCONN = "maxconn"
+    ADDED = "added"  # ``add server`` or a reload: ``old`` is None, ``new`` the server
+    REMOVED = "removed"  # ``del server`` or a reload: ``old`` the server, ``new`` None
+
+
+class Outcome(StrEnum):
+    """What one stream learned about its server: what passive health checks read."""
+
+    CONNECT_OK = "connect-ok"
+    CONNECT_ERROR = "connect-error"  # refused, no such file, backlog full, permission ...
+    CONNECT_TIMEOUT = "connect-timeout"
+    RESPONSE_OK = "response-ok"
+    RESPONSE_INVALID = "response-invalid"  # not HTTP, or framing we cannot forward
+    RESPONSE_ABORTED = "response-aborted"  # closed before or during its response
+    RESPONSE_TIMEOUT = "response-timeout"
+
+
+CONNECT_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.CONNECT_TIMEOUT})
+RESPONSE_FAILURES = frozenset(
+    {Outcome.RESPONSE_INVALID, Outcome.RESPONSE_ABORTED, Outcome.RESPONSE_TIMEOUT}
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One outcome of one server, with its cause (``ConnectError.kind`` for connects)."""
+
+    server: ServerState
+    outcome: Outcome
+    cause: str = ""  # e.g. "ENOENT", "ECONNREFUSED"; empty when there is none
+    detail: str = ""  # the readable message, e.g. "connect to /run/a.sock: no such file"
 
 
 @dataclass(frozen=True)
@@ -51,12 +98,13 @@ class ServerChange:
     """One run-time change of a server, as observers receive it."""
 
     server: ServerState
-    field: str  # "op" | "admin" | "weight" | "maxconn"
+    field: Change
     old: object
     new: object
 
 
 Observer = Callable[[ServerChange], None]
+ReportObserver = Callable[[Report], None]
 
 
 class LoadCounters:
@@ -98,6 +146,10 @@ class ServerState(LoadCounters):
         self.health = self.rise
         self.admin = MAINT if config.disabled else READY
         self.last_change = backend.clock.seconds()
+        self.removed = False  # set once ``del server`` (or a reload) took it out
+        # The message of the last failed connect while connects keep failing; None once one
+        # succeeds. The data path logs a cause once per change, not once per client.
+        self.connect_error: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"<ServerState {self.backend.name}/{self.name} id={self.id}>"
@@ -167,7 +219,7 @@ class ServerState(LoadCounters):
             if self.health < self.rise:
                 self.health = 0
         if self.op_up != was_up:
-            self._changed("op", was_up, self.op_up)
+            self._changed(Change.OP, was_up, self.op_up)
 
     def set_check_enabled(self, enabled: bool) -> None:
         """``enable health`` / ``disable health``: an unchecked server counts as up."""
@@ -176,12 +228,15 @@ class ServerState(LoadCounters):
         was_up = self.op_up
         self.checked = enabled
         if self.op_up != was_up:
-            self._changed("op", was_up, self.op_up)
+            self._changed(Change.OP, was_up, self.op_up)
 
-    def set_admin(self, state: str) -> None:
+    def set_admin(self, state: AdminState | str) -> None:
         """``set server state ready|drain|maint``."""
-        if state not in ADMIN_STATES:
-            raise ValueError(f"admin state must be one of {', '.join(ADMIN_STATES)}")
+        try:
+            state = AdminState(state)
+        except ValueError:
+            names = ", ".join(a.value for a in AdminState)
+            raise ValueError(f"admin state must be one of {names}") from None
         old = self.admin
         if state == old:
             return
@@ -190,22 +245,18 @@ class ServerState(LoadCounters):
         if old == MAINT and self.checked:
             # HAProxy: "start OK but check immediately" when leaving maintenance.
             self.health = self.rise
-        self._changed("admin", old, state)
+        self._changed(Change.ADMIN, old, state)
         if self.op_up != was_up:
-            self._changed("op", was_up, self.op_up)
+            self._changed(Change.OP, was_up, self.op_up)
 
     def set_weight(self, weight: int) -> None:
-        """``set weight``: 0..256; static algorithms only take 0 and the initial weight."""
+        """``set weight``: 0..256 (a static algorithm's 0%/100% rule is the backend core's)."""
         if not 0 <= weight <= MAX_WEIGHT:
             raise ValueError(f"weight must be between 0 and {MAX_WEIGHT}")
-        if not self.backend.balancer.dynamic and weight not in (0, self.iweight):
-            raise ValueError(
-                "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'."
-            )
         old = self.uweight
         if weight != old:
             self.uweight = weight
-            self._changed("weight", old, weight)
+            self._changed(Change.WEIGHT, old, weight)
 
     def set_maxconn(self, maxconn: int) -> None:
         """``set maxconn server``: 0 is unlimited; raising it grants queued streams at once."""
@@ -214,12 +265,32 @@ class ServerState(LoadCounters):
         old = self.maxconn
         if maxconn != old:
             self.maxconn = maxconn
-            self._changed("maxconn", old, maxconn)
+            self._changed(Change.MAXCONN, old, maxconn)
 
-    def _changed(self, field: str, old: object, new: object) -> None:
-        if field in ("op", "admin"):
+    def _changed(self, field: Change, old: object, new: object) -> None:
+        if field is Change.OP or field is Change.ADMIN:
             self.last_change = self.backend.clock.seconds()
         self.backend.server_changed(ServerChange(self, field, old, new))
+
+    # -- what the data path learned (the passive health checks' input) ------------------
+
+    def report(self, outcome: Outcome, cause: str = "", detail: str = "") -> None:
+        """Account one outcome of a stream on this server and pass it to report observers.
+
+        Failed connects count ``econ``, failed responses ``eresp`` (server and backend);
+        ``connect_error`` keeps the last connect failure's message until a connect works.
+        """
+        if outcome in CONNECT_FAILURES:
+            self.econ += 1
+            self.backend.econ += 1
+            self.connect_error = detail or cause or outcome.value
+        elif outcome is Outcome.CONNECT_OK:
+            self.connect_error = None
+        elif outcome in RESPONSE_FAILURES:
+            self.eresp += 1
+            self.backend.eresp += 1
+        if self.backend.report_observers:  # built only when someone listens: hot path
+            self.backend.reported(Report(self, outcome, cause, detail))
 
     # -- accounting (server and backend together, so the two never disagree) -------------
 
@@ -248,14 +319,6 @@ class ServerState(LoadCounters):
         self.wredis += 1
         self.backend.wredis += 1
 
-    def note_connect_error(self) -> None:
-        self.econ += 1
-        self.backend.econ += 1
-
-    def note_response_error(self) -> None:
-        self.eresp += 1
-        self.backend.eresp += 1
-
     def note_bytes(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Bytes from the client (in) and to the client (out), as HAProxy counts them."""
         for c in (self, self.backend):
@@ -263,44 +326,50 @@ class ServerState(LoadCounters):
             c.bout += bytes_out
 
 
-def assign_ids(servers: Collection[Server]) -> List[int]:
-    """Forced ids as given; the others get the lowest free ids in config order (HAProxy)."""
-    taken = {s.id for s in servers if s.id is not None}
+def assign_ids(servers: Collection[Server], taken: Iterable[int] = ()) -> List[int]:
+    """Forced ids as given; the others get the lowest free ids in config order (HAProxy).
+
+    ``taken``: ids already in use (servers that stay when others are added).
+    """
+    used = set(taken) | {s.id for s in servers if s.id is not None}
     ids: List[int] = []
     nxt = 1
     for s in servers:
         if s.id is not None:
             ids.append(s.id)
             continue
-        while nxt in taken:
+        while nxt in used:
             nxt += 1
         ids.append(nxt)
-        taken.add(nxt)
+        used.add(nxt)
     return ids
 
 
+class ServerSetError(ValueError):
+    """A server cannot be added or removed now (the message says why)."""
+
+
 class BackendState(LoadCounters):
-    """Run-time state of one backend: its servers, balancer, queue, counters, observers.
+    """Run-time state of one backend: its servers, counters and observers.
 
     The backend ``scur`` counts granted streams and ``qcur`` every waiting one (bound to a
     server or not); ``beconn`` is both, like HAProxy's backend connection count.
     """
 
-    def __init__(self, proxy: Proxy, clock: Clock, rng: Optional[random.Random] = None) -> None:
+    def __init__(self, proxy: Proxy, clock: Clock) -> None:
         super().__init__()
         self.proxy = proxy
         self.name = proxy.name
         self.clock = clock
-        self.rng = rng if rng is not None else random.Random()
+        self.allbackups = proxy.has_option("allbackups")
         self.last_change = clock.seconds()
         self.servers: List[ServerState] = [
             ServerState(cfg, self, sid)
             for cfg, sid in zip(proxy.servers, assign_ids(proxy.servers))
         ]
         self._observers: List[Observer] = []
+        self.report_observers: List[ReportObserver] = []
         self._pool: Optional[List[ServerState]] = None  # lb_pool(), until a server changes
-        self.queue = BackendQueue(self)
-        self.balancer: Balancer = make_balancer(self)
         self.last_response_error: Optional[CapturedError] = None
 
     def __repr__(self) -> str:
@@ -347,37 +416,56 @@ class BackendState(LoadCounters):
         if active:
             return active
         backups = [s for s in self.servers if s.usable and s.backup]
-        if len(backups) <= 1 or self.proxy.has_option("allbackups"):
+        if len(backups) <= 1 or self.allbackups:
             return backups
         return [min(backups, key=lambda s: s.id)]
 
-    def select(
-        self, key: Optional[bytes] = None, avoid: Collection[ServerState] = ()
-    ) -> Tuple[Optional[ServerState], str]:
-        """Choose a server with a free slot: ``(server, OK)``, ``(None, FULL)`` or ``(None, NONE)``.
+    # -- servers coming and going ----------------------------------------------------------
 
-        ``avoid`` is a preference, as HAProxy's: an avoided server is still chosen when it is
-        the only one with a free slot (a retry on the only server beats a 503).
+    def add_server(self, config: Server) -> ServerState:
+        """A new server (``add server``, reload): a unique name, a forced or the lowest free id.
+
+        Observers get :attr:`Change.ADDED`; the server starts as its config says
+        (``disabled``: in maintenance).
         """
-        if not self.lb_pool():
-            return None, NONE
-        srv = self.balancer.pick(key, avoid)
-        if srv is None and avoid:
-            srv = self.balancer.pick(key)
-        return (srv, OK) if srv is not None else (None, FULL)
+        if self.server(config.name) is not None:
+            raise ServerSetError(
+                f"Already exists a server with the same name in backend {self.name}."
+            )
+        taken = [s.id for s in self.servers]
+        if config.id is not None and config.id in taken:
+            raise ServerSetError(f"Server id {config.id} is already used in backend {self.name}.")
+        (sid,) = assign_ids([config], taken)
+        srv = ServerState(config, self, sid)
+        self.servers.append(srv)
+        self.server_changed(ServerChange(srv, Change.ADDED, None, srv))
+        return srv
 
-    def request_slot(
-        self,
-        on_granted: Callable[[ServerState], None],
-        on_error: Callable[[str], None],
-        key: Optional[bytes] = None,
-        avoid: Collection[ServerState] = (),
-        server: Optional[ServerState] = None,
-    ) -> Ticket:
-        """Ask for a server slot for one stream; see :meth:`udsproxy.queue.BackendQueue.request`."""
-        return self.queue.request(on_granted, on_error, key=key, avoid=avoid, server=server)
+    def remove_server(self, srv: ServerState) -> None:
+        """Take a server out for good; refused while a stream holds or waits for it.
+
+        Observers get :attr:`Change.REMOVED` (balancers forget it, pools close its idle
+        connections, the permission watch stops looking at its socket).
+        """
+        if srv not in self.servers:
+            raise ServerSetError(f"No such server {srv.name} in backend {self.name}.")
+        if srv.scur or srv.qcur:
+            raise ServerSetError(
+                f"Server {self.name}/{srv.name} still has {srv.scur} active and "
+                f"{srv.qcur} queued streams."
+            )
+        self.servers.remove(srv)
+        srv.removed = True
+        self.server_changed(ServerChange(srv, Change.REMOVED, srv, None))
+
+    # -- observers ---------------------------------------------------------------------------
 
     def add_observer(self, callback: Observer) -> None:
+        """Be told of every server change, after those who subscribed earlier.
+
+        The backend core subscribes its balancer first and its queue second (a queue that
+        grants must see the balancer's new state), then come logging, stats, health.
+        """
         self._observers.append(callback)
 
     def remove_observer(self, callback: Observer) -> None:
@@ -385,14 +473,24 @@ class BackendState(LoadCounters):
             self._observers.remove(callback)
 
     def server_changed(self, change: ServerChange) -> None:
-        """Pass a server change on: balancer, then queue (may grant), then observers."""
+        """Pass a server change on to the observers, in the order they subscribed."""
         self._pool = None
-        if change.field in ("op", "admin"):
+        if change.field is Change.OP or change.field is Change.ADMIN:
             self.last_change = change.server.last_change
-        self.balancer.server_changed(change.server)
-        self.queue.server_changed(change.server)
         for callback in list(self._observers):
             callback(change)
+
+    def add_report_observer(self, callback: ReportObserver) -> None:
+        """Be told of every :class:`Report` of this backend's servers (passive health)."""
+        self.report_observers.append(callback)
+
+    def remove_report_observer(self, callback: ReportObserver) -> None:
+        if callback in self.report_observers:
+            self.report_observers.remove(callback)
+
+    def reported(self, report: Report) -> None:
+        for callback in self.report_observers:
+            callback(report)
 
 
 class ProxyCounters:
@@ -446,14 +544,13 @@ class GlobalCounters:
 class Runtime:
     """Everything that changes while the proxy runs, built from one frozen Config."""
 
-    def __init__(self, config: Config, clock: Clock, rng: Optional[random.Random] = None) -> None:
+    def __init__(self, config: Config, clock: Clock) -> None:
         self.config = config
         self.clock = clock
-        self.rng = rng if rng is not None else random.Random()
         self.started = clock.seconds()
         self.counters = GlobalCounters()
         self.backends: Dict[str, BackendState] = {
-            p.name: BackendState(p, clock, self.rng) for p in config.backends
+            p.name: BackendState(p, clock) for p in config.backends
         }
         self.frontends: Dict[str, ProxyCounters] = {
             p.name: ProxyCounters(p, self.counters) for p in config.frontends

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from .admin.protocol import StatsFactory
+from .backend import Backend, build_backends
 from .config.model import Bind, Config, LogTarget, Proxy
 from .errors import BindError, UdsProxyError
 from .http.frontend import HTTPContext, HTTPFactory
@@ -26,7 +27,7 @@ from .log.targets import LogSink, log_event
 from .net.listen import Listener, bind_socket
 from .net.perms import SocketPermsWatch
 from .privileges import drop_privileges, twistd_sets_ids
-from .runtime import Runtime
+from .runtime import Change, Runtime, ServerChange
 from .sweeper import IdleSweeper
 from .tcp import TCPContext, TCPFactory
 
@@ -72,6 +73,7 @@ class ProxyService(Service):
         self.reactor = reactor
         self.argv = list(sys.argv if argv is None else argv)
         self.runtime = Runtime(config, reactor)
+        self.backends: Dict[str, Backend] = build_backends(self.runtime)
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.sweeper = IdleSweeper(reactor, shortest_timeout(config))
         self.global_limit = AcceptLimit("global", config.global_.maxconn)
@@ -80,6 +82,8 @@ class ProxyService(Service):
         self.perms_watch = SocketPermsWatch(
             [s for be in config.backends for s in be.servers], self.event
         )
+        for state in self.runtime.backends.values():
+            state.add_observer(self._server_changed)
         self._build_specs()
 
     # ----------------------------------------------------------------- building
@@ -95,11 +99,19 @@ class ProxyService(Service):
         """A start-up, admin or health event: twistd's log and the global log targets."""
         log_event(text, level, self.sink_for(self.config.global_.logs))
 
+    def _server_changed(self, change: ServerChange) -> None:
+        """Servers added or removed at run time: the pools and the permission watch follow."""
+        if change.field is Change.ADDED:
+            self.perms_watch.add(change.server.config)
+        elif change.field is Change.REMOVED:
+            self.pools.forget_server(change.server)
+            self.perms_watch.remove(change.server.config)
+
     def _build_specs(self) -> None:
         config = self.config
         for fe in config.frontends:
             be_config = config.backend_for(fe)
-            backend = self.runtime.backends.get(be_config.name) if be_config else None
+            backend = self.backends.get(be_config.name) if be_config else None
             counters = self.runtime.frontends[fe.name]
             fe_limit = AcceptLimit(fe.name, fe.maxconn)
             limits = [self.global_limit, fe_limit]

@@ -1,31 +1,23 @@
 """TCP mode: one client connection, one server slot, a byte splice with back-pressure.
 
-A session asks its backend for a slot (balancing, maxconn, queue), connects through the
-shared connect function, retries and redispatches as HAProxy does, then splices bytes both
-ways. Back-pressure is Twisted's producer/consumer: each transport is registered as the
+A session takes its server through a :class:`~udsproxy.stream.ServerAttempt` (slot,
+connect, retries and redispatch as HAProxy does, the same path HTTP exchanges take), then
+splices bytes both ways. Back-pressure is Twisted's producer/consumer: each transport is registered as the
 other's producer, so when one side's write buffer passes its 64 KiB ``bufferSize`` the
 other side stops reading — at most 64 KiB plus one read are held per direction. Bytes a
 client sends before its server is connected are held up to the same bound, then its
 transport is paused. Half-closes pass through (a FIN becomes ``shutdown(SHUT_WR)`` on the
 other side; the other direction keeps flowing).
 
-Retries: AF_UNIX ``connect()`` fails synchronously (ENOENT, ECONNREFUSED, EAGAIN), and
-HAProxy retries such failures at once; only an asynchronous failure (a TCP connect that
-was refused or timed out after EINPROGRESS) waits HAProxy's turn-around of
-``min(timeout connect, 1s)`` before trying the same server again. With ``option
-redispatch`` (interval -1) the last retry goes to another server.
-
 Idle timeouts (``timeout client``/``server``, ``tunnel`` when set, ``client-fin`` /
-``server-fin`` after a half-close) are checked by the shared :class:`IdleSweeper`; any byte
-in either direction counts as activity of the tunnel, so the smaller timeout decides and
-the log says which side (``cD`` / ``sD``).
+``server-fin`` after a half-close) are checked by the shared :class:`IdleSweeper` with the
+tunnel rule both modes share (:func:`udsproxy.stream.tunnel_idle`): the smaller timeout
+decides and the log says which side (``cD`` / ``sD``).
 """
 
 from __future__ import annotations
 
 import enum
-import socket
-import weakref
 from typing import Any, Callable, List, Optional, Set
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -36,14 +28,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .backend import Backend
 from .config.model import Proxy
 from .log import SessionRecord, format_tcplog, is_null_session
 from .log.targets import LogSink
-from .net.connect import ConnectError, connect
+from .net.connect import connect
 from .net.probe import peer_closed
-from .queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
-from .retry import GIVE_UP, REDISPATCH, after_connect_failure
-from .runtime import BackendState, ProxyCounters, ServerState
+from .runtime import ProxyCounters, ServerState
+from .stream import ServerAttempt, client_key, resolve_timeouts, tunnel_idle
 from .sweeper import IdleSweeper
 
 log = Logger()
@@ -53,17 +45,15 @@ PRECONNECT_BUFFER = 65536
 
 
 class Phase(enum.Enum):
-    """WAITING (for a slot) -> CONNECTING -> TUNNEL -> CLOSED; CLOSED from anywhere."""
+    """SERVER (waiting for a slot or connecting: the attempt's state says which) -> TUNNEL
+    -> CLOSED; CLOSED from anywhere."""
 
-    WAITING = "waiting"
-    CONNECTING = "connecting"
+    SERVER = "server"
     TUNNEL = "tunnel"
     CLOSED = "closed"
 
 
 CLEAN = Failure(ConnectionDone())
-
-QUEUE_FLAGS = {NO_SERVER: "SC", QUEUE_TIMEOUT: "sQ", QUEUE_FULL: "SQ"}
 
 
 class TCPContext:
@@ -73,7 +63,7 @@ class TCPContext:
         self,
         frontend: Proxy,
         frontend_counters: ProxyCounters,
-        backend: Optional[BackendState],
+        backend: Optional[Backend],
         reactor: Any,
         sweeper: IdleSweeper,
         sink: Optional[LogSink],
@@ -92,24 +82,15 @@ class TCPContext:
         self.listener_id = listener_id
         self.on_open = on_open
         self.on_close = on_close
-        ft = frontend.timeouts
-        bt = backend.proxy.timeouts if backend is not None else ft
-        tunnel = bt.tunnel if bt.tunnel is not None else ft.tunnel
-        self.client_timeout = ms(tunnel if tunnel is not None else ft.client)
-        self.server_timeout = ms(tunnel if tunnel is not None else bt.server)
-        self.client_fin_timeout = ms(ft.client_fin) or self.client_timeout
-        self.server_fin_timeout = ms(bt.server_fin) or self.server_timeout
-        self.connect_timeout = bt.connect
+        # A TCP session is a tunnel from the start: its timeouts are the tunnel's.
+        self.timeouts = resolve_timeouts(frontend, backend.proxy if backend is not None else None)
+        # Only 'source' hashes in TCP mode: HTTP hashes fall back to round robin (HAProxy).
+        self.source_key = backend is not None and backend.proxy.balance.algorithm == "source"
         # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
         self.sessions: Set[TCPSession] = set()
         # HAProxy: httplog on a TCP frontend falls back to tcplog.
         self.tcplog = frontend.has_option("tcplog") or frontend.has_option("httplog")
         self.dontlognull = frontend.has_option("dontlognull")
-
-
-def ms(value: Optional[int]) -> Optional[float]:
-    """Milliseconds -> seconds; None and 0 stay "no timeout"."""
-    return value / 1000.0 if value else None
 
 
 @implementer(IHalfCloseableProtocol)
@@ -171,14 +152,8 @@ class TCPSession:
         assert transport is not None
         self.client_t: Any = transport
         self.server_t: Any = None
-        self.phase = Phase.WAITING
-        self.ticket: Optional[Ticket] = None
-        self.target: Optional[ServerState] = None
-        self.pending: Optional[Any] = None  # the Deferred of a connect in progress
-        self.retry_call: Optional[Any] = None
-        self.retries = 0
-        self.in_request = False
-        self.redispatched = False
+        self.phase = Phase.SERVER
+        self.attempt: Optional[ServerAttempt] = None
         self.held: List[bytes] = []
         self.held_size = 0
         self.client_paused = False
@@ -191,9 +166,6 @@ class TCPSession:
         self.bytes_out = 0
         clock = ctx.reactor
         self.accepted = clock.seconds()
-        self.t_queue: Optional[int] = None
-        self.t_connect: Optional[int] = None
-        self.connect_started = 0.0
         self.last_activity = self.accepted
         peer = self.client_t.getPeer()
         self.peer = peer
@@ -205,58 +177,29 @@ class TCPSession:
             self.flags = "SC"
             self.close_client()
             return
-        # A free server is granted inside request_slot(): connect only once we hold the ticket.
-        self.in_request = True
-        # Only 'source' hashes in TCP mode: HTTP hashes fall back to round robin (HAProxy).
-        key = client_key(peer) if ctx.backend.proxy.balance.algorithm == "source" else None
-        self.ticket = ctx.backend.request_slot(self.granted, self.refused, key=key)
-        self.in_request = False
-        if self.target is not None and self.phase is Phase.WAITING:
-            self.start_connect()
+        self.attempt = ServerAttempt(ctx.backend, self, clock, ctx.connector, ctx.timeouts.connect)
+        self.attempt.request(key=client_key(peer) if ctx.source_key else None)
 
-    # ----------------------------------------------------------------- slot and connect
-    def granted(self, server: ServerState) -> None:
+    @property
+    def target(self) -> Optional[ServerState]:
+        """The server this session holds a slot on, if any."""
+        return self.attempt.server if self.attempt is not None else None
+
+    # ----------------------------------------------------------------- the attempt's stream
+    def ready_connection(self, server: ServerState) -> None:
+        return None  # TCP mode never reuses a connection
+
+    def server_protocol(self, server: ServerState) -> ServerSide:
+        return ServerSide(self)
+
+    def no_server(self, flags: str) -> None:
         if self.phase is Phase.CLOSED:
             return
-        if self.t_queue is None and self.ticket is not None and self.ticket.wait_time is not None:
-            self.t_queue = int(self.ticket.wait_time * 1000)
-        self.target = server
-        if not self.in_request:
-            self.start_connect()
-
-    def refused(self, reason: str) -> None:
-        if self.phase is Phase.CLOSED:
-            return
-        if self.t_queue is None:
-            self.t_queue = int((self.ctx.reactor.seconds() - self.accepted) * 1000)
-        self.flags = QUEUE_FLAGS.get(reason, "SC")
+        self.flags = flags
         self.close_client()
 
-    def start_connect(self) -> None:
-        assert self.target is not None
-        self.retry_call = None
-        self.phase = Phase.CONNECTING
-        self.connect_started = self.ctx.reactor.seconds()
-        attempt = self.ctx.connector(
-            self.ctx.reactor,
-            self.target.config.address,
-            lambda: ServerSide(self),
-            self.ctx.connect_timeout,
-        )
-        synchronous = [True]
-        self.pending = attempt
-        attempt.addCallbacks(self.connected, self.connect_failed, errbackArgs=(synchronous,))
-        synchronous[0] = False
-
-    def connected(self, server: ServerSide) -> None:
-        self.pending = None
+    def server_connected(self, server: ServerSide, reused: bool) -> None:
         server_t: Any = server.transport
-        if self.phase is Phase.CLOSED:
-            server_t.loseConnection()
-            return
-        assert self.target is not None
-        note_connect_ok(self.target)
-        self.t_connect = int((self.ctx.reactor.seconds() - self.connect_started) * 1000)
         self.server = server
         self.server_t = server_t
         self.phase = Phase.TUNNEL
@@ -274,37 +217,6 @@ class TCPSession:
             server_t.loseWriteConnection()
         self.last_activity = self.ctx.sweeper.now
         self.ctx.sweeper.add(self)
-
-    def connect_failed(self, failure: Failure, synchronous: List[bool]) -> Optional[Failure]:
-        self.pending = None
-        if self.phase is Phase.CLOSED:
-            return None  # cancelled because the client left
-        error = failure.value
-        if not isinstance(error, ConnectError):
-            log.failure("unexpected connect failure", failure)
-            error = None
-        assert self.target is not None and self.ticket is not None
-        note_connect_error(self.target, str(error) if error else repr(failure.value))
-        backend = self.ctx.backend
-        assert backend is not None
-        step = after_connect_failure(
-            backend.proxy, self.retries, synchronous[0], self.ctx.connect_timeout
-        )
-        if step.action == GIVE_UP:
-            self.flags = "SC"
-            self.close_client()
-            return None
-        self.retries += 1
-        self.ticket.note_retry()
-        if step.action == REDISPATCH:
-            self.redispatched = True
-            self.phase = Phase.WAITING
-            self.ticket.redispatch()  # calls granted() or refused(), maybe right now
-        elif step.delay:
-            self.retry_call = self.ctx.reactor.callLater(step.delay, self.start_connect)
-        else:
-            self.start_connect()
-        return None
 
     # ----------------------------------------------------------------- data
     def from_client(self, data: bytes) -> None:
@@ -340,20 +252,12 @@ class TCPSession:
 
     # ----------------------------------------------------------------- endings
     def check_idle(self, now: float) -> None:
-        idle = now - self.last_activity
-        ctx = self.ctx
-        # As HAProxy: a side whose write half we shut (its peer sent FIN) is in FIN_WAIT and
-        # gets its -fin timeout: client-fin once the server's FIN was passed to the client.
-        client_limit = ctx.client_fin_timeout if self.server_eof else ctx.client_timeout
-        server_limit = ctx.server_fin_timeout if self.client_eof else ctx.server_timeout
-        if (
-            client_limit is not None
-            and idle >= client_limit
-            and (server_limit is None or client_limit <= server_limit)
-        ):
-            self.abort("cD")
-        elif server_limit is not None and idle >= server_limit:
-            self.abort("sD")
+        # The client's write half is shut once the server's FIN was passed on, and back.
+        flags = tunnel_idle(
+            self.ctx.timeouts, now - self.last_activity, self.server_eof, self.client_eof
+        )
+        if flags is not None:
+            self.abort(flags)
 
     def abort(self, flags: str) -> None:
         """End both sides now (a timeout): buffered data is dropped."""
@@ -378,7 +282,7 @@ class TCPSession:
                 self.server_t.loseConnection()
                 return  # finish() when the server side is gone too
         elif self.phase is not Phase.CLOSED and self.flags == "--":
-            self.flags = "CQ" if self.phase is Phase.WAITING else "CC"
+            self.flags = self.attempt.abort_flags if self.attempt is not None else "CQ"
         self.finish()
 
     def server_lost(self, reason: Failure) -> None:
@@ -397,16 +301,12 @@ class TCPSession:
         self.phase = Phase.CLOSED
         self.ctx.sessions.discard(self)
         self.ctx.sweeper.discard(self)
-        if self.retry_call is not None and self.retry_call.active():
-            self.retry_call.cancel()
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.cancel()
         self.write_log()  # before releasing: HAProxy's counters include this session
-        if self.ticket is not None:
-            self.ticket.release()
-        if self.target is not None:
-            self.target.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
+        target = self.target
+        if self.attempt is not None:
+            self.attempt.close()
+        if target is not None:
+            target.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
         self.ctx.counters.bin += self.bytes_in
         self.ctx.counters.bout += self.bytes_out
         self.ctx.counters.close()
@@ -417,23 +317,24 @@ class TCPSession:
         if ctx.sink is None:
             return
         now = ctx.reactor.seconds()
+        attempt = self.attempt
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=ctx.backend.name if ctx.backend is not None else None,
             server=self.target.name if self.target is not None else None,
             accept_time=self.accepted,
-            t_queue=self.t_queue,
-            t_connect=self.t_connect,
+            t_queue=attempt.t_queue if attempt is not None else None,
+            t_connect=attempt.t_connect if attempt is not None else None,
             t_total=int((now - self.accepted) * 1000),
             bytes_read=self.bytes_out,
             bytes_in=self.bytes_in,
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
-            beconn=ctx.backend.beconn if ctx.backend is not None else 0,
+            beconn=ctx.backend.state.beconn if ctx.backend is not None else 0,
             srv_conn=self.target.scur if self.target is not None else 0,
-            retries=self.retries,
-            redispatched=self.redispatched,
+            retries=attempt.retries if attempt is not None else 0,
+            redispatched=attempt.redispatched if attempt is not None else False,
         )
         if isinstance(self.peer, (IPv4Address, IPv6Address)):
             rec.client_ip, rec.client_port = self.peer.host, self.peer.port
@@ -450,44 +351,6 @@ class TCPSession:
             ctx.sink.session(
                 f"Connect from {client} to {ctx.frontend.name} ({ctx.frontend.name}/TCP)"
             )
-
-
-# The last connect error logged per server: each server's error is logged once per change,
-# not once per client (a dead backend under load would flood the log otherwise).
-_last_connect_error: weakref.WeakKeyDictionary[ServerState, str] = weakref.WeakKeyDictionary()
-
-
-def note_connect_error(server: ServerState, message: str) -> None:
-    """Count a failed connect (econ) and log its cause when it differs from the last one."""
-    server.note_connect_error()
-    if _last_connect_error.get(server) != message:
-        _last_connect_error[server] = message
-        log.warn(
-            "server {backend}/{server}: {message}",
-            backend=server.backend.name,
-            server=server.name,
-            message=message,
-        )
-
-
-def note_connect_ok(server: ServerState) -> None:
-    """A connect succeeded: the next failure will be logged again."""
-    if server in _last_connect_error:
-        del _last_connect_error[server]
-        log.info(
-            "server {backend}/{server}: connected again",
-            backend=server.backend.name,
-            server=server.name,
-        )
-
-
-def client_key(peer: Any) -> Optional[bytes]:
-    """The hash key of ``balance source``: the client's address bytes; None for unix clients."""
-    if isinstance(peer, IPv4Address):
-        return socket.inet_pton(socket.AF_INET, peer.host)
-    if isinstance(peer, IPv6Address):
-        return socket.inet_pton(socket.AF_INET6, peer.host.split("%")[0])
-    return None
 
 
 class TCPFactory(Factory):

@@ -19,6 +19,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from udsproxy.backend import build_backends
 from udsproxy.config.parser import parse_text
 from udsproxy.http.frontend import ClientConnection, HTTPContext
 from udsproxy.http.upstream import Pools
@@ -264,13 +265,14 @@ class Harness:
         self.config = cfg
         self.clock = Clock()
         self.runtime = Runtime(cfg, self.clock)
+        self.backends = build_backends(self.runtime)
         self.sweeper = IdleSweeper(self.clock, 100)
         self.pools = Pools(self.sweeper)
         self.connector = FakeConnector()
         self.sink = LogSinkStub()
         fe = cfg.frontends[0]
         be_cfg = cfg.backend_for(fe)
-        self.backend = self.runtime.backends[be_cfg.name] if be_cfg else None
+        self.backend = self.backends[be_cfg.name] if be_cfg else None
         self.ctx = HTTPContext(
             frontend=fe,
             frontend_counters=self.runtime.frontends[fe.name],

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
+from udsproxy.backend import Backend
 from udsproxy.balance import ALGORITHMS, make_balancer
 from udsproxy.balance.hashing import HASH_FUNCTIONS, full_hash, sdbm
 from udsproxy.balance.roundrobin import smooth_sequence
@@ -29,7 +30,7 @@ def backend(
     draws: int = 2,
     options: Sequence[str] = (),
     seed: int = 1,
-) -> BackendState:
+) -> Backend:
     proxy = Proxy(
         name="be",
         kind="backend",
@@ -37,15 +38,15 @@ def backend(
         balance=Balance(algorithm=algorithm, hash_type=hash_type, draws=draws),
         options=tuple(options),
     )
-    return BackendState(proxy, Clock(), random.Random(seed))
+    return Backend(BackendState(proxy, Clock()), random.Random(seed))
 
 
-def weighted(*weights: int, **kw: Any) -> BackendState:
+def weighted(*weights: int, **kw: Any) -> Backend:
     names = "abcdefghijklmnopqrstuvwxyz"
     return backend(*(server(names[i], weight=w) for i, w in enumerate(weights)), **kw)
 
 
-def picks(be: BackendState, n: int, key: bytes | None = None) -> List[str]:
+def picks(be: Backend, n: int, key: bytes | None = None) -> List[str]:
     out = []
     for _ in range(n):
         srv = be.balancer.pick(key)
@@ -60,7 +61,7 @@ def gaps(seq: Sequence[str], name: str) -> List[int]:
     return [b - a for a, b in zip(pos, pos[1:])]
 
 
-def by_name(be: BackendState) -> Dict[str, ServerState]:
+def by_name(be: Backend) -> Dict[str, ServerState]:
     return {s.name: s for s in be.servers}
 
 
@@ -228,10 +229,10 @@ def test_static_rr_cycle_and_fixed_weights() -> None:
     assert Counter(seq[:4]) == {"a": 3, "b": 1}
     assert Counter(seq[4:]) == {"a": 3, "b": 1}
     with pytest.raises(ValueError, match="static"):
-        be.servers[0].set_weight(2)
-    be.servers[0].set_weight(0)
+        be.set_weight(be.servers[0], 2)
+    be.set_weight(be.servers[0], 0)
     assert picks(be, 3) == ["b", "b", "b"]
-    be.servers[0].set_weight(3)
+    be.set_weight(be.servers[0], 3)
     assert Counter(picks(be, 8)) == {"a": 6, "b": 2}
 
 
@@ -274,7 +275,7 @@ def test_leastconn_counts_streams_waiting_for_a_server() -> None:
     b.maxconn = 3
     assert be.balancer.pick() is b
     for t in held:
-        t.cancel()
+        t.release()
 
 
 def test_leastconn_through_slots_balances_live_load() -> None:
@@ -410,7 +411,7 @@ def test_random_single_draw_follows_weights() -> None:
 # -- backups -------------------------------------------------------------------------------
 
 
-def backups_backend(*options: str) -> BackendState:
+def backups_backend(*options: str) -> Backend:
     return backend(
         server("act"),
         server("bk2", backup=True, id=12),

@@ -11,6 +11,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from tests.unit.http_harness import Harness, answer_all
+from udsproxy.backend import Backend
 from udsproxy.config.model import UNIX, Address, Balance, Proxy, Server
 from udsproxy.http.hashkey import (
     BodySearch,
@@ -198,7 +199,7 @@ def test_only_http_algorithms_make_a_key() -> None:
 URIS = [f"/static/{i}/img.png?v={i % 7}".encode() for i in range(1000)]
 
 
-def backend(hash_type: str) -> BackendState:
+def backend(hash_type: str) -> Backend:
     servers = tuple(Server(name=n, address=Address(UNIX, path=f"/run/{n}.sock")) for n in "abcd")
     proxy = Proxy(
         name="be",
@@ -207,10 +208,10 @@ def backend(hash_type: str) -> BackendState:
         servers=servers,
         balance=Balance(algorithm="uri", hash_type=hash_type),
     )
-    return BackendState(proxy, Clock(), random.Random(1))
+    return Backend(BackendState(proxy, Clock()), random.Random(1))
 
 
-def placement(be: BackendState, keys: List[bytes]) -> Dict[bytes, str]:
+def placement(be: Backend, keys: List[bytes]) -> Dict[bytes, str]:
     out = {}
     for k in keys:
         srv = be.balancer.pick(k)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from twisted.internet.task import Clock
 
+from udsproxy.backend import Backend
 from udsproxy.config.model import UNIX, Address, Balance, Check, Proxy, Server, Timeouts
 from udsproxy.queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket, TicketState
 from udsproxy.runtime import BackendState, ServerState
@@ -25,7 +26,7 @@ def backend(
     queue_ms: Optional[int] = None,
     connect_ms: Optional[int] = None,
     algorithm: str = "roundrobin",
-) -> Tuple[BackendState, Clock]:
+) -> Tuple[Backend, Clock]:
     clock = Clock()
     proxy = Proxy(
         name="be",
@@ -34,13 +35,13 @@ def backend(
         balance=Balance(algorithm=algorithm),
         timeouts=Timeouts(queue=queue_ms, connect=connect_ms),
     )
-    return BackendState(proxy, clock, random.Random(0)), clock
+    return Backend(BackendState(proxy, clock), random.Random(0)), clock
 
 
 class Stream:
     """A fake stream recording what the queue told it."""
 
-    def __init__(self, be: BackendState, **kw: Any) -> None:
+    def __init__(self, be: Backend, **kw: Any) -> None:
         self.granted: List[ServerState] = []
         self.errors: List[str] = []
         self.ticket: Ticket = be.request_slot(self.granted.append, self.errors.append, **kw)
@@ -67,9 +68,9 @@ def test_grant_is_synchronous_and_counted() -> None:
     assert s.ticket.wait_time == 0
     (a,) = be.servers
     assert counters(a) == (1, 1, 1, 0, 0, 1)
-    assert counters(be) == (1, 1, 1, 0, 0, 1)
+    assert counters(be.state) == (1, 1, 1, 0, 0, 1)
     s.ticket.release()
-    assert (a.scur, be.scur, a.smax) == (0, 0, 1)
+    assert (a.scur, be.state.scur, a.smax) == (0, 0, 1)
     assert_clean(clock)
 
 
@@ -79,12 +80,12 @@ def test_full_servers_queue_and_release_hands_over_in_the_same_call() -> None:
     first, second = Stream(be), Stream(be)
     (a,) = be.servers
     assert second.ticket.state is TicketState.WAITING
-    assert (be.qcur, be.qmax, len(be.queue)) == (1, 1, 1)
+    assert (be.state.qcur, be.state.qmax, len(be.queue)) == (1, 1, 1)
     clock.advance(0.25)
     first.ticket.release()
     assert second.server == "a"
     assert second.ticket.wait_time == 0.25
-    assert (a.scur, a.stot, a.lbtot, be.qcur, be.qmax) == (1, 2, 2, 0, 1)
+    assert (a.scur, a.stot, a.lbtot, be.state.qcur, be.state.qmax) == (1, 2, 2, 0, 1)
     assert_clean(clock)  # the queue timer went with the grant
     second.ticket.release()
     assert a.scur == 0
@@ -99,12 +100,12 @@ def test_queue_timeout_gives_503_reason_and_leaves_no_timer() -> None:
     clock.advance(0.001)
     assert waiter.errors == [QUEUE_TIMEOUT]
     assert waiter.ticket.state is TicketState.CLOSED
-    assert (be.qcur, len(be.queue)) == (0, 0)
+    assert (be.state.qcur, len(be.queue)) == (0, 0)
     assert_clean(clock)
     holder.ticket.release()
     assert waiter.granted == []
-    waiter.ticket.cancel()  # late cancel after the error: harmless
-    assert be.scur == 0
+    waiter.ticket.release()  # late cancel after the error: harmless
+    assert be.state.scur == 0
 
 
 def test_queue_timeout_falls_back_to_connect_and_zero_waits_forever() -> None:
@@ -118,15 +119,15 @@ def test_queue_timeout_falls_back_to_connect_and_zero_waits_forever() -> None:
     Stream(be2)
     waiter2 = Stream(be2)
     assert clock2.getDelayedCalls() == []
-    waiter2.ticket.cancel()
+    waiter2.ticket.release()
 
 
 def test_cancel_while_queued_leaves_at_once() -> None:
     """A client that goes away while waiting leaves the queue and its timer at once."""
     be, clock = backend(server("a", maxconn=1), queue_ms=1000)
     holder, gone, next_ = Stream(be), Stream(be), Stream(be)
-    gone.ticket.cancel()
-    assert (be.qcur, len(be.queue), be.qmax) == (1, 1, 2)
+    gone.ticket.release()
+    assert (be.state.qcur, len(be.queue), be.state.qmax) == (1, 1, 2)
     assert len(clock.getDelayedCalls()) == 1
     holder.ticket.release()
     assert gone.granted == [] and gone.errors == []
@@ -139,11 +140,11 @@ def test_cancel_after_grant_releases_and_double_release_is_a_noop() -> None:
     """Cancel of a granted ticket frees the slot; repeated release/cancel change nothing."""
     be, clock = backend(server("a", maxconn=1))
     s = Stream(be)
-    s.ticket.cancel()
     s.ticket.release()
-    s.ticket.cancel()
+    s.ticket.release()
+    s.ticket.release()
     (a,) = be.servers
-    assert (a.scur, be.scur, a.stot) == (0, 0, 1)
+    assert (a.scur, be.state.scur, a.stot) == (0, 0, 1)
     assert Stream(be).server == "a"
 
 
@@ -168,7 +169,7 @@ def test_no_usable_server_fails_at_once() -> None:
     s = Stream(be)
     assert s.errors == [NO_SERVER]
     assert s.ticket.state is TicketState.CLOSED
-    assert (be.qcur, be.scur) == (0, 0)
+    assert (be.state.qcur, be.state.scur) == (0, 0)
     assert_clean(clock)
 
 
@@ -180,7 +181,7 @@ def test_raising_maxconn_wakes_the_queue() -> None:
     (a,) = be.servers
     a.set_maxconn(3)
     assert [w.server for w in waiters] == ["a", "a", None]
-    assert (a.scur, be.qcur) == (3, 1)
+    assert (a.scur, be.state.qcur) == (3, 1)
     a.set_maxconn(0)  # unlimited
     assert waiters[2].server == "a"
     assert_clean(clock)
@@ -247,7 +248,7 @@ def test_queue_capacity_is_the_sum_of_maxqueue() -> None:
     assert all(w.ticket.state is TicketState.WAITING for w in waiting)
     refused = Stream(be)
     assert refused.errors == [QUEUE_FULL]
-    assert be.qcur == 3
+    assert be.state.qcur == 3
     assert be.queue.capacity() == 3
 
 
@@ -263,7 +264,7 @@ def test_bound_stream_waits_for_its_server_and_respects_maxqueue() -> None:
     a, b = be.servers
     holder = Stream(be, server=a)
     bound = Stream(be, server=a)
-    assert bound.server is None and (a.qcur, be.qcur) == (1, 1)
+    assert bound.server is None and (a.qcur, be.state.qcur) == (1, 1)
     assert Stream(be, server=a).errors == [QUEUE_FULL]
     other = Stream(be)  # unbound: goes to b although a stream waits for a
     assert other.server == "b"
@@ -280,7 +281,7 @@ def test_bound_stream_is_balanced_when_its_server_goes_down() -> None:
     holder_b = Stream(be, server=b)
     bound = Stream(be, server=a)
     a.set_admin("maint")
-    assert (a.qcur, be.qcur) == (0, 1)
+    assert (a.qcur, be.state.qcur) == (0, 1)
     holder_b.ticket.release()
     assert bound.server == "b"
 
@@ -303,9 +304,16 @@ def test_redispatch_moves_to_another_server_and_counts() -> None:
     s.ticket.note_retry()
     s.ticket.redispatch()
     assert s.server == "b"
-    assert (a.scur, b.scur, a.wredis, be.wredis, a.wretr, be.wretr) == (0, 1, 1, 1, 1, 1)
+    assert (a.scur, b.scur, a.wredis, be.state.wredis, a.wretr, be.state.wretr) == (
+        0,
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
     s.ticket.release()
-    assert (a.scur, b.scur, be.scur) == (0, 0, 0)
+    assert (a.scur, b.scur, be.state.scur) == (0, 0, 0)
 
 
 def test_redispatch_with_a_single_server_retries_it() -> None:
@@ -358,7 +366,7 @@ def test_callbacks_may_release_reentrantly() -> None:
         make(i)
     tickets[0].release()
     assert served == [0, 1, 2, 3]
-    assert be.scur == 0 and be.qcur == 0
+    assert be.state.scur == 0 and be.state.qcur == 0
 
 
 # -- the state machine ---------------------------------------------------------------------
@@ -380,7 +388,7 @@ class QueueMachine(RuleBasedStateMachine):
             ),
             timeouts=Timeouts(queue=1000),
         )
-        self.be = BackendState(proxy, self.clock, random.Random(0))
+        self.be = Backend(BackendState(proxy, self.clock), random.Random(0))
         self.tickets: List[Ticket] = []
         self.grants = 0
         self.errors = 0
@@ -401,7 +409,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.tickets.append(self.be.request_slot(self._granted, self._error, server=srv))
 
     @precondition(lambda self: self.tickets)
-    @rule(data=st.data(), how=st.sampled_from(["release", "cancel", "redispatch"]))
+    @rule(data=st.data(), how=st.sampled_from(["release", "redispatch"]))
     def end(self, data: Any, how: str) -> None:
         ticket = data.draw(st.sampled_from(self.tickets))
         getattr(ticket, how)()
@@ -431,16 +439,16 @@ class QueueMachine(RuleBasedStateMachine):
         be = self.be
         granted = [t for t in self.tickets if t.state is TicketState.GRANTED]
         waiting = be.queue.waiting()
-        assert be.qcur == len(be.queue) == len(waiting)
+        assert be.state.qcur == len(be.queue) == len(waiting)
         assert {t for t in self.tickets if t.state is TicketState.WAITING} == set(waiting)
-        assert be.scur == len(granted) == sum(s.scur for s in be.servers)
+        assert be.state.scur == len(granted) == sum(s.scur for s in be.servers)
         for srv in be.servers:
             assert srv.scur == sum(1 for t in granted if t.server is srv)
             assert srv.qcur == sum(1 for t in waiting if t.bound is srv)
             for c in (srv.scur, srv.qcur, srv.smax, srv.qmax):
                 assert c >= 0
             assert srv.smax >= srv.scur and srv.qmax >= srv.qcur
-        assert be.stot == sum(s.stot for s in be.servers) == self.grants
+        assert be.state.stot == sum(s.stot for s in be.servers) == self.grants
 
     @invariant()
     def nobody_waits_for_a_free_slot(self) -> None:
@@ -459,8 +467,8 @@ class QueueMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         for t in self.tickets:
-            t.cancel()
-        assert self.be.scur == 0 and self.be.qcur == 0
+            t.release()
+        assert self.be.state.scur == 0 and self.be.state.qcur == 0
         assert self.clock.getDelayedCalls() == []
 
 

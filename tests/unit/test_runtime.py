@@ -8,6 +8,7 @@ from typing import Any, List
 import pytest
 from twisted.internet.task import Clock
 
+from udsproxy.backend import Backend
 from udsproxy.config.model import (
     UNIX,
     Address,
@@ -19,6 +20,7 @@ from udsproxy.config.model import (
 )
 from udsproxy.runtime import (
     BackendState,
+    Outcome,
     Runtime,
     ServerChange,
     ServerState,
@@ -30,11 +32,11 @@ def server(name: str, **kw: Any) -> Server:
     return Server(name=name, address=Address(UNIX, path=f"/run/{name}.sock"), **kw)
 
 
-def backend(*servers: Server, algorithm: str = "roundrobin", **kw: Any) -> BackendState:
+def backend(*servers: Server, algorithm: str = "roundrobin", **kw: Any) -> Backend:
     proxy = Proxy(
         name="be", kind="backend", servers=servers, balance=Balance(algorithm=algorithm), **kw
     )
-    return BackendState(proxy, Clock(), random.Random(0))
+    return Backend(BackendState(proxy, Clock()), random.Random(0))
 
 
 def checked(name: str = "a", rise: int = 2, fall: int = 3, **kw: Any) -> ServerState:
@@ -211,7 +213,7 @@ def test_observers_see_each_change_once_with_old_and_new() -> None:
     """Every run-time change reaches observers as (server, field, old, new)."""
     be = backend(server("a", check=Check(enabled=True)))
     seen: List[ServerChange] = []
-    be.add_observer(seen.append)
+    be.state.add_observer(seen.append)
     (a,) = be.servers
     a.set_weight(3)
     a.set_weight(3)  # no change, no event
@@ -230,7 +232,7 @@ def test_observers_see_each_change_once_with_old_and_new() -> None:
         ("op", False, True),
     ]
     assert all(c.server is a for c in seen)
-    be.remove_observer(seen.append)
+    be.state.remove_observer(seen.append)
     a.set_weight(1)
     assert len(seen) == 7
 
@@ -238,10 +240,10 @@ def test_observers_see_each_change_once_with_old_and_new() -> None:
 def test_state_changes_stamp_last_change() -> None:
     """Op and admin changes record the clock time on the server and backend."""
     be = backend(server("a"))
-    clock = be.clock
+    clock = be.state.clock
     clock.advance(42)
     be.servers[0].set_admin("drain")
-    assert be.servers[0].last_change == 42 and be.last_change == 42
+    assert be.servers[0].last_change == 42 and be.state.last_change == 42
     clock.advance(1)
     be.servers[0].set_weight(2)  # weight is not a state change
     assert be.servers[0].last_change == 42
@@ -254,7 +256,7 @@ def test_observer_sees_the_queue_already_drained() -> None:
     be.request_slot(granted.append, pytest.fail)
     be.request_slot(granted.append, pytest.fail)
     queue_at_event: List[int] = []
-    be.add_observer(lambda change: queue_at_event.append(be.qcur))
+    be.state.add_observer(lambda change: queue_at_event.append(be.state.qcur))
     be.servers[0].set_maxconn(2)
     assert queue_at_event == [0] and len(granted) == 2
 
@@ -286,20 +288,20 @@ def test_lb_pool_actives_then_first_backup_or_all() -> None:
     """The pool is the usable actives, else the lowest-id backup, or all with allbackups."""
     be = backend(server("x"), server("b2", backup=True, id=9), server("b1", backup=True, id=5))
     x, b2, b1 = be.servers
-    assert be.lb_pool() == [x]
-    assert (be.active_count, be.backup_count, be.is_up) == (1, 2, True)
+    assert be.state.lb_pool() == [x]
+    assert (be.state.active_count, be.state.backup_count, be.state.is_up) == (1, 2, True)
     x.set_admin("maint")
-    assert be.lb_pool() == [b1]
+    assert be.state.lb_pool() == [b1]
     be2 = backend(
         server("x", disabled=True),
         server("b2", backup=True),
         server("b1", backup=True),
         options=("allbackups",),
     )
-    assert be2.lb_pool() == be2.servers[1:]
+    assert be2.state.lb_pool() == be2.servers[1:]
     for s in be2.servers[1:]:
         s.set_admin("maint")
-    assert be2.lb_pool() == [] and not be2.is_up
+    assert be2.state.lb_pool() == [] and not be2.state.is_up
 
 
 # -- counters ------------------------------------------------------------------------------
@@ -309,13 +311,13 @@ def test_server_notes_count_on_server_and_backend() -> None:
     """Error, retry, redispatch and byte counters add up on the server and its backend."""
     be = backend(server("a"))
     (a,) = be.servers
-    a.note_connect_error()
-    a.note_response_error()
+    a.report(Outcome.CONNECT_ERROR, "ECONNREFUSED", "connect to /run/a.sock: refused")
+    a.report(Outcome.RESPONSE_INVALID)
     a.note_retry()
     a.note_redispatch()
     a.note_bytes(10, 20)
     a.note_bytes(bytes_out=5)
-    for c in (a, be):
+    for c in (a, be.state):
         assert (c.econ, c.eresp, c.wretr, c.wredis, c.bin, c.bout) == (1, 1, 1, 1, 10, 25)
 
 

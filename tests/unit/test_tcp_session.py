@@ -12,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from udsproxy.backend import build_backends
 from udsproxy.config.parser import parse_text
 from udsproxy.net.connect import connect_error
 from udsproxy.runtime import Runtime
@@ -84,7 +85,7 @@ def setup(cfg: str, outcomes: List[Callable[[Any, Any], Deferred]]) -> tuple:  #
     ctx = TCPContext(
         frontend=fe,
         frontend_counters=runtime.frontends[fe.name],
-        backend=runtime.backends[be.name],
+        backend=build_backends(runtime)[be.name],
         reactor=clock,
         sweeper=IdleSweeper(clock, 1000),
         sink=None,
@@ -124,7 +125,7 @@ def test_retries_then_redispatch_on_the_last_retry() -> None:
     )
     session, client_t = open_session(ctx)
     assert connector.calls == ["/a.sock", "/a.sock", "/b.sock"]
-    assert session.retries == 2 and session.redispatched
+    assert session.attempt.retries == 2 and session.attempt.redispatched
     assert session.target is not None and session.target.name == "b"
     be = runtime.backends["l"]
     assert be.server("a").wretr == 2 and be.server("a").wredis == 1 and be.server("a").econ == 2

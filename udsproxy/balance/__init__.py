@@ -6,9 +6,10 @@ implements :class:`Balancer`.
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Callable, Dict
 
-from udsproxy.balance.base import FULL, NONE, OK, Balancer
+from udsproxy.balance.base import FULL, NONE, OK, Balancer, Pick, ServerSet
 from udsproxy.balance.first import First
 from udsproxy.balance.leastconn import LeastConn
 from udsproxy.balance.randomdraw import RandomDraws
@@ -17,9 +18,9 @@ from udsproxy.balance.source import make_hash_balancer
 from udsproxy.balance.static_rr import StaticRoundRobin
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState
+    from udsproxy.config.model import Balance
 
-ALGORITHMS: Dict[str, Callable[[BackendState], Balancer]] = {
+ALGORITHMS: Dict[str, Callable[[ServerSet, Balance, random.Random], Balancer]] = {
     "roundrobin": RoundRobin,
     "static-rr": StaticRoundRobin,
     "leastconn": LeastConn,
@@ -34,15 +35,15 @@ ALGORITHMS: Dict[str, Callable[[BackendState], Balancer]] = {
 }
 
 
-def make_balancer(backend: BackendState) -> Balancer:
-    """The balancer for ``backend``'s ``balance`` algorithm."""
-    name = backend.proxy.balance.algorithm
+def make_balancer(pool: ServerSet, params: Balance, rng: random.Random) -> Balancer:
+    """The balancer for a ``balance`` line, picking from ``pool``."""
+    name = params.algorithm
     if name.startswith("hdr("):
         name = "hdr"  # the parser keeps the header name in the keyword: hdr(<name>)
     factory = ALGORITHMS.get(name)
     if factory is None:
         raise ValueError(f"unknown balance algorithm {name!r}")
-    return factory(backend)
+    return factory(pool, params, rng)
 
 
-__all__ = ["ALGORITHMS", "FULL", "NONE", "OK", "Balancer", "make_balancer"]
+__all__ = ["ALGORITHMS", "FULL", "NONE", "OK", "Balancer", "Pick", "ServerSet", "make_balancer"]

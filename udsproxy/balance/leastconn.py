@@ -7,19 +7,21 @@ load": among equals the one picked longest ago wins (never picked: config order)
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Collection, Dict, Optional
 
-from udsproxy.balance.base import Balancer
+from udsproxy.balance.base import Balancer, ServerSet
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState, ServerState
+    from udsproxy.config.model import Balance
+    from udsproxy.runtime import ServerChange, ServerState
 
 
 class LeastConn(Balancer):
     """Weighted least connections, round robin among ties."""
 
-    def __init__(self, backend: BackendState) -> None:
-        super().__init__(backend)
+    def __init__(self, pool: ServerSet, params: Balance, rng: random.Random) -> None:
+        super().__init__(pool, params, rng)
         self._picks = 0
         self._last: Dict[ServerState, int] = {}  # pick number of each server's last pick
 
@@ -41,3 +43,7 @@ class LeastConn(Balancer):
         if load_a != load_b:
             return load_a < load_b
         return self._last.get(a, 0) < self._last.get(b, 0)
+
+    def server_changed(self, change: ServerChange) -> None:
+        if change.server.removed:
+            self._last.pop(change.server, None)

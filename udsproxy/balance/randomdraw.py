@@ -25,9 +25,9 @@ class RandomDraws(Balancer):
         if not candidates:
             return None
         weights = [s.eweight for s in candidates]
-        draws = max(1, self.backend.proxy.balance.draws)
+        draws = max(1, self.params.draws)
         best: Optional[ServerState] = None
-        for srv in self.backend.rng.choices(candidates, weights, k=draws):
+        for srv in self.rng.choices(candidates, weights, k=draws):
             if best is None or load_below(srv, best):
                 best = srv
         return best

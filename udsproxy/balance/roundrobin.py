@@ -12,12 +12,14 @@ of the pack. Full or excluded servers sit a pick out without gaining credit.
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Collection, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from udsproxy.balance.base import Balancer
+from udsproxy.balance.base import Balancer, ServerSet
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState, ServerState
+    from udsproxy.config.model import Balance
+    from udsproxy.runtime import ServerChange, ServerState
 
 T = TypeVar("T")
 
@@ -41,8 +43,8 @@ def smooth_sequence(weighted: Sequence[Tuple[T, int]]) -> List[T]:
 class RoundRobin(Balancer):
     """Weighted, dynamic, smooth round robin (``roundrobin``, the default)."""
 
-    def __init__(self, backend: BackendState) -> None:
-        super().__init__(backend)
+    def __init__(self, pool: ServerSet, params: Balance, rng: random.Random) -> None:
+        super().__init__(pool, params, rng)
         self._current: Dict[ServerState, int] = {}
 
     def pick(
@@ -54,7 +56,7 @@ class RoundRobin(Balancer):
         current = self._current
         # eligible() inlined: this runs once per request. Pool members are usable, so ready
         # (not draining): their effective weight is uweight.
-        for srv in self.backend.lb_pool():
+        for srv in self.pool.lb_pool():
             if (srv.maxconn and srv.scur >= srv.maxconn) or (exclude and srv in exclude):
                 continue
             weight = srv.uweight
@@ -67,6 +69,7 @@ class RoundRobin(Balancer):
             current[best] = best_current - total
         return best
 
-    def server_changed(self, srv: ServerState) -> None:
-        if not srv.usable:
+    def server_changed(self, change: ServerChange) -> None:
+        srv = change.server
+        if srv.removed or not srv.usable:
             self._current.pop(srv, None)

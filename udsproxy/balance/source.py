@@ -22,14 +22,16 @@ sdbm of short, similar keys (addresses) clusters on the ring.
 from __future__ import annotations
 
 import bisect
+import random
 from typing import TYPE_CHECKING, Collection, List, Optional, Sequence, Tuple
 
-from udsproxy.balance.base import Balancer
+from udsproxy.balance.base import Balancer, ServerSet
 from udsproxy.balance.hashing import HASH_FUNCTIONS, full_hash
 from udsproxy.balance.roundrobin import RoundRobin, smooth_sequence
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState, ServerState
+    from udsproxy.config.model import Balance
+    from udsproxy.runtime import ServerChange, ServerState
 
 POINTS_PER_WEIGHT = 16  # HAProxy's BE_WEIGHT_SCALE
 ID_STRIDE = 16 * 256  # room for every point of a server of weight 256
@@ -38,13 +40,13 @@ ID_STRIDE = 16 * 256  # room for every point of a server of weight 256
 class _KeyHash(Balancer):
     """Shared part: the hash function, the round-robin fallback, the lazy rebuild."""
 
-    def __init__(self, backend: BackendState) -> None:
-        super().__init__(backend)
-        name = backend.proxy.balance.hash_function
+    def __init__(self, pool: ServerSet, params: Balance, rng: random.Random) -> None:
+        super().__init__(pool, params, rng)
+        name = params.hash_function
         if name not in HASH_FUNCTIONS:
             raise ValueError(f"unknown hash function {name!r}")
         self._hash = HASH_FUNCTIONS[name]
-        self._fallback = RoundRobin(backend)
+        self._fallback = RoundRobin(pool, params, rng)
         self._built_for: Tuple[Tuple[ServerState, int], ...] = ()
         self._slots: List[ServerState] = []  # the table, or the ring's servers in order
 
@@ -54,7 +56,7 @@ class _KeyHash(Balancer):
         if key is None:
             return self._fallback.pick(None, exclude)
         # Rebuilding when the pool or a weight differs keeps us right whatever changed.
-        pool = tuple((s, s.eweight) for s in self.backend.lb_pool())
+        pool = tuple((s, s.eweight) for s in self.pool.lb_pool())
         if pool != self._built_for:
             self._build(pool)
             self._built_for = pool
@@ -68,8 +70,8 @@ class _KeyHash(Balancer):
                 return srv
         return None
 
-    def server_changed(self, srv: ServerState) -> None:
-        self._fallback.server_changed(srv)
+    def server_changed(self, change: ServerChange) -> None:
+        self._fallback.server_changed(change)
 
     def _build(self, pool: Sequence[Tuple[ServerState, int]]) -> None:
         raise NotImplementedError
@@ -93,8 +95,8 @@ class MapHash(_KeyHash):
 class ConsistentHash(_KeyHash):
     """``hash-type consistent``: a weighted hash ring."""
 
-    def __init__(self, backend: BackendState) -> None:
-        super().__init__(backend)
+    def __init__(self, pool: ServerSet, params: Balance, rng: random.Random) -> None:
+        super().__init__(pool, params, rng)
         self._points: List[int] = []
 
     def _build(self, pool: Sequence[Tuple[ServerState, int]]) -> None:
@@ -110,8 +112,8 @@ class ConsistentHash(_KeyHash):
         return bisect.bisect_left(self._points, h) % len(self._points)
 
 
-def make_hash_balancer(backend: BackendState) -> Balancer:
+def make_hash_balancer(pool: ServerSet, params: Balance, rng: random.Random) -> Balancer:
     """The hash balancer ``hash-type`` asks for."""
-    if backend.proxy.balance.hash_type == "consistent":
-        return ConsistentHash(backend)
-    return MapHash(backend)
+    if params.hash_type == "consistent":
+        return ConsistentHash(pool, params, rng)
+    return MapHash(pool, params, rng)

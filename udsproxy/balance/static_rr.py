@@ -9,13 +9,16 @@ switched off and on (0 or 100%), as in HAProxy.
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Collection, Dict, List, Optional
 
-from udsproxy.balance.base import Balancer
+from udsproxy.balance.base import Balancer, ServerSet
 from udsproxy.balance.roundrobin import smooth_sequence
+from udsproxy.runtime import Change
 
 if TYPE_CHECKING:
-    from udsproxy.runtime import BackendState, ServerState
+    from udsproxy.config.model import Balance
+    from udsproxy.runtime import ServerChange, ServerState
 
 
 class StaticRoundRobin(Balancer):
@@ -23,13 +26,30 @@ class StaticRoundRobin(Balancer):
 
     dynamic = False
 
-    def __init__(self, backend: BackendState) -> None:
-        super().__init__(backend)
-        self._schedule: Dict[bool, List[ServerState]] = {
-            backup: smooth_sequence([(s, s.iweight) for s in backend.servers if s.backup == backup])
+    def __init__(self, pool: ServerSet, params: Balance, rng: random.Random) -> None:
+        super().__init__(pool, params, rng)
+        self._schedule: Dict[bool, List[ServerState]] = {}
+        self._position = {False: 0, True: 0}
+        self._build()
+
+    def _build(self) -> None:
+        servers = self.pool.servers
+        self._schedule = {
+            backup: smooth_sequence([(s, s.iweight) for s in servers if s.backup == backup])
             for backup in (False, True)
         }
-        self._position = {False: 0, True: 0}
+
+    def server_changed(self, change: ServerChange) -> None:
+        """A server added or removed: a new schedule, each group resuming where it was."""
+        if change.field is Change.ADDED or change.field is Change.REMOVED:
+            group = change.server.backup
+            at = self._position[group]
+            old = self._schedule[group]
+            self._build()
+            # Resume after the server whose turn came last, if it is still scheduled.
+            last = old[at - 1] if old and at else None
+            new = self._schedule[group]
+            self._position[group] = new.index(last) + 1 if last in new else 0
 
     def pick(
         self, key: Optional[bytes] = None, exclude: Collection[ServerState] = ()

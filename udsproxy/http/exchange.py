@@ -2,10 +2,10 @@
 
 Phases (a declared order; ``DONE`` is final and reachable from every phase)::
 
-    QUEUED -> CONNECTING -> SENDING -> WAITING -> RESPONDING -> DONE
-    (waiting    (connect    (request   (request    (response
-     for a       in          body in    sent, no    head sent
-     slot)       progress)   flight)    response)   to client)
+    QUEUED -> SENDING -> WAITING -> RESPONDING -> DONE
+    (waiting   (request   (request    (response
+     for a      body in    sent, no    head sent
+     server)    flight)    response)   to client)
                                                  -> TUNNEL -> DONE
                                                     (101 to an upgrade request:
                                                      raw bytes both ways)
@@ -14,9 +14,11 @@ Phases (a declared order; ``DONE`` is final and reachable from every phase)::
 server may answer early, so the response phases do not wait for the request's end.
 
 Each request asks its backend for a slot of its own (per-request balancing, maxconn and
-the FIFO queue count requests), takes a pooled connection when ``http-reuse`` allows or
-connects through the shared connect function (retries, redispatch), and gives the slot
-back in the same reactor turn it ends, whichever way it ends.
+the FIFO queue count requests) through a :class:`~udsproxy.stream.ServerAttempt`, the
+path TCP sessions take too: it takes a pooled connection when ``http-reuse`` allows or
+connects through the shared connect function (retries, redispatch); the slot goes back in
+the same reactor turn the exchange ends, whichever way it ends. While ``QUEUED`` the
+attempt's state says whether the request waits for a slot or for its connection.
 
 A reused connection that closes before any response byte is a server that timed out its
 keep-alive just as we sent: the request is sent once more on a new connection when it is
@@ -43,10 +45,8 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
 from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
-from ..net.connect import ConnectError
-from ..queue import NO_SERVER, QUEUE_FULL, QUEUE_TIMEOUT, Ticket
-from ..retry import GIVE_UP, REDISPATCH, after_connect_failure
-from ..runtime import ServerState
+from ..runtime import Outcome, ServerState
+from ..stream import ServerAttempt, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
@@ -62,12 +62,10 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 REPLAY_LIMIT = 65536  # request body bytes kept for a resend on a new connection
 PRECONNECT_LIMIT = 65536  # body bytes held before the server is connected (then reading pauses)
 PRECONNECT = "preconnect"
-QUEUE_FLAGS = {NO_SERVER: "SC", QUEUE_TIMEOUT: "sQ", QUEUE_FULL: "SQ"}
 
 
 class Phase(enum.IntEnum):
     QUEUED = 0
-    CONNECTING = 1
     SENDING = 2
     WAITING = 3
     RESPONDING = 4
@@ -88,18 +86,11 @@ class Exchange:
         "t_request",
         "started",
         "phase",
-        "ticket",
+        "attempt",
         "server",
         "upstream",
         "reused",
         "resent",
-        "pending",
-        "retry_call",
-        "retries",
-        "redispatched",
-        "in_request",
-        "sync_connect",
-        "connect_started",
         "body",
         "body_size",
         "body_search",
@@ -113,8 +104,6 @@ class Exchange:
         "flags",
         "bytes_in",
         "bytes_out",
-        "t_queue",
-        "t_connect",
         "t_response",
         "sent_at",
         "server_seen",
@@ -133,18 +122,11 @@ class Exchange:
         self.t_request = int((now - head_started) * 1000)
         self.started = now
         self.phase = Phase.QUEUED
-        self.ticket: Optional[Ticket] = None
-        self.server: Optional[ServerState] = None
+        self.attempt: Optional[ServerAttempt] = None
+        self.server: Optional[ServerState] = None  # the server of the slot held, or last tried
         self.upstream: Optional[ServerConnection] = None
         self.reused = False
         self.resent = False
-        self.pending: Optional[Any] = None  # the Deferred of a connect in progress
-        self.retry_call: Optional[Any] = None
-        self.retries = 0
-        self.redispatched = False
-        self.in_request = False
-        self.sync_connect = False
-        self.connect_started = 0.0
         self.body: List[bytes] = []  # held before the head is sent, kept for a resend
         self.body_size = 0
         self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
@@ -158,8 +140,6 @@ class Exchange:
         self.flags = "--"
         self.bytes_in = 0  # from the client, body bytes
         self.bytes_out = 0  # to the client, head included
-        self.t_queue: Optional[int] = None
-        self.t_connect: Optional[int] = None
         self.t_response: Optional[int] = None
         self.sent_at = 0.0
         self.server_seen = ctx.sweeper.now
@@ -216,98 +196,31 @@ class Exchange:
             and last.has_free_slot
         ):
             bound = last
-        self.in_request = True
-        self.ticket = backend.request_slot(self.granted, self.refused, key=key, server=bound)
-        self.in_request = False
-        if self.server is not None and self.phase is Phase.QUEUED:
-            if self.t_queue is None:
-                self.t_queue = 0  # granted at once
-            self.acquire()
+        ctx = self.ctx
+        self.attempt = ServerAttempt(
+            backend, self, ctx.reactor, ctx.connector, ctx.settings.timeouts.connect
+        )
+        self.attempt.request(key, bound)
 
-    def granted(self, server: ServerState) -> None:
-        if self.phase is Phase.DONE:
-            return
-        if self.t_queue is None and self.ticket is not None and self.ticket.wait_time is not None:
-            self.t_queue = int(self.ticket.wait_time * 1000)
+    # ----------------------------------------------------------------- the attempt's stream
+    def ready_connection(self, server: ServerState) -> Optional[ServerConnection]:
+        """A slot on ``server``: a pooled connection when http-reuse allows, else None."""
         self.server = server
-        if not self.in_request:
-            self.acquire()
-
-    def refused(self, reason: str) -> None:
-        if self.phase is Phase.DONE:
-            return
-        if self.t_queue is None:
-            self.t_queue = int((self.ctx.reactor.seconds() - self.started) * 1000)
-        self.fail(503, QUEUE_FLAGS.get(reason, "SC"))
-
-    # ----------------------------------------------------------------- connection
-    def acquire(self) -> None:
-        """A pooled connection when http-reuse allows, else a new one."""
-        assert self.server is not None
-        settings = self.ctx.settings
-        conn = self.client.private_connection(self.server)
+        conn = self.client.private_connection(server)
         if conn is None and not self.resent:
-            conn = self.ctx.pools.take(self.server, self.client.requests == 1, settings.reuse)
-        if conn is not None:
-            self.t_connect = 0
-            self.attach(conn, reused=True)
-        else:
-            self.connect()
+            conn = self.ctx.pools.take(server, self.client.requests == 1, self.ctx.settings.reuse)
+        return conn
 
-    def connect(self) -> None:
-        assert self.server is not None
-        self.phase = Phase.CONNECTING
-        self.retry_call = None
-        self.connect_started = self.ctx.reactor.seconds()
-        server = self.server
-        attempt = self.ctx.connector(
-            self.ctx.reactor,
-            server.config.address,
-            lambda: ServerConnection(server, self.ctx.pools),
-            self.ctx.settings.connect_timeout,
-        )
-        self.sync_connect = True
-        self.pending = attempt
-        attempt.addCallbacks(self.connected, self.connect_failed)
-        self.sync_connect = False
+    def server_protocol(self, server: ServerState) -> ServerConnection:
+        return ServerConnection(server, self.ctx.pools)
 
-    def connected(self, conn: ServerConnection) -> None:
-        self.pending = None
+    def server_connected(self, conn: ServerConnection, reused: bool) -> None:
+        self.attach(conn, reused)
+
+    def no_server(self, flags: str) -> None:
         if self.phase is Phase.DONE:
-            conn.close()
             return
-        self.ctx.note_connect_ok(conn.server)
-        self.t_connect = int((self.ctx.reactor.seconds() - self.connect_started) * 1000)
-        self.attach(conn, reused=False)
-
-    def connect_failed(self, failure: Failure) -> None:
-        self.pending = None
-        if self.phase is Phase.DONE:
-            return  # cancelled: the client left
-        assert self.server is not None and self.ticket is not None
-        error = failure.value
-        if not isinstance(error, ConnectError):
-            log.failure("unexpected connect failure", failure)
-        self.ctx.note_connect_error(self.server, str(error))
-        backend = self.ctx.backend
-        assert backend is not None
-        step = after_connect_failure(
-            backend.proxy, self.retries, self.sync_connect, self.ctx.settings.connect_timeout
-        )
-        if step.action == GIVE_UP:
-            self.fail(503, "SC")
-            return
-        self.retries += 1
-        self.ticket.note_retry()
-        if step.action == REDISPATCH:
-            self.redispatched = True
-            self.phase = Phase.QUEUED
-            self.server = None
-            self.ticket.redispatch()  # granted() or refused(), maybe right now
-        elif step.delay:
-            self.retry_call = self.ctx.reactor.callLater(step.delay, self.connect)
-        else:
-            self.connect()
+        self.fail(503, flags)
 
     def attach(self, conn: ServerConnection, reused: bool) -> None:
         """Send the head and what is held of the body; bytes then flow both ways."""
@@ -431,11 +344,14 @@ class Exchange:
     def server_end(self, trailers: Any) -> None:
         """The response ended (trailers included, as parsed)."""
         self.bytes_out += self.client.send_end(trailers)
+        server = self.server
+        if server is not None and server.backend.report_observers:
+            server.report(Outcome.RESPONSE_OK)
         self.finish(keep_server=True)
 
     def server_protocol_error(self, reason: str) -> None:
         assert self.server is not None
-        self.server.note_response_error()
+        self.server.report(Outcome.RESPONSE_INVALID, detail=reason)
         self.ctx.capture_response_error(self, reason)
         if self.phase < Phase.RESPONDING:
             self.fail(502, "PH", keep_server=False)
@@ -455,7 +371,7 @@ class Exchange:
                 self.resend()
                 return
             assert self.server is not None
-            self.server.note_response_error()
+            self.server.report(Outcome.RESPONSE_ABORTED)
             self.fail(502, "SH", keep_server=False)
         else:
             self.truncate("SD" if not reason.check(ConnectionDone) else "SD")
@@ -464,7 +380,8 @@ class Exchange:
         """The reused connection was already closed by the server: once more, on a new one."""
         self.resent = True
         self.detach(keep=False)
-        self.connect()
+        assert self.attempt is not None
+        self.attempt.connect()
 
     # ----------------------------------------------------------------- tunnel
     def switch(self, response: Any) -> None:
@@ -580,25 +497,14 @@ class Exchange:
         As HAProxy: once we shut a side's write half (its peer sent FIN), that side is
         waited for under ``timeout client-fin`` / ``server-fin`` (FIN_WAIT), not the tunnel's.
         """
-        settings = self.ctx.settings
-        idle = now - self.server_seen
         conn = self.upstream
         server_fin = conn is not None and conn.server_fin
-        client_limit = settings.client_fin_timeout if server_fin else settings.tunnel_client_timeout
-        server_limit = (
-            settings.server_fin_timeout if self.client_fin else settings.tunnel_server_timeout
+        flags = tunnel_idle(
+            self.ctx.settings.timeouts, now - self.server_seen, server_fin, self.client_fin
         )
-        if (
-            client_limit is not None
-            and idle >= client_limit
-            and (server_limit is None or client_limit <= server_limit)
-        ):
+        if flags is not None:
             if self.flags == "--":
-                self.flags = "cD"
-            self.end_tunnel(abort=True)
-        elif server_limit is not None and idle >= server_limit:
-            if self.flags == "--":
-                self.flags = "sD"
+                self.flags = flags
             self.end_tunnel(abort=True)
 
     # ----------------------------------------------------------------- timeouts
@@ -615,6 +521,8 @@ class Exchange:
             self.server_seen = now  # the client is slow, not the server
             return
         if now - self.server_seen >= limit:
+            if self.server is not None:
+                self.server.report(Outcome.RESPONSE_TIMEOUT)
             if self.phase < Phase.RESPONDING:
                 self.fail(504, "sH", keep_server=False)
             else:
@@ -674,17 +582,15 @@ class Exchange:
 
     def release(self, keep_server: bool) -> None:
         """Give back everything the exchange holds, in this reactor turn."""
-        if self.retry_call is not None and self.retry_call.active():
-            self.retry_call.cancel()
-        self.retry_call = None
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.cancel()
+        attempt = self.attempt
         self.detach(keep=keep_server)
         self.client.gate.release(PRECONNECT)
         self.body = []
-        if self.ticket is not None:
-            self.ticket.release()
+        if attempt is not None:
+            attempt.close()
+        counters = self.ctx.counters
+        counters.bin += self.bytes_in
+        counters.bout += self.bytes_out
         if self.server is not None:
             self.server.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
             self.client.last_server = self.server
@@ -698,6 +604,7 @@ class Exchange:
         now = ctx.reactor.seconds()
         req = self.request
         backend = ctx.backend
+        attempt = self.attempt
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=backend.name if backend is not None else None,
@@ -705,8 +612,8 @@ class Exchange:
             accept_time=self.client.accepted,
             request_time=self.request_time,
             t_request=self.t_request,
-            t_queue=self.t_queue,
-            t_connect=self.t_connect,
+            t_queue=attempt.t_queue if attempt is not None else None,
+            t_connect=attempt.t_connect if attempt is not None else None,
             t_response=self.t_response,
             t_active=int((now - self.request_time) * 1000),
             t_total=int((now - self.client.accepted) * 1000),
@@ -715,12 +622,12 @@ class Exchange:
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
-            beconn=backend.beconn if backend is not None else 0,
+            beconn=backend.state.beconn if backend is not None else 0,
             srv_conn=self.server.scur if self.server is not None else 0,
-            retries=self.retries,
-            redispatched=self.redispatched,
+            retries=attempt.retries if attempt is not None else 0,
+            redispatched=attempt.redispatched if attempt is not None else False,
             srv_queue=self.server.qcur if self.server is not None else 0,
-            backend_queue=backend.qcur if backend is not None else 0,
+            backend_queue=backend.state.qcur if backend is not None else 0,
             status=self.status,
             request_line=(req.method + b" " + req.target + b" HTTP/" + req.http_version).decode(
                 "latin-1"

@@ -24,14 +24,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
 from ..log.targets import LogSink
 from ..net.connect import connect
 from ..net.probe import peer_closed
-from ..runtime import CAPTURE_BYTES, BackendState, CapturedError, ProxyCounters, ServerState
+from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
+from ..stream import client_key
 from ..sweeper import IdleSweeper
-from ..tcp import client_key, note_connect_error, note_connect_ok
 from . import pages
 from .exchange import Exchange, Phase, render_log
 from .flow import BATCH, PEER, PIPELINE, ReadGate
@@ -69,7 +70,7 @@ class HTTPContext:
         self,
         frontend: Proxy,
         frontend_counters: ProxyCounters,
-        backend: Optional[BackendState],
+        backend: Optional[Backend],
         global_: Global,
         reactor: Any,
         sweeper: IdleSweeper,
@@ -93,8 +94,6 @@ class HTTPContext:
         self.on_close = on_close
         self.connector = connector
         self.clients: Set[ClientConnection] = set()
-        self.note_connect_ok = note_connect_ok
-        self.note_connect_error = note_connect_error
 
     def write_session_log(self, rec: SessionRecord) -> None:
         if self.sink is not None:
@@ -110,7 +109,7 @@ class HTTPContext:
         if self.backend is not None:
             conn = exchange.upstream
             peer = str(conn.server.config.address) if conn is not None else "-"
-            self.backend.last_response_error = capture(self.reactor, peer, reason, b"", -1)
+            self.backend.state.last_response_error = capture(self.reactor, peer, reason, b"", -1)
 
 
 def capture(reactor: Any, peer: str, reason: str, data: bytes, position: int) -> CapturedError:
@@ -637,9 +636,7 @@ class ClientConnection(Protocol):
 def abandon_flags(ex: Exchange) -> str:
     """Termination flags of an exchange whose client went away, by its phase."""
     if ex.phase is Phase.QUEUED:
-        return "CQ"
-    if ex.phase is Phase.CONNECTING:
-        return "CC"
+        return ex.attempt.abort_flags if ex.attempt is not None else "CQ"
     return "CD"
 
 

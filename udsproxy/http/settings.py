@@ -6,17 +6,13 @@ its hot path instead of walking config objects per request.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 from ..config.model import Global, Proxy
+from ..stream import resolve_timeouts
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
 from .pages import ErrorPages
-
-
-def seconds(value: Optional[int]) -> Optional[float]:
-    """Milliseconds -> seconds; None and 0 stay "no timeout" (HAProxy: infinite)."""
-    return value / 1000.0 if value else None
 
 
 def _either(frontend: Proxy, backend: Optional[Proxy], option: str) -> bool:
@@ -27,22 +23,15 @@ class HTTPSettings:
     """The HTTP behaviour of one frontend and the backend it sends to."""
 
     def __init__(self, frontend: Proxy, backend: Optional[Proxy], global_: Global) -> None:
-        ft = frontend.timeouts
-        bt = backend.timeouts if backend is not None else ft
         self.head_limit = global_.bufsize - global_.maxrewrite
         self.maxhdr = global_.http_maxhdr
-        self.client_timeout = seconds(ft.client)
-        self.server_timeout = seconds(bt.server)
-        self.connect_timeout = bt.connect
-        http_request = ft.http_request if ft.http_request is not None else ft.client
-        self.request_timeout = seconds(http_request)
-        self.keep_alive_timeout = seconds(ft.effective_keep_alive)
-        # After an Upgrade (WebSocket): ``timeout tunnel`` when set, for both sides.
-        tunnel = bt.tunnel if bt.tunnel is not None else ft.tunnel
-        self.tunnel_client_timeout = seconds(tunnel) if tunnel is not None else self.client_timeout
-        self.tunnel_server_timeout = seconds(tunnel) if tunnel is not None else self.server_timeout
-        self.client_fin_timeout = seconds(ft.client_fin) or self.tunnel_client_timeout
-        self.server_fin_timeout = seconds(bt.server_fin) or self.tunnel_server_timeout
+        # After an Upgrade (WebSocket) the tunnel's timeouts apply, as in TCP mode.
+        self.timeouts = t = resolve_timeouts(frontend, backend)
+        # Read on every request: plain attributes.
+        self.client_timeout = t.client
+        self.server_timeout = t.server
+        self.request_timeout = t.http_request
+        self.keep_alive_timeout = t.keep_alive
         self.server_close = _either(frontend, backend, "http-server-close") or _either(
             frontend, backend, "httpclose"
         )
@@ -70,16 +59,3 @@ class HTTPSettings:
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
         )
-
-    def shortest_timeout(self) -> Optional[float]:
-        """The shortest timeout in seconds, for the sweeper's tick."""
-        values: Sequence[Optional[float]] = (
-            self.client_timeout,
-            self.server_timeout,
-            self.request_timeout,
-            self.keep_alive_timeout,
-            self.tunnel_client_timeout,
-            self.tunnel_server_timeout,
-        )
-        present = [v for v in values if v]
-        return min(present) if present else None

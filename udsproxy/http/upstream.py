@@ -304,6 +304,13 @@ class Pools:
             self.sweeper.add(self)
         return True
 
+    def forget_server(self, server: ServerState) -> None:
+        """A server was removed: close its idle connections and drop its pool."""
+        pool = self.by_server.pop(server, None)
+        if pool is not None:
+            while pool.idle:
+                pool.idle.pop().close()
+
     def discard(self, conn: ServerConnection) -> None:
         """A connection closed while idle: forget it."""
         pool = self.by_server.get(conn.server)

@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from udsproxy.config.model import ABNS, ABNSZ, FD, IPV6, UNIX, Address
 from udsproxy.errors import UdsProxyError
+from udsproxy.strenum import StrEnum
 
 # Reactors are typed as Any: the zope interfaces (IReactorFDSet, IReactorTime) do not
 # type-check as protocols without the mypy-zope plugin.
@@ -39,23 +40,36 @@ Reactor = Any
 ProtocolFactoryLike = Union[IProtocolFactory, Callable[[], IProtocol]]
 TwistedAddress = Union[UNIXAddress, IPv4Address, IPv6Address]
 
-KINDS = ("ENOENT", "ECONNREFUSED", "EAGAIN", "EACCES", "ENOTSOCK", "ETIMEDOUT", "OTHER")
+
+class ConnectKind(StrEnum):
+    """A failed connect's class: what retries, logs and health checks tell apart."""
+
+    ENOENT = "ENOENT"  # no socket file (a thin restart deletes and re-creates it)
+    ECONNREFUSED = "ECONNREFUSED"  # nobody listening (a stale socket file)
+    EAGAIN = "EAGAIN"  # a unix server's backlog is full
+    EACCES = "EACCES"
+    ENOTSOCK = "ENOTSOCK"
+    ETIMEDOUT = "ETIMEDOUT"  # ``timeout connect`` expired (or the kernel's)
+    OTHER = "OTHER"
+
+
+KINDS = tuple(ConnectKind)
 
 _KIND_BY_ERRNO = {
-    errno.ENOENT: "ENOENT",
-    errno.ECONNREFUSED: "ECONNREFUSED",
-    errno.EAGAIN: "EAGAIN",
-    errno.EWOULDBLOCK: "EAGAIN",
-    errno.EACCES: "EACCES",
-    errno.ENOTSOCK: "ENOTSOCK",
-    errno.ETIMEDOUT: "ETIMEDOUT",
+    errno.ENOENT: ConnectKind.ENOENT,
+    errno.ECONNREFUSED: ConnectKind.ECONNREFUSED,
+    errno.EAGAIN: ConnectKind.EAGAIN,
+    errno.EWOULDBLOCK: ConnectKind.EAGAIN,
+    errno.EACCES: ConnectKind.EACCES,
+    errno.ENOTSOCK: ConnectKind.ENOTSOCK,
+    errno.ETIMEDOUT: ConnectKind.ETIMEDOUT,
 }
 
 
 class ConnectError(UdsProxyError):
     """A connect() that failed: a coarse ``kind`` for retry decisions plus a readable message."""
 
-    def __init__(self, kind: str, errno: int, address: Address, message: str) -> None:
+    def __init__(self, kind: ConnectKind, errno: int, address: Address, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.errno = errno
@@ -71,12 +85,12 @@ def errno_name(err: int) -> str:
     return errno.errorcode.get(err, f"errno {err}")
 
 
-def classify_errno(err: int) -> str:
+def classify_errno(err: int) -> ConnectKind:
     """The ConnectError kind for an errno value."""
-    return _KIND_BY_ERRNO.get(err, "OTHER")
+    return _KIND_BY_ERRNO.get(err, ConnectKind.OTHER)
 
 
-def _reason(address: Address, kind: str, err: int) -> str:
+def _reason(address: Address, kind: ConnectKind, err: int) -> str:
     unix_family = address.is_unix
     if kind == "ENOENT":
         return "no such file or directory"
@@ -99,7 +113,7 @@ def _reason(address: Address, kind: str, err: int) -> str:
     return f"{os.strerror(err).lower()} [{errno_name(err)}]"
 
 
-def format_connect_message(address: Address, kind: str, err: int, detail: str = "") -> str:
+def format_connect_message(address: Address, kind: ConnectKind, err: int, detail: str = "") -> str:
     """The human-readable text of a ConnectError; pure, so the wording is unit-testable."""
     text = f"connect to {address}: {_reason(address, kind, err)}"
     return f"{text} ({detail})" if detail else text
@@ -168,7 +182,7 @@ def _file_kind(mode: int) -> str:
     return "not a socket"
 
 
-def diagnose(address: Address, err: int) -> Tuple[str, int, str]:
+def diagnose(address: Address, err: int) -> Tuple[ConnectKind, int, str]:
     """Classify a failed connect: (kind, errno, detail), looking at the filesystem for paths."""
     kind = classify_errno(err)
     if address.family != UNIX:
@@ -191,7 +205,7 @@ def diagnose(address: Address, err: int) -> Tuple[str, int, str]:
         except OSError:
             return kind, err, ""
         if not stat.S_ISSOCK(st.st_mode):
-            return "ENOTSOCK", errno.ENOTSOCK, f"{path} is {_file_kind(st.st_mode)}"
+            return ConnectKind.ENOTSOCK, errno.ENOTSOCK, f"{path} is {_file_kind(st.st_mode)}"
         return kind, err, "stale socket file"
     if err == errno.ENOTDIR:
         return kind, err, f"a component of {path} is not a directory"
@@ -348,7 +362,7 @@ class _ConnectAttempt:
         if address.family == FD:
             self._fail(
                 ConnectError(
-                    "OTHER",
+                    ConnectKind.OTHER,
                     errno.EINVAL,
                     address,
                     f"connect to {address}: an fd@ address can only be listened on",
@@ -408,7 +422,7 @@ class _ConnectAttempt:
         else:
             self._fail(
                 ConnectError(
-                    "OTHER",
+                    ConnectKind.OTHER,
                     errno.ECONNABORTED,
                     self.address,
                     f"connect to {self.address}: aborted ({reason.getErrorMessage()})",
@@ -438,9 +452,9 @@ class _ConnectAttempt:
         self.timer = None
         err = errno.ETIMEDOUT
         message = format_connect_message(
-            self.address, "ETIMEDOUT", err, f"no answer within {self.timeout_ms} ms"
+            self.address, ConnectKind.ETIMEDOUT, err, f"no answer within {self.timeout_ms} ms"
         )
-        self._fail(ConnectError("ETIMEDOUT", err, self.address, message))
+        self._fail(ConnectError(ConnectKind.ETIMEDOUT, err, self.address, message))
 
     def _cancel(self, _: Deferred) -> None:
         self._close()
@@ -464,7 +478,7 @@ class _ConnectAttempt:
             sock.close()
             self.deferred.errback(
                 ConnectError(
-                    "OTHER",
+                    ConnectKind.OTHER,
                     errno.ECONNABORTED,
                     address,
                     f"connect to {address}: the protocol factory refused the connection",

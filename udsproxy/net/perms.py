@@ -57,6 +57,18 @@ class SocketPermsWatch:
         self.log = log
         self.last: Dict[str, Optional[str]] = {}
 
+    def add(self, server: Server) -> None:
+        """Watch a server added at run time (when it states expected permissions)."""
+        if server.address.family == UNIX and not server.expect_perms.is_empty():
+            self.servers.append(server)
+            self.check(server)
+
+    def remove(self, server: Server) -> None:
+        """Stop watching a removed server."""
+        if server in self.servers:
+            self.servers.remove(server)
+            self.last.pop(f"{server.name}:{server.address.path}", None)
+
     def check(self, server: Server) -> Optional[str]:
         """Check one server's socket file; returns the mismatch (None when it matches)."""
         path = server.address.path
