@@ -658,3 +658,59 @@ def test_pool_max_conn_bounds_idle_connections() -> None:
     two.responses()
     assert h.pools.idle_count() == 1
     assert sum(s.transport.disconnecting for s in h.connector.servers) == 1
+
+
+def test_frontend_counts_bytes_in_and_out() -> None:
+    """HTTP mode counts the frontend's bytes (request body in, response out), as show stat reads."""
+    h = Harness(THREE)
+    client = h.client()
+    client.request(method="POST", body=b"12345")
+    answer_all(h)
+    ((status, _, _),) = client.responses()
+    fe = h.runtime.frontends["fe"]
+    assert status == 200 and fe.bin == 5
+    assert h.backend is not None
+    assert fe.bout > 0 and fe.bout == sum(s.bout for s in h.backend.servers)
+
+
+def test_connect_and_response_outcomes_reach_the_health_hook() -> None:
+    """Each connect failure (with its errno class) and each response is reported to the server."""
+    h = Harness(
+        """
+        frontend fe
+            bind :8080
+            default_backend be
+        backend be
+            retries 1
+            server a /s/a.sock
+        """
+    )
+    assert h.backend is not None
+    reports = []
+    h.backend.state.add_report_observer(reports.append)
+    h.connector.failures = [("/s/a.sock", errno.ENOENT)]
+    client = h.client()
+    client.request()
+    answer_all(h)
+    ((status, _, _),) = client.responses()
+    assert status == 200
+    assert [(r.outcome.value, r.cause) for r in reports] == [
+        ("connect-error", "ENOENT"),
+        ("connect-ok", ""),
+        ("response-ok", ""),
+    ]
+    assert h.backend.servers[0].econ == 1 and h.backend.servers[0].connect_error is None
+
+
+def test_a_removed_servers_idle_connections_are_closed() -> None:
+    """Pools.forget_server closes a removed server's idle connections and drops its pool."""
+    h = Harness(THREE)
+    client = h.client()
+    client.request()
+    answer_all(h)
+    client.responses()
+    assert h.pools.idle_count() == 1 and h.backend is not None
+    a = h.backend.servers[0]
+    h.pools.forget_server(a)
+    assert h.pools.idle_count() == 0 and a not in h.pools.by_server
+    assert h.connector.servers[0].transport.disconnecting

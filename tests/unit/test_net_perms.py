@@ -63,3 +63,17 @@ def test_regular_file_is_not_a_socket(tmp_path: Path) -> None:
     path.write_text("")
     os.chmod(path, 0o660)
     assert observe(str(path), SocketPerms(mode=0o660)) == "not a socket"
+
+
+def test_servers_added_and_removed_at_run_time_are_watched_and_forgotten(tmp_path: Path) -> None:
+    """add() checks a new server at once; remove() stops watching it."""
+    path = tmp_path / "a.sock"
+    with make_socket(path, 0o600):
+        server = Server("a", Address(UNIX, path=str(path)), expect_perms=SocketPerms(mode=0o660))
+        lines: list[tuple[str, str]] = []
+        watch = SocketPermsWatch([], lambda text, level: lines.append((text, level)))
+        watch.add(server)
+        assert len(lines) == 1 and "expected mode 0660" in lines[0][0]
+        watch.remove(server)
+        watch.check_all()
+        assert len(lines) == 1 and watch.servers == []
