@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple
 
-from ..config.keywords import parse_uri_options
+from ..config.balance import parse_uri_options
 from ..config.model import Balance
 from .headers import Item
 
