@@ -2,6 +2,8 @@
 
 Every object here is a frozen dataclass built by the parser (``config.parser``) and never
 changed afterwards; a reload builds a new one and diffs it against the running one.
+Two configs that mean the same compare equal: file names and line numbers are kept for
+messages but left out of equality and hashing (``field(compare=False)``).
 Times are integers in milliseconds; ``None`` means "not set" (HAProxy: infinite, or the
 documented fallback, which the accessors below apply).
 """
@@ -81,7 +83,7 @@ class Bind:
     address: Address
     perms: SocketPerms = SocketPerms()
     name: str = ""
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Server:
     expect_perms: SocketPerms = SocketPerms()  # udsproxy extension: expected socket owner/mode
     pool_purge_delay: int = 5000  # ms an idle keep-alive connection is kept (HTTP mode)
     pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class LogTarget:
     # and stdout/stderr alike (checked against HAProxy 2.6).
     format: str = "local"  # raw | local | rfc3164 | rfc5424 | short | priority | iso | timed
     length: int = 1024  # "len": longest line sent
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ class StatsSocket:
 
     bind: Bind
     level: str = "operator"
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,8 @@ class Proxy:
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
-    filename: str = ""
-    lineno: int = 0
+    filename: str = field(default="", compare=False)  # for messages only
+    lineno: int = field(default=0, compare=False)  # for messages only
 
     @property
     def is_frontend(self) -> bool:
@@ -275,8 +277,8 @@ class Notice:
     """A message about the config that is not an error: a warning or a planned feature."""
 
     text: str
-    filename: str = ""
-    lineno: int = 0
+    filename: str = field(default="", compare=False)  # for messages only
+    lineno: int = field(default=0, compare=False)  # for messages only
     keyword: str = ""
 
     def __str__(self) -> str:
@@ -291,7 +293,7 @@ class Config:
     global_: Global = Global()
     proxies: Tuple[Proxy, ...] = ()
     notices: Tuple[Notice, ...] = field(default=(), compare=False)
-    filename: str = ""
+    filename: str = field(default="", compare=False)  # for messages only
 
     @property
     def frontends(self) -> Tuple[Proxy, ...]:
