@@ -37,8 +37,6 @@ ALGORITHMS: Dict[str, Callable[[BackendState], Balancer]] = {
 def make_balancer(backend: BackendState) -> Balancer:
     """The balancer for ``backend``'s ``balance`` algorithm."""
     name = backend.proxy.balance.algorithm
-    if name.startswith("hdr("):
-        name = "hdr"  # the parser keeps the header name in the keyword: hdr(<name>)
     factory = ALGORITHMS.get(name)
     if factory is None:
         raise ValueError(f"unknown balance algorithm {name!r}")

@@ -10,6 +10,7 @@ documented fallback, which the accessors below apply).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -158,15 +159,83 @@ class ForwardFor:
     if_none: bool = False
 
 
+class Word(str, enum.Enum):
+    """A closed set of config words: equal to, hashed and printed as the word itself.
+
+    ``Algorithm.SOURCE == "source"`` holds, and so does ``{"source": x}[Algorithm.SOURCE]``
+    (Enum hashes members by name; a str mixin must hash as its value to keep dict lookups).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+class Algorithm(Word):
+    """``balance <algorithm>``."""
+
+    ROUNDROBIN = "roundrobin"
+    STATIC_RR = "static-rr"
+    LEASTCONN = "leastconn"
+    FIRST = "first"
+    SOURCE = "source"
+    RANDOM = "random"
+    URI = "uri"
+    URL_PARAM = "url_param"
+    HDR = "hdr"
+
+
+class HashType(Word):
+    """``hash-type <method>``."""
+
+    MAP_BASED = "map-based"
+    CONSISTENT = "consistent"
+
+
+class HashFunction(Word):
+    """``hash-type <method> <function>``."""
+
+    SDBM = "sdbm"
+    DJB2 = "djb2"
+    WT6 = "wt6"
+    CRC32 = "crc32"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class UriOptions:
+    """``balance uri [len <n>] [depth <n>] [whole] [path-only]`` (0: no len / depth)."""
+
+    length: int = 0
+    depth: int = 0
+    whole: bool = False
+    path_only: bool = False
+
+
 @dataclass(frozen=True)
 class Balance:
-    """``balance <algorithm> [args]`` plus ``hash-type``."""
+    """``balance <algorithm> [options]`` plus ``hash-type``, every option in its own field."""
 
-    algorithm: str = "roundrobin"
-    args: Tuple[str, ...] = ()
+    algorithm: Algorithm = Algorithm.ROUNDROBIN
     draws: int = 2  # random(<draws>)
-    hash_type: str = "map-based"  # or "consistent"
-    hash_function: str = "sdbm"
+    uri: UriOptions = UriOptions()  # balance uri
+    url_param: str = ""  # balance url_param <param>
+    check_post: bool = False  # ... check_post: also look in a POST body
+    check_post_max_wait: Optional[int] = None  # ... check_post <max_wait>: ignored (as HAProxy)
+    header: str = ""  # balance hdr(<name>), the name as written
+    use_domain_only: bool = False  # ... use_domain_only
+    hash_type: HashType = HashType.MAP_BASED
+    hash_function: HashFunction = HashFunction.SDBM
+    avalanche: bool = False  # hash-type ... avalanche
+
+    @property
+    def spelling(self) -> str:
+        """The algorithm as written on the ``balance`` line: ``hdr(<name>)`` with its name."""
+        if self.algorithm == Algorithm.HDR:
+            return f"hdr({self.header})"
+        return str(self.algorithm)
 
 
 @dataclass(frozen=True)

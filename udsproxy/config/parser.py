@@ -17,9 +17,21 @@ from ..errors import ConfigError, ConfigErrors
 from . import keywords as kw
 from .builders import IMPLEMENTED, PLANNED_AREAS, Context, GlobalBuilder, ProxyBuilder
 from .lexer import Line, lex
-from .model import ABNS, ABNSZ, UNIX, Bind, Config, Global, Notice, Proxy, SocketPerms
+from .model import (
+    ABNS,
+    ABNSZ,
+    UNIX,
+    Algorithm,
+    Bind,
+    Config,
+    Global,
+    Notice,
+    Proxy,
+    SocketPerms,
+)
 from .servers import BIND_OPTIONS, SERVER_OPTIONS
 
+HTTP_HASHES = (Algorithm.URI, Algorithm.URL_PARAM, Algorithm.HDR)  # need mode http
 SECTION_HEADERS = ("global", "defaults", "frontend", "backend", "listen")
 UNSUPPORTED_SECTIONS = {
     "userlist": "authentication lists are not supported",
@@ -476,8 +488,8 @@ class _Parser:
                         "balance",
                     )
                 )
-            algo = p.balance.algorithm
-            if p.is_backend and p.mode != "http" and algo.startswith(("uri", "url_param", "hdr(")):
+            algo = p.balance.spelling
+            if p.is_backend and p.mode != "http" and p.balance.algorithm in HTTP_HASHES:
                 out.append(
                     Notice(
                         f"backend '{p.name}': 'balance {algo}' needs 'mode http'; "
