@@ -59,6 +59,9 @@ class ProxyBuilder:
     logs: Optional[List[LogTarget]] = None  # None: inherit; [] after "no log"
     log_global: bool = False
     planned: List[Tuple[str, Tuple[str, ...]]] = field(default_factory=list)
+    # http-check rules: a proxy's own lines replace those it inherits from defaults.
+    http_check_rules: List[model.HttpCheckRule] = field(default_factory=list)
+    http_check_inherited: Tuple[model.HttpCheckRule, ...] = ()
 
     def inherit(self, name: str, kind: str, filename: str, lineno: int) -> ProxyBuilder:
         """A new proxy section starting from this defaults section's settings."""
@@ -74,6 +77,7 @@ class ProxyBuilder:
             logs=None if self.logs is None else list(self.logs),
             log_global=self.log_global,
             planned=list(self.planned),
+            http_check_inherited=tuple(self.http_check_rules) or self.http_check_inherited,
         )
 
     def build(self, global_logs: Tuple[LogTarget, ...]) -> model.Proxy:
@@ -81,6 +85,7 @@ class ProxyBuilder:
         if self.log_global:
             logs = global_logs + logs
         f = self.fields
+        httpchk: model.HttpCheck = f.get("httpchk", model.HttpCheck())  # type: ignore[assignment]
         return model.Proxy(
             name=self.name,
             kind=self.kind,
@@ -103,6 +108,14 @@ class ProxyBuilder:
             forwardfor=f.get("forwardfor") if self.options.get("forwardfor") else None,  # type: ignore[arg-type]
             http_reuse=str(f.get("http-reuse", "safe")),
             errorfiles=f.get("errorfiles", ()),  # type: ignore[arg-type]
+            http_check=replace(
+                httpchk,
+                enabled=bool(self.options.get("httpchk")),
+                rules=tuple(self.http_check_rules) or self.http_check_inherited,
+            ),
+            load_server_state=f.get(  # type: ignore[arg-type]
+                "load-server-state-from-file", model.LoadServerState.NONE
+            ),
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,
@@ -133,6 +146,9 @@ class GlobalBuilder:
             bufsize=int(f.get("tune.bufsize", 16384)),  # type: ignore[call-overload]
             maxrewrite=int(f.get("tune.maxrewrite", 1024)),  # type: ignore[call-overload]
             http_maxhdr=int(f.get("tune.http.maxhdr", 101)),  # type: ignore[call-overload]
+            spread_checks=int(f.get("spread-checks", 0)),  # type: ignore[call-overload]
+            hard_stop_after=f.get("hard-stop-after"),  # type: ignore[arg-type]
+            server_state_file=f.get("server-state-file"),  # type: ignore[arg-type]
         )
 
 

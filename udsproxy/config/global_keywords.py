@@ -114,3 +114,24 @@ def g_tune_int(name: str, lo: int, hi: int) -> Handler:
         ctx.glob.fields[name] = parse_int(args[0], name, lo, hi)
 
     return handle
+
+
+def g_spread_checks(ctx: Context, args: List[str]) -> None:
+    """``spread-checks <0..50>``: percent of random spread added to check intervals."""
+    need(args, 1, "spread-checks <0..50>")
+    no_more(args, 1, "spread-checks <0..50>")
+    ctx.glob.fields["spread-checks"] = parse_int(args[0], "spread-checks", 0, 50)
+
+
+def g_hard_stop_after(ctx: Context, args: List[str]) -> None:
+    """``hard-stop-after <time>``: the longest a soft stop may last."""
+    need(args, 1, "hard-stop-after <time>")
+    no_more(args, 1, "hard-stop-after <time>")
+    ctx.glob.fields["hard-stop-after"] = parse_time(args[0])
+
+
+def g_server_state_file(ctx: Context, args: List[str]) -> None:
+    """``server-state-file <file>``: where server states are kept across a reload."""
+    need(args, 1, "server-state-file <file>")
+    no_more(args, 1, "server-state-file <file>")
+    ctx.glob.fields["server-state-file"] = args[0]

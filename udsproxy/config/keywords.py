@@ -15,9 +15,13 @@ from typing import Dict, List, Optional, Tuple
 
 from .balance import p_balance, p_hash_type
 from .builders import IMPLEMENTED, SECTION_LETTERS, Handler, int_field
+from .checks import o_httpchk, p_http_check
 from .errorfile import p_errorfile
 from .global_keywords import (
     g_group,
+    g_hard_stop_after,
+    g_server_state_file,
+    g_spread_checks,
     g_stats,
     g_tune_int,
     g_unix_bind,
@@ -35,6 +39,7 @@ from .proxy_keywords import (
     p_default_backend,
     p_http_reuse,
     p_id,
+    p_load_server_state,
     p_mode,
     p_retries,
     p_timeout,
@@ -160,21 +165,21 @@ KEYWORDS: List[Keyword] = [
     K(
         "server-state-file",
         "g",
-        planned_global("server-state-file"),
+        g_server_state_file,
         "server-state-file <file>: where server states survive a reload",
         status="reload",
     ),
     K(
         "hard-stop-after",
         "g",
-        planned_global("hard-stop-after"),
+        g_hard_stop_after,
         "hard-stop-after <time>",
         status="reload",
     ),
     K(
         "spread-checks",
         "g",
-        planned_global("spread-checks"),
+        g_spread_checks,
         "spread-checks <0..50>",
         status="health checks",
     ),
@@ -375,7 +380,7 @@ KEYWORDS: List[Keyword] = [
     K(
         "option httpchk",
         "dbl",
-        planned_option("httpchk"),
+        o_httpchk,
         "option httpchk [<method>] [<uri>] [<version>]",
         status="health checks",
         negatable=True,
@@ -391,7 +396,7 @@ KEYWORDS: List[Keyword] = [
     K(
         "http-check",
         "dbl",
-        planned_proxy("http-check", 1),
+        p_http_check,
         "http-check send|expect ...",
         status="health checks",
     ),
@@ -439,7 +444,7 @@ KEYWORDS: List[Keyword] = [
     K(
         "load-server-state-from-file",
         "dbl",
-        planned_proxy("load-server-state-from-file", 1),
+        p_load_server_state,
         "load-server-state-from-file global|local|none",
         status="reload",
     ),

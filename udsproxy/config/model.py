@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 # Address families understood by ``bind`` and ``server``.
 UNIX = "unix"  # a socket file
@@ -23,6 +23,20 @@ IPV6 = "ipv6"
 FD = "fd"  # an inherited, already bound and listening descriptor
 
 SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux
+
+
+class Word(str, enum.Enum):
+    """A closed set of config words: equal to, hashed and printed as the word itself.
+
+    ``Algorithm.SOURCE == "source"`` holds, and so does ``{"source": x}[Algorithm.SOURCE]``
+    (Enum hashes members by name; a str mixin must hash as its value to keep dict lookups).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 @dataclass(frozen=True)
@@ -87,9 +101,26 @@ class Bind:
     lineno: int = field(default=0, compare=False)  # for messages only
 
 
+class Observe(Word):
+    """``observe <mode>``: passive health from live traffic."""
+
+    NONE = "none"
+    LAYER4 = "layer4"
+    LAYER7 = "layer7"
+
+
+class OnError(Word):
+    """``on-error <mode>``: what ``error-limit`` consecutive observed errors do."""
+
+    FASTINTER = "fastinter"
+    FAIL_CHECK = "fail-check"
+    SUDDEN_DEATH = "sudden-death"
+    MARK_DOWN = "mark-down"
+
+
 @dataclass(frozen=True)
 class Check:
-    """Health-check parameters of a server (``check inter rise fall ...``)."""
+    """Health-check parameters of a server (``check inter rise fall ...``), HAProxy's defaults."""
 
     enabled: bool = False
     inter: int = 2000
@@ -98,7 +129,11 @@ class Check:
     rise: int = 2
     fall: int = 3
     port: Optional[int] = None
-    addr: Optional[str] = None
+    addr: Optional[str] = None  # an IPv4 or IPv6 address, as written
+    observe: Observe = Observe.NONE
+    error_limit: int = 10
+    on_error: OnError = OnError.FAIL_CHECK
+    slowstart: int = 0  # ms for a server back up to reach full weight; 0: at once
 
 
 @dataclass(frozen=True)
@@ -117,6 +152,8 @@ class Server:
     expect_perms: SocketPerms = SocketPerms()  # udsproxy extension: expected socket owner/mode
     pool_purge_delay: int = 5000  # ms an idle keep-alive connection is kept (HTTP mode)
     pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
+    send_proxy: bool = False  # send-proxy: a PROXY v1 header on each connection
+    send_proxy_v2: bool = False  # send-proxy-v2: a PROXY v2 header
     lineno: int = field(default=0, compare=False)  # for messages only
 
 
@@ -157,20 +194,6 @@ class ForwardFor:
     header: str = "X-Forwarded-For"
     except_net: Optional[str] = None  # a network, as written (CIDR or an address)
     if_none: bool = False
-
-
-class Word(str, enum.Enum):
-    """A closed set of config words: equal to, hashed and printed as the word itself.
-
-    ``Algorithm.SOURCE == "source"`` holds, and so does ``{"source": x}[Algorithm.SOURCE]``
-    (Enum hashes members by name; a str mixin must hash as its value to keep dict lookups).
-    """
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __hash__(self) -> int:
-        return hash(self.value)
 
 
 class Algorithm(Word):
@@ -262,6 +285,86 @@ class StatsSocket:
     lineno: int = field(default=0, compare=False)  # for messages only
 
 
+class ExpectMatch(Word):
+    """What an ``http-check expect`` rule looks at."""
+
+    STATUS = "status"
+    RSTATUS = "rstatus"
+    HDR = "hdr"
+    FHDR = "fhdr"
+    STRING = "string"
+    RSTRING = "rstring"
+
+
+@dataclass(frozen=True)
+class HttpCheckSend:
+    """``http-check send [meth <m>] [uri <u>|uri-lf <fmt>] [ver <v>] [hdr <n> <fmt>]* ...``.
+
+    None: what ``option httpchk`` says (OPTIONS / HTTP/1.0 by default).
+    """
+
+    method: Optional[str] = None
+    uri: Optional[str] = None
+    uri_lf: bool = False  # uri is a log-format string
+    version: Optional[str] = None
+    headers: Tuple[Tuple[str, str], ...] = ()  # (name, log-format value), in order
+    body: Optional[str] = None
+    body_lf: bool = False  # body is a log-format string
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class HttpCheckExpect:
+    """``http-check expect [<options>] [!] <match> <pattern>``."""
+
+    match: ExpectMatch
+    pattern: str  # codes, a regex or a string; hdr/fhdr: the header name pattern
+    negate: bool = False
+    name_method: str = "str"  # hdr/fhdr: -m str|beg|end|sub|reg on the name
+    name_lf: bool = False
+    value: Optional[str] = None  # hdr/fhdr: the value pattern, None: presence only
+    value_method: str = "str"
+    value_lf: bool = False
+    min_recv: int = -1
+    comment: str = ""
+    ok_status: str = "L7OK"
+    error_status: str = "L7RSP"
+    tout_status: str = "L7TOUT"
+    on_success: str = ""
+    on_error: str = ""
+    status_code: str = ""
+
+
+@dataclass(frozen=True)
+class HttpCheckOther:
+    """Another ``http-check`` rule (comment, connect, disable-on-404, send-state, set-var...)."""
+
+    action: str
+    words: Tuple[str, ...] = ()
+
+
+HttpCheckRule = Union[HttpCheckSend, HttpCheckExpect, HttpCheckOther]
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """``option httpchk [<method>] [<uri>] [<version>]`` and the ``http-check`` rules, in order."""
+
+    enabled: bool = False
+    method: str = "OPTIONS"
+    uri: str = "/"
+    version: str = "HTTP/1.0"
+    rules: Tuple[HttpCheckRule, ...] = ()
+
+
+class LoadServerState(Word):
+    """``load-server-state-from-file``: which state file a reload reads for this backend."""
+
+    GLOBAL = "global"
+    LOCAL = "local"
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class Redispatch:
     """``option redispatch [interval]``: -1 redispatch on the last retry; 0 never."""
@@ -292,6 +395,8 @@ class Proxy:
     id: Optional[int] = None
     forwardfor: Optional[ForwardFor] = None  # set when ``option forwardfor`` is on
     http_reuse: str = "safe"
+    http_check: HttpCheck = HttpCheck()
+    load_server_state: LoadServerState = LoadServerState.NONE
     # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
     # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
@@ -339,6 +444,9 @@ class Global:
     bufsize: int = 16384
     maxrewrite: int = 1024
     http_maxhdr: int = 101
+    spread_checks: int = 0  # percent of random spread of check intervals (0..50)
+    hard_stop_after: Optional[int] = None  # ms a soft stop may last; None: no limit
+    server_state_file: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .model import (
     Config,
     Global,
     Notice,
+    Observe,
     Proxy,
     SocketPerms,
 )
@@ -405,6 +406,13 @@ class _Parser:
                     "give each server a unique name",
                 )
             names[s.name] = s.lineno
+            if s.check.observe == Observe.LAYER7 and p.proxy_mode != "http":
+                self.fail(
+                    f"server '{p.name}/{s.name}': 'observe layer7' needs 'mode http'",
+                    s.lineno,
+                    "observe",
+                    "use 'observe layer4' in a tcp backend",
+                )
             if s.id is not None:
                 if s.id in sids:
                     self.fail(f"server id {s.id} already used by '{sids[s.id]}'", s.lineno, "id")

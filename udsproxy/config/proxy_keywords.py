@@ -7,7 +7,7 @@ from typing import List
 
 from ..errors import ConfigError
 from .builders import SECTION_LETTERS, Context, Handler, need, no_more, record_planned
-from .model import ForwardFor, Redispatch
+from .model import ForwardFor, LoadServerState, Redispatch
 from .values import parse_int, parse_time
 
 HTTP_REUSE_MODES = ("never", "safe", "aggressive", "always")
@@ -180,3 +180,18 @@ def planned_proxy(words: str, min_args: int = 0, usage: str = "") -> Handler:
         record_planned(ctx, words, args)
 
     return handle
+
+
+def p_load_server_state(ctx: Context, args: List[str]) -> None:
+    """``load-server-state-from-file global|local|none``."""
+    usage = "load-server-state-from-file global|local|none"
+    need(args, 1, usage)
+    no_more(args, 1, usage)
+    try:
+        value = LoadServerState(args[0])
+    except ValueError:
+        raise ConfigError(
+            f"unknown load-server-state-from-file mode '{args[0]}'", hint=f"usage: {usage}"
+        ) from None
+    record_planned(ctx, "load-server-state-from-file", args)
+    ctx.px.fields["load-server-state-from-file"] = value

@@ -9,7 +9,8 @@ from ..errors import ConfigError
 from . import model
 from .address import parse_address
 from .builders import IMPLEMENTED, Context, need, perm_options
-from .model import Bind, Check, Server, SocketPerms
+from .checks import check_interval, parse_check_addr, parse_observe, parse_on_error
+from .model import Bind, Check, Observe, OnError, Server, SocketPerms
 from .values import parse_group, parse_int, parse_mode, parse_time, parse_user
 
 
@@ -72,16 +73,26 @@ SERVER_OPTIONS: Dict[str, Option] = {
         ),
         Option("check", False, "check: enable health checks", status="health checks"),
         Option("no-check", False, "no-check: disable health checks", status="health checks"),
-        Option("inter", True, "inter <time>: check interval (2s)", "health checks", parse_time),
+        Option(
+            "inter",
+            True,
+            "inter <time>: check interval (2s)",
+            "health checks",
+            check_interval("inter"),
+        ),
         Option(
             "fastinter",
             True,
             "fastinter <time>: interval while changing state",
             "health checks",
-            parse_time,
+            check_interval("fastinter"),
         ),
         Option(
-            "downinter", True, "downinter <time>: interval while down", "health checks", parse_time
+            "downinter",
+            True,
+            "downinter <time>: interval while down",
+            "health checks",
+            check_interval("downinter"),
         ),
         Option(
             "rise",
@@ -104,16 +115,29 @@ SERVER_OPTIONS: Dict[str, Option] = {
             "health checks",
             lambda v: parse_int(v, "port", 1, 65535),
         ),
-        Option("addr", True, "addr <ip>: check address", "health checks"),
-        Option("observe", True, "observe layer4|layer7: passive health", "health checks"),
+        Option("addr", True, "addr <ip>: check address", "health checks", parse_check_addr),
+        Option(
+            "observe",
+            True,
+            "observe layer4|layer7: passive health (none)",
+            "health checks",
+            parse_observe,
+        ),
         Option(
             "error-limit",
             True,
-            "error-limit <n>",
+            "error-limit <n>: consecutive observed errors that trigger on-error (10)",
             "health checks",
             lambda v: parse_int(v, "error-limit", 1),
         ),
-        Option("on-error", True, "on-error <action>", "health checks"),
+        Option(
+            "on-error",
+            True,
+            "on-error fastinter|fail-check|sudden-death|mark-down: what error-limit triggers "
+            "(fail-check)",
+            "health checks",
+            parse_on_error,
+        ),
         Option(
             "slowstart",
             True,
@@ -251,6 +275,10 @@ def server_from_options(
         fall=int(opts.get("fall", 3)),  # type: ignore[call-overload]
         port=opts.get("port"),  # type: ignore[arg-type]
         addr=opts.get("addr"),  # type: ignore[arg-type]
+        observe=opts.get("observe", Observe.NONE),  # type: ignore[arg-type]
+        error_limit=int(opts.get("error-limit", 10)),  # type: ignore[call-overload]
+        on_error=opts.get("on-error", OnError.FAIL_CHECK),  # type: ignore[arg-type]
+        slowstart=int(opts.get("slowstart", 0)),  # type: ignore[call-overload]
     )
     perms = SocketPerms(
         mode=opts.get("mode"),  # type: ignore[arg-type]
@@ -270,6 +298,8 @@ def server_from_options(
         expect_perms=perms,
         pool_purge_delay=int(opts.get("pool-purge-delay", 5000)),  # type: ignore[call-overload]
         pool_max_conn=int(opts.get("pool-max-conn", -1)),  # type: ignore[call-overload]
+        send_proxy=bool(opts.get("send-proxy", False)),
+        send_proxy_v2=bool(opts.get("send-proxy-v2", False)),
         lineno=lineno,
     )
 
