@@ -2,7 +2,8 @@
 
 ``class X(str, enum.Enum)`` formats as ``X.A`` on CPython 3.11 but as its value on 3.9
 (PyPy); members of our enums end up in log lines and stats output, so they must print
-the same everywhere. Members still compare equal to their value (``X.A == "a"``).
+the same everywhere. Members compare equal to their value (``X.A == "a"``) and hash as
+it, so a dict keyed by the word finds the member (``enum.Enum`` hashes by member name).
 """
 
 from __future__ import annotations
@@ -18,3 +19,6 @@ class StrEnum(str, enum.Enum):
 
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
+
+    def __hash__(self) -> int:
+        return hash(self.value)

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .backend import Backend
-from .config.model import Proxy
+from .config.model import Algorithm, Proxy
 from .log import SessionRecord, format_tcplog, is_null_session
 from .log.targets import LogSink
 from .net.connect import connect
@@ -85,7 +85,9 @@ class TCPContext:
         # A TCP session is a tunnel from the start: its timeouts are the tunnel's.
         self.timeouts = resolve_timeouts(frontend, backend.proxy if backend is not None else None)
         # Only 'source' hashes in TCP mode: HTTP hashes fall back to round robin (HAProxy).
-        self.source_key = backend is not None and backend.proxy.balance.algorithm == "source"
+        self.source_key = (
+            backend is not None and backend.proxy.balance.algorithm == Algorithm.SOURCE
+        )
         # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
         self.sessions: Set[TCPSession] = set()
         # HAProxy: httplog on a TCP frontend falls back to tcplog.

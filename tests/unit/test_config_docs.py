@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from udsproxy.config import keywords as kw
+from udsproxy.config.builders import IMPLEMENTED
 from udsproxy.config.docs import render, splice
+from udsproxy.config.servers import SERVER_OPTIONS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -20,7 +22,7 @@ def test_every_keyword_is_listed_with_its_status() -> None:
     """Each keyword and option appears once with 'yes' or its planned area."""
     block = render()
     for k in kw.KEYWORDS:
-        expected = "yes" if k.status == kw.IMPLEMENTED else f"planned: {k.status}"
+        expected = "yes" if k.status == IMPLEMENTED else f"planned: {k.status}"
         assert f"| `{k.words}` |" in block and expected in block
-    for name in kw.SERVER_OPTIONS:
+    for name in SERVER_OPTIONS:
         assert f"| `{name}` |" in block

@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from tests.unit.http_harness import Harness, answer_all
 from udsproxy.backend import Backend
 from udsproxy.config.model import UNIX, Address, Balance, Proxy, Server
+from udsproxy.config.parser import parse_text
 from udsproxy.http.hashkey import (
     BodySearch,
     HashKey,
@@ -26,8 +27,16 @@ from udsproxy.runtime import BackendState, ServerState
 Items = List[Tuple[bytes, bytes, bytes]]
 
 
+def balance_of(*words: str) -> Balance:
+    """The Balance a ``balance <words>`` line parses to."""
+    cfg = parse_text(f"backend b\n    mode http\n    balance {' '.join(words)}\n", "t.cfg", {})
+    proxy = cfg.proxy("b")
+    assert proxy is not None
+    return proxy.balance
+
+
 def hk(algorithm: str, *args: str, bufsize: int = 16384) -> HashKey:
-    return HashKey(Balance(algorithm=algorithm, args=args), bufsize)
+    return HashKey(balance_of(algorithm, *args), bufsize)
 
 
 def fields(*pairs: Tuple[str, str]) -> Items:
@@ -191,7 +200,7 @@ def test_only_http_algorithms_make_a_key() -> None:
     assert make_hash_key(Balance(algorithm="source"), 16384) is None
     assert make_hash_key(Balance(algorithm="roundrobin"), 16384) is None
     for algo, args in (("uri", ()), ("url_param", ("u",)), ("hdr(host)", ())):
-        assert isinstance(make_hash_key(Balance(algorithm=algo, args=args), 16384), HashKey)
+        assert isinstance(make_hash_key(balance_of(algo, *args), 16384), HashKey)
 
 
 # -- the keys through hash-type map-based / consistent ---------------------------------------

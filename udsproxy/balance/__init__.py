@@ -38,8 +38,6 @@ ALGORITHMS: Dict[str, Callable[[ServerSet, Balance, random.Random], Balancer]] =
 def make_balancer(pool: ServerSet, params: Balance, rng: random.Random) -> Balancer:
     """The balancer for a ``balance`` line, picking from ``pool``."""
     name = params.algorithm
-    if name.startswith("hdr("):
-        name = "hdr"  # the parser keeps the header name in the keyword: hdr(<name>)
     factory = ALGORITHMS.get(name)
     if factory is None:
         raise ValueError(f"unknown balance algorithm {name!r}")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Collection, List, Optional, Sequence, Tuple
 from udsproxy.balance.base import Balancer, ServerSet
 from udsproxy.balance.hashing import HASH_FUNCTIONS, full_hash
 from udsproxy.balance.roundrobin import RoundRobin, smooth_sequence
+from udsproxy.config.model import HashType
 
 if TYPE_CHECKING:
     from udsproxy.config.model import Balance
@@ -114,6 +115,6 @@ class ConsistentHash(_KeyHash):
 
 def make_hash_balancer(pool: ServerSet, params: Balance, rng: random.Random) -> Balancer:
     """The hash balancer ``hash-type`` asks for."""
-    if params.hash_type == "consistent":
+    if params.hash_type == HashType.CONSISTENT:
         return ConsistentHash(pool, params, rng)
     return MapHash(pool, params, rng)

@@ -2,6 +2,8 @@
 
 Every object here is a frozen dataclass built by the parser (``config.parser``) and never
 changed afterwards; a reload builds a new one and diffs it against the running one.
+Two configs that mean the same compare equal: file names and line numbers are kept for
+messages but left out of equality and hashing (``field(compare=False)``).
 Times are integers in milliseconds; ``None`` means "not set" (HAProxy: infinite, or the
 documented fallback, which the accessors below apply).
 """
@@ -9,7 +11,9 @@ documented fallback, which the accessors below apply).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
+
+from udsproxy.strenum import StrEnum
 
 # Address families understood by ``bind`` and ``server``.
 UNIX = "unix"  # a socket file
@@ -20,6 +24,13 @@ IPV6 = "ipv6"
 FD = "fd"  # an inherited, already bound and listening descriptor
 
 SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux
+
+
+class Word(StrEnum):
+    """A closed set of config words: equal to, hashed and printed as the word itself.
+
+    ``Algorithm.SOURCE == "source"`` holds, and so does ``{"source": x}[Algorithm.SOURCE]``.
+    """
 
 
 @dataclass(frozen=True)
@@ -81,12 +92,29 @@ class Bind:
     address: Address
     perms: SocketPerms = SocketPerms()
     name: str = ""
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+class Observe(Word):
+    """``observe <mode>``: passive health from live traffic."""
+
+    NONE = "none"
+    LAYER4 = "layer4"
+    LAYER7 = "layer7"
+
+
+class OnError(Word):
+    """``on-error <mode>``: what ``error-limit`` consecutive observed errors do."""
+
+    FASTINTER = "fastinter"
+    FAIL_CHECK = "fail-check"
+    SUDDEN_DEATH = "sudden-death"
+    MARK_DOWN = "mark-down"
 
 
 @dataclass(frozen=True)
 class Check:
-    """Health-check parameters of a server (``check inter rise fall ...``)."""
+    """Health-check parameters of a server (``check inter rise fall ...``), HAProxy's defaults."""
 
     enabled: bool = False
     inter: int = 2000
@@ -95,7 +123,11 @@ class Check:
     rise: int = 2
     fall: int = 3
     port: Optional[int] = None
-    addr: Optional[str] = None
+    addr: Optional[str] = None  # an IPv4 or IPv6 address, as written
+    observe: Observe = Observe.NONE
+    error_limit: int = 10
+    on_error: OnError = OnError.FAIL_CHECK
+    slowstart: int = 0  # ms for a server back up to reach full weight; 0: at once
 
 
 @dataclass(frozen=True)
@@ -114,7 +146,9 @@ class Server:
     expect_perms: SocketPerms = SocketPerms()  # udsproxy extension: expected socket owner/mode
     pool_purge_delay: int = 5000  # ms an idle keep-alive connection is kept (HTTP mode)
     pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
-    lineno: int = 0
+    send_proxy: bool = False  # send-proxy: a PROXY v1 header on each connection
+    send_proxy_v2: bool = False  # send-proxy-v2: a PROXY v2 header
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -156,15 +190,69 @@ class ForwardFor:
     if_none: bool = False
 
 
+class Algorithm(Word):
+    """``balance <algorithm>``."""
+
+    ROUNDROBIN = "roundrobin"
+    STATIC_RR = "static-rr"
+    LEASTCONN = "leastconn"
+    FIRST = "first"
+    SOURCE = "source"
+    RANDOM = "random"
+    URI = "uri"
+    URL_PARAM = "url_param"
+    HDR = "hdr"
+
+
+class HashType(Word):
+    """``hash-type <method>``."""
+
+    MAP_BASED = "map-based"
+    CONSISTENT = "consistent"
+
+
+class HashFunction(Word):
+    """``hash-type <method> <function>``."""
+
+    SDBM = "sdbm"
+    DJB2 = "djb2"
+    WT6 = "wt6"
+    CRC32 = "crc32"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class UriOptions:
+    """``balance uri [len <n>] [depth <n>] [whole] [path-only]`` (0: no len / depth)."""
+
+    length: int = 0
+    depth: int = 0
+    whole: bool = False
+    path_only: bool = False
+
+
 @dataclass(frozen=True)
 class Balance:
-    """``balance <algorithm> [args]`` plus ``hash-type``."""
+    """``balance <algorithm> [options]`` plus ``hash-type``, every option in its own field."""
 
-    algorithm: str = "roundrobin"
-    args: Tuple[str, ...] = ()
+    algorithm: Algorithm = Algorithm.ROUNDROBIN
     draws: int = 2  # random(<draws>)
-    hash_type: str = "map-based"  # or "consistent"
-    hash_function: str = "sdbm"
+    uri: UriOptions = UriOptions()  # balance uri
+    url_param: str = ""  # balance url_param <param>
+    check_post: bool = False  # ... check_post: also look in a POST body
+    check_post_max_wait: Optional[int] = None  # ... check_post <max_wait>: ignored (as HAProxy)
+    header: str = ""  # balance hdr(<name>), the name as written
+    use_domain_only: bool = False  # ... use_domain_only
+    hash_type: HashType = HashType.MAP_BASED
+    hash_function: HashFunction = HashFunction.SDBM
+    avalanche: bool = False  # hash-type ... avalanche
+
+    @property
+    def spelling(self) -> str:
+        """The algorithm as written on the ``balance`` line: ``hdr(<name>)`` with its name."""
+        if self.algorithm == Algorithm.HDR:
+            return f"hdr({self.header})"
+        return str(self.algorithm)
 
 
 @dataclass(frozen=True)
@@ -179,7 +267,7 @@ class LogTarget:
     # and stdout/stderr alike (checked against HAProxy 2.6).
     format: str = "local"  # raw | local | rfc3164 | rfc5424 | short | priority | iso | timed
     length: int = 1024  # "len": longest line sent
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
 
 
 @dataclass(frozen=True)
@@ -188,7 +276,87 @@ class StatsSocket:
 
     bind: Bind
     level: str = "operator"
-    lineno: int = 0
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+class ExpectMatch(Word):
+    """What an ``http-check expect`` rule looks at."""
+
+    STATUS = "status"
+    RSTATUS = "rstatus"
+    HDR = "hdr"
+    FHDR = "fhdr"
+    STRING = "string"
+    RSTRING = "rstring"
+
+
+@dataclass(frozen=True)
+class HttpCheckSend:
+    """``http-check send [meth <m>] [uri <u>|uri-lf <fmt>] [ver <v>] [hdr <n> <fmt>]* ...``.
+
+    None: what ``option httpchk`` says (OPTIONS / HTTP/1.0 by default).
+    """
+
+    method: Optional[str] = None
+    uri: Optional[str] = None
+    uri_lf: bool = False  # uri is a log-format string
+    version: Optional[str] = None
+    headers: Tuple[Tuple[str, str], ...] = ()  # (name, log-format value), in order
+    body: Optional[str] = None
+    body_lf: bool = False  # body is a log-format string
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class HttpCheckExpect:
+    """``http-check expect [<options>] [!] <match> <pattern>``."""
+
+    match: ExpectMatch
+    pattern: str  # codes, a regex or a string; hdr/fhdr: the header name pattern
+    negate: bool = False
+    name_method: str = "str"  # hdr/fhdr: -m str|beg|end|sub|reg on the name
+    name_lf: bool = False
+    value: Optional[str] = None  # hdr/fhdr: the value pattern, None: presence only
+    value_method: str = "str"
+    value_lf: bool = False
+    min_recv: int = -1
+    comment: str = ""
+    ok_status: str = "L7OK"
+    error_status: str = "L7RSP"
+    tout_status: str = "L7TOUT"
+    on_success: str = ""
+    on_error: str = ""
+    status_code: str = ""
+
+
+@dataclass(frozen=True)
+class HttpCheckOther:
+    """Another ``http-check`` rule (comment, connect, disable-on-404, send-state, set-var...)."""
+
+    action: str
+    words: Tuple[str, ...] = ()
+
+
+HttpCheckRule = Union[HttpCheckSend, HttpCheckExpect, HttpCheckOther]
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """``option httpchk [<method>] [<uri>] [<version>]`` and the ``http-check`` rules, in order."""
+
+    enabled: bool = False
+    method: str = "OPTIONS"
+    uri: str = "/"
+    version: str = "HTTP/1.0"
+    rules: Tuple[HttpCheckRule, ...] = ()
+
+
+class LoadServerState(Word):
+    """``load-server-state-from-file``: which state file a reload reads for this backend."""
+
+    GLOBAL = "global"
+    LOCAL = "local"
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -221,13 +389,15 @@ class Proxy:
     id: Optional[int] = None
     forwardfor: Optional[ForwardFor] = None  # set when ``option forwardfor`` is on
     http_reuse: str = "safe"
+    http_check: HttpCheck = HttpCheck()
+    load_server_state: LoadServerState = LoadServerState.NONE
     # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
     # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
-    filename: str = ""
-    lineno: int = 0
+    filename: str = field(default="", compare=False)  # for messages only
+    lineno: int = field(default=0, compare=False)  # for messages only
 
     @property
     def is_frontend(self) -> bool:
@@ -268,6 +438,9 @@ class Global:
     bufsize: int = 16384
     maxrewrite: int = 1024
     http_maxhdr: int = 101
+    spread_checks: int = 0  # percent of random spread of check intervals (0..50)
+    hard_stop_after: Optional[int] = None  # ms a soft stop may last; None: no limit
+    server_state_file: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -275,8 +448,8 @@ class Notice:
     """A message about the config that is not an error: a warning or a planned feature."""
 
     text: str
-    filename: str = ""
-    lineno: int = 0
+    filename: str = field(default="", compare=False)  # for messages only
+    lineno: int = field(default=0, compare=False)  # for messages only
     keyword: str = ""
 
     def __str__(self) -> str:
@@ -291,7 +464,7 @@ class Config:
     global_: Global = Global()
     proxies: Tuple[Proxy, ...] = ()
     notices: Tuple[Notice, ...] = field(default=(), compare=False)
-    filename: str = ""
+    filename: str = field(default="", compare=False)  # for messages only
 
     @property
     def frontends(self) -> Tuple[Proxy, ...]:

@@ -15,9 +15,24 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError, ConfigErrors
 from . import keywords as kw
+from .builders import IMPLEMENTED, PLANNED_AREAS, Context, GlobalBuilder, ProxyBuilder
 from .lexer import Line, lex
-from .model import ABNS, ABNSZ, UNIX, Bind, Config, Global, Notice, Proxy, SocketPerms
+from .model import (
+    ABNS,
+    ABNSZ,
+    UNIX,
+    Algorithm,
+    Bind,
+    Config,
+    Global,
+    Notice,
+    Observe,
+    Proxy,
+    SocketPerms,
+)
+from .servers import BIND_OPTIONS, SERVER_OPTIONS
 
+HTTP_HASHES = (Algorithm.URI, Algorithm.URL_PARAM, Algorithm.HDR)  # need mode http
 SECTION_HEADERS = ("global", "defaults", "frontend", "backend", "listen")
 UNSUPPORTED_SECTIONS = {
     "userlist": "authentication lists are not supported",
@@ -39,12 +54,12 @@ class _Parser:
         self.env = env
         self.errors: List[ConfigError] = []
         self.warnings: List[Notice] = []
-        self.glob = kw.GlobalBuilder()
-        self.defaults = kw.ProxyBuilder(name="", kind="defaults")
-        self.named_defaults: Dict[str, kw.ProxyBuilder] = {}
-        self.proxies: List[kw.ProxyBuilder] = []
+        self.glob = GlobalBuilder()
+        self.defaults = ProxyBuilder(name="", kind="defaults")
+        self.named_defaults: Dict[str, ProxyBuilder] = {}
+        self.proxies: List[ProxyBuilder] = []
         self.section: Optional[str] = None
-        self.current: Optional[kw.ProxyBuilder] = None
+        self.current: Optional[ProxyBuilder] = None
         self.global_seen = False
         self.planned_used: Dict[str, Tuple[str, int]] = {}  # keyword -> (area, first line)
         self.extensions: Dict[str, List[int]] = {}  # kind -> lines
@@ -78,7 +93,7 @@ class _Parser:
             return
         name = args[0] if args else ""
         # A defaults section starts afresh (HAProxy resets defaults at each one) unless "from".
-        base = kw.ProxyBuilder(name="", kind="defaults") if kind == "defaults" else self.defaults
+        base = ProxyBuilder(name="", kind="defaults") if kind == "defaults" else self.defaults
         if len(args) >= 3 and args[1] == "from":
             ref = self.named_defaults.get(args[2])
             if ref is None:
@@ -145,7 +160,7 @@ class _Parser:
         first = words[0]
         orphan_candidate = (
             self.after_server
-            and first in kw.SERVER_OPTIONS
+            and first in SERVER_OPTIONS
             and section in ("backend", "listen", "defaults")
         )
         if orphan_candidate and (
@@ -190,7 +205,7 @@ class _Parser:
                 keyword.words,
             )
             return
-        ctx = kw.Context(
+        ctx = Context(
             section=section,
             glob=self.glob,
             proxy=self.current,
@@ -207,19 +222,19 @@ class _Parser:
             self.warn(text, line.lineno, keyword.words)
         for ext in ctx.extensions:
             self.extensions.setdefault(ext, []).append(line.lineno)
-        if keyword.status != kw.IMPLEMENTED and not negated:
+        if keyword.status != IMPLEMENTED and not negated:
             self.planned_used.setdefault(keyword.words, (keyword.status, line.lineno))
         if keyword.words in ("server", "default-server"):
             for opt in words[used + (2 if keyword.words == "server" else 0) :]:
-                option = kw.SERVER_OPTIONS.get(opt)
-                if option is not None and option.status != kw.IMPLEMENTED:
+                option = SERVER_OPTIONS.get(opt)
+                if option is not None and option.status != IMPLEMENTED:
                     self.planned_used.setdefault(
                         f"{opt} (server option)", (option.status, line.lineno)
                     )
         if keyword.words == "bind":
             for opt in words[used + 1 :]:
-                option = kw.BIND_OPTIONS.get(opt)
-                if option is not None and option.status != kw.IMPLEMENTED:
+                option = BIND_OPTIONS.get(opt)
+                if option is not None and option.status != IMPLEMENTED:
                     self.planned_used.setdefault(
                         f"{opt} (bind option)", (option.status, line.lineno)
                     )
@@ -318,7 +333,7 @@ class _Parser:
         sockets = tuple(replace(s, bind=self.merge_bind(s.bind, glob)) for s in glob.stats_sockets)
         return replace(glob, stats_sockets=sockets)
 
-    def finish_proxy(self, builder: kw.ProxyBuilder, glob: Global) -> Proxy:
+    def finish_proxy(self, builder: ProxyBuilder, glob: Global) -> Proxy:
         proxy = builder.build(glob.logs)
         return replace(proxy, binds=tuple(self.merge_bind(b, glob) for b in proxy.binds))
 
@@ -391,6 +406,13 @@ class _Parser:
                     "give each server a unique name",
                 )
             names[s.name] = s.lineno
+            if s.check.observe == Observe.LAYER7 and p.proxy_mode != "http":
+                self.fail(
+                    f"server '{p.name}/{s.name}': 'observe layer7' needs 'mode http'",
+                    s.lineno,
+                    "observe",
+                    "use 'observe layer4' in a tcp backend",
+                )
             if s.id is not None:
                 if s.id in sids:
                     self.fail(f"server id {s.id} already used by '{sids[s.id]}'", s.lineno, "id")
@@ -423,7 +445,7 @@ class _Parser:
             listing = ", ".join(f"{w} (line {n})" for w, n in sorted(uses, key=lambda u: u[1]))
             out.append(
                 Notice(
-                    f"not active yet ({area}): {listing}: {kw.PLANNED_AREAS[area]}",
+                    f"not active yet ({area}): {listing}: {PLANNED_AREAS[area]}",
                     self.filename,
                     min(n for _, n in uses),
                     area,
@@ -474,8 +496,8 @@ class _Parser:
                         "balance",
                     )
                 )
-            algo = p.balance.algorithm
-            if p.is_backend and p.mode != "http" and algo.startswith(("uri", "url_param", "hdr(")):
+            algo = p.balance.spelling
+            if p.is_backend and p.mode != "http" and p.balance.algorithm in HTTP_HASHES:
                 out.append(
                     Notice(
                         f"backend '{p.name}': 'balance {algo}' needs 'mode http'; "

@@ -23,21 +23,15 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence, Tuple
 
-from ..config.keywords import parse_uri_options
-from ..config.model import Balance
+from ..config.model import Algorithm, Balance
 from .headers import Item
 
-HTTP_ALGORITHMS = frozenset({"uri", "url_param", "hdr"})
+HTTP_ALGORITHMS = frozenset({Algorithm.URI, Algorithm.URL_PARAM, Algorithm.HDR})
 _BLANK = frozenset(b" \t\r\n")
 # RFC 9110 tchar: a form body's value must start with one (HAProxy's HTTP_IS_TOKEN check).
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 HeadKey = Callable[[bytes, Sequence[Item]], Optional[bytes]]
-
-
-def algorithm_family(algorithm: str) -> str:
-    """``hdr(<name>)`` -> ``hdr``; other names unchanged."""
-    return "hdr" if algorithm.startswith("hdr(") else algorithm
 
 
 def uri_path(target: bytes) -> bytes:
@@ -173,31 +167,30 @@ class HashKey:
     """A backend's HTTP hash key, its ``balance`` arguments read once."""
 
     def __init__(self, balance: Balance, bufsize: int) -> None:
-        family = algorithm_family(balance.algorithm)
-        args = list(balance.args)
+        algorithm = balance.algorithm
         self.bufsize = bufsize
         self.check_post = False
         self.whole = self.path_only = self.use_domain_only = False
         self.length = self.depth = 0
         self.prefix = self.header = b""
         head: HeadKey
-        if family == "uri":
-            opts = parse_uri_options(args)  # checked when the config was parsed
+        if algorithm == Algorithm.URI:
+            opts = balance.uri
             self.length, self.depth = opts.length, opts.depth
             self.whole, self.path_only = opts.whole, opts.path_only
             head = self._uri
-        elif family == "url_param":
-            if not args:
+        elif algorithm == Algorithm.URL_PARAM:
+            if not balance.url_param:
                 raise ValueError("balance url_param needs a parameter name")
-            self.prefix = args[0].encode("latin-1") + b"="
-            self.check_post = args[1:2] == ["check_post"]
+            self.prefix = balance.url_param.encode("latin-1") + b"="
+            self.check_post = balance.check_post
             head = self._url_param
-        elif family == "hdr":
-            self.header = balance.algorithm[4:-1].lower().encode("latin-1")
-            self.use_domain_only = args[:1] == ["use_domain_only"]
+        elif algorithm == Algorithm.HDR:
+            self.header = balance.header.lower().encode("latin-1")
+            self.use_domain_only = balance.use_domain_only
             head = self._hdr
         else:
-            raise ValueError(f"'balance {balance.algorithm}' has no HTTP key")
+            raise ValueError(f"'balance {balance.spelling}' has no HTTP key")
         self._head_key = head
 
     # ----------------------------------------------------------------- the head
@@ -270,6 +263,6 @@ class HashKey:
 
 def make_hash_key(balance: Balance, bufsize: int) -> Optional[HashKey]:
     """The HTTP key of ``balance``, or None when its algorithm does not hash the request."""
-    if algorithm_family(balance.algorithm) not in HTTP_ALGORITHMS:
+    if balance.algorithm not in HTTP_ALGORITHMS:
         return None
     return HashKey(balance, bufsize)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..config.model import Global, Proxy
+from ..config.model import Algorithm, Global, Proxy
 from ..stream import resolve_timeouts
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
@@ -38,7 +38,7 @@ class HTTPSettings:
         self.client_close = _either(frontend, backend, "httpclose")
         self.abortonclose = backend is not None and backend.has_option("abortonclose")
         # balance uri|url_param|hdr(): the key each request is hashed on (None: not those).
-        self.source_key = backend is not None and backend.balance.algorithm == "source"
+        self.source_key = backend is not None and backend.balance.algorithm == Algorithm.SOURCE
         self.hash_key: Optional[HashKey] = (
             make_hash_key(backend.balance, global_.bufsize) if backend is not None else None
         )
@@ -46,7 +46,7 @@ class HTTPSettings:
         self.prefer_last_server = (
             backend is not None
             and backend.has_option("prefer-last-server")
-            and backend.balance.algorithm != "source"
+            and backend.balance.algorithm != Algorithm.SOURCE
             and self.hash_key is None
         )
         self.reuse = backend.http_reuse if backend is not None else "safe"
