@@ -1,4 +1,7 @@
-"""The error hierarchy: one root, config errors with file/line/hint, errors that carry a status."""
+"""The error hierarchy: one root, config errors with file/line/hint, bind errors with errno.
+
+Errors the HTTP layer answers itself carry their status where they are raised
+(``http.headers.HeadError``) and the pages live in ``http.pages``."""
 
 from __future__ import annotations
 
@@ -48,12 +51,3 @@ class BindError(UdsProxyError):
     def __init__(self, message: str, errno: Optional[int] = None) -> None:
         super().__init__(message)
         self.errno = errno
-
-
-class HTTPError(UdsProxyError):
-    """An error that the proxy answers itself, with an HTTP status (400, 408, 502, 503, 504)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.reason = reason

@@ -149,7 +149,7 @@ class BackendQueue:
         return len(self._waiting)
 
     def waiting(self) -> list[Ticket]:
-        """The waiting tickets, oldest first."""
+        """The waiting tickets, oldest first (for ``show sess`` and tests)."""
         return list(self._waiting)
 
     def capacity(self) -> Optional[int]:

@@ -14,8 +14,8 @@ from twisted.internet.testing import MemoryReactorClock
 from udsproxy.config.model import ABNS, ABNSZ, IPV4, UNIX, Address
 from udsproxy.errors import UdsProxyError
 from udsproxy.net.connect import (
-    KINDS,
     ConnectError,
+    ConnectKind,
     classify_errno,
     connect,
     diagnose,
@@ -37,7 +37,7 @@ def test_classify_errno():
     assert classify_errno(errno.ENOTSOCK) == "ENOTSOCK"
     assert classify_errno(errno.ETIMEDOUT) == "ETIMEDOUT"
     assert classify_errno(errno.EHOSTUNREACH) == "OTHER"
-    assert set(map(classify_errno, range(1, 140))) <= set(KINDS)
+    assert set(map(classify_errno, range(1, 140))) <= set(ConnectKind)
 
 
 def test_message_wording():

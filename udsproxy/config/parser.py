@@ -60,7 +60,6 @@ class _Parser:
         self.proxies: List[ProxyBuilder] = []
         self.section: Optional[str] = None
         self.current: Optional[ProxyBuilder] = None
-        self.global_seen = False
         self.planned_used: Dict[str, Tuple[str, int]] = {}  # keyword -> (area, first line)
         self.extensions: Dict[str, List[int]] = {}  # kind -> lines
         self.after_server = False  # previous statement was a server line or an orphan option line
@@ -89,7 +88,6 @@ class _Parser:
                 self.error(
                     ConfigError("'global' takes no name", hint="write just 'global'"), line, kind
                 )
-            self.global_seen = True
             return
         name = args[0] if args else ""
         # A defaults section starts afresh (HAProxy resets defaults at each one) unless "from".

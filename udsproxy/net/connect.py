@@ -53,8 +53,6 @@ class ConnectKind(StrEnum):
     OTHER = "OTHER"
 
 
-KINDS = tuple(ConnectKind)
-
 _KIND_BY_ERRNO = {
     errno.ENOENT: ConnectKind.ENOENT,
     errno.ECONNREFUSED: ConnectKind.ECONNREFUSED,
