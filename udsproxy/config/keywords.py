@@ -170,6 +170,7 @@ class GlobalBuilder:
             unix_bind_perms=self.unix_bind_perms,
             stats_sockets=tuple(self.stats_sockets),
             stats_timeout=int(f.get("stats_timeout", 10000)),  # type: ignore[call-overload]
+            stats_maxconn=int(f.get("stats_maxconn", 10)),  # type: ignore[call-overload]
             bufsize=int(f.get("tune.bufsize", 16384)),  # type: ignore[call-overload]
             maxrewrite=int(f.get("tune.maxrewrite", 1024)),  # type: ignore[call-overload]
             http_maxhdr=int(f.get("tune.http.maxhdr", 101)),  # type: ignore[call-overload]
@@ -416,7 +417,7 @@ def _g_stats(ctx: Context, args: List[str]) -> None:
         ctx.glob.fields["stats_timeout"] = parse_time(rest[0])
     elif sub == "maxconn":
         _need(rest, 1, "stats maxconn <n>")
-        parse_int(rest[0], "stats maxconn", 1)
+        ctx.glob.fields["stats_maxconn"] = parse_int(rest[0], "stats maxconn", 1)
     else:
         raise ConfigError(
             f"unknown 'stats {sub}' in global",
@@ -1219,7 +1220,7 @@ KEYWORDS: List[Keyword] = [
         "g",
         _g_stats,
         "stats socket <path> [mode <m>] [user <u>] [group <g>] [level <l>]: the admin socket; "
-        "stats timeout <time>",
+        "stats timeout <time>; stats maxconn <n>",
     ),
     K(
         "daemon",
