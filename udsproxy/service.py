@@ -1,9 +1,10 @@
 """Wiring: a frozen Config + a reactor -> one twistd MultiService (listeners, stats socket).
 
 ``privilegedStartService`` binds every listener (frontends and stats sockets; every bind
-error is reported, then start-up aborts), then drops privileges to the config's
+error is reported, then start-up aborts), raises the open-file limit and fixes the global
+maxconn (limits.apply_fd_budget: configured, or derived from the limit), then drops privileges to the config's
 user/group unless twistd's own ``-u/-g`` will; ``startService`` starts accepting and logs
-what is not active yet; ``stopService`` closes the listeners, unlinking only the socket
+the effective maxconn and what is not active yet; ``stopService`` closes the listeners, unlinking only the socket
 files that are still ours.
 """
 
@@ -21,7 +22,7 @@ from .config.model import Bind, Config, LogTarget, Proxy
 from .errors import BindError, UdsProxyError
 from .http.frontend import HTTPContext, HTTPFactory
 from .http.upstream import Pools
-from .limits import AcceptLimit
+from .limits import AcceptLimit, FdBudget, NofileLimit, apply_fd_budget, reserved_fds
 from .log.targets import LogSink, log_event
 from .net.listen import Listener, bind_socket
 from .net.perms import SocketPermsWatch
@@ -66,11 +67,20 @@ class ListenerSpec:
 class ProxyService(Service):
     """Owns the runtime state and the listeners of one config."""
 
-    def __init__(self, config: Config, reactor: Any, argv: Optional[List[str]] = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        argv: Optional[List[str]] = None,
+        nofile: Optional[NofileLimit] = None,
+    ) -> None:
         self.setName("udsproxy")
         self.config = config
         self.reactor = reactor
         self.argv = list(sys.argv if argv is None else argv)
+        self.nofile = nofile
+        self.budget: Optional[FdBudget] = None
+        self.budget_notes: List[str] = []
         self.runtime = Runtime(config, reactor)
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.sweeper = IdleSweeper(reactor, shortest_timeout(config))
@@ -154,6 +164,21 @@ class ProxyService(Service):
                 )
             )
 
+    def reserved_fds(self) -> int:
+        """Descriptors held besides two per proxied connection (limits.reserved_fds)."""
+        g = self.config.global_
+        targets = {t for p in self.config.proxies for t in p.logs} | set(g.logs)
+        checks = sum(1 for be in self.config.backends for s in be.servers if s.check.enabled)
+        stats = g.stats_maxconn if g.stats_sockets else 0
+        return reserved_fds(len(self.specs), len(targets), checks, stats)
+
+    def apply_fd_budget(self) -> None:
+        """Raise RLIMIT_NOFILE (while still privileged) and fix the global maxconn."""
+        self.budget, self.budget_notes = apply_fd_budget(
+            self.config.global_.maxconn, self.reserved_fds(), self.nofile
+        )
+        self.global_limit.maxconn = self.budget.maxconn
+
     # ----------------------------------------------------------------- lifecycle
     def privilegedStartService(self) -> None:
         errors: List[str] = []
@@ -169,6 +194,7 @@ class ProxyService(Service):
         if errors:
             self._close_listeners()
             raise StartupError("cannot bind:\n  " + "\n  ".join(errors))
+        self.apply_fd_budget()
         g = self.config.global_
         if (g.uid is not None or g.gid is not None) and not twistd_sets_ids(self.argv):
             try:
@@ -182,6 +208,12 @@ class ProxyService(Service):
         super().startService()
         for notice in self.config.notices:
             self.event(str(notice), "warning")
+        if self.budget is not None:
+            for note in self.budget_notes:
+                self.event(note, "warning")
+            if self.budget.warning:
+                self.event(self.budget.warning, "warning")
+            self.event(self.budget.describe(), "notice")
         for spec in self.specs:
             if spec.listener is not None:
                 spec.listener.start()
