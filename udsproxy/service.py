@@ -85,6 +85,9 @@ class ProxyService(Service):
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.sweeper = IdleSweeper(reactor, shortest_timeout(config))
         self.global_limit = AcceptLimit("global", config.global_.maxconn)
+        # Stats clients are not subject to the global maxconn (HAProxy's CLI listeners are
+        # "unlimited"), so an operator can still connect when the proxy is full.
+        self.stats_limit = AcceptLimit("stats", config.global_.stats_maxconn)
         self.pools = Pools(self.sweeper)
         self.specs: List[ListenerSpec] = []
         self.perms_watch = SocketPermsWatch(
@@ -158,11 +161,16 @@ class ProxyService(Service):
                 spec.limits = limits
                 self.specs.append(spec)
         for stats in config.global_.stats_sockets:
-            self.specs.append(
-                ListenerSpec(
-                    stats.bind, StatsFactory(stats.level), backlog_for(None, config), "stats socket"
-                )
+            factory = StatsFactory(
+                stats.level,
+                clock=self.reactor,
+                timeout_ms=config.global_.stats_timeout,
+                on_open=self.stats_limit.opened,
+                on_close=self.stats_limit.closed,
             )
+            spec = ListenerSpec(stats.bind, factory, backlog_for(None, config), "stats socket")
+            spec.limits = [self.stats_limit]
+            self.specs.append(spec)
 
     def reserved_fds(self) -> int:
         """Descriptors held besides two per proxied connection (limits.reserved_fds)."""

@@ -178,3 +178,41 @@ def test_service_applies_the_derived_maxconn_to_the_global_limit() -> None:
     assert reserved == BASE_FDS + 2 + 0 + 0 + 4  # two listeners, no logs, no checks, stats 4
     svc.apply_fd_budget()
     assert svc.global_limit.maxconn == (2048 - reserved) // 2
+
+
+def test_stats_clients_beyond_stats_maxconn_pause_the_stats_socket() -> None:
+    """The stats socket's listener pauses at 'stats maxconn' clients and resumes below it."""
+    import textwrap
+
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from udsproxy.config.parser import parse_text
+    from udsproxy.service import ProxyService
+
+    class Listener:
+        paused = False
+
+        def pause(self) -> None:
+            self.paused = True
+
+        def resume(self) -> None:
+            self.paused = False
+
+    clock = Clock()
+    svc = ProxyService(parse_text(textwrap.dedent(CONFIG), "t.cfg", {}), clock, argv=["twistd"])
+    stats_spec = next(s for s in svc.specs if s.label == "stats socket")
+    assert stats_spec.limits == [svc.stats_limit] and svc.stats_limit.maxconn == 4
+    listener = Listener()
+    svc.stats_limit.attach(listener, stats_spec.limits)
+    clients = []
+    for _ in range(4):
+        proto = stats_spec.factory.buildProtocol(None)
+        proto.makeConnection(StringTransport())
+        clients.append(proto)
+    assert listener.paused and svc.global_limit.current == 0
+    clients[0].connectionLost(None)
+    assert not listener.paused
+    for proto in clients[1:]:
+        proto.connectionLost(None)
+    assert clock.getDelayedCalls() == []
