@@ -52,6 +52,11 @@ class AcceptLimit:
         self.listeners.append(listener)
         self.limits_of[id(listener)] = limits
 
+    def detach(self, listener: Any) -> None:
+        """Take a listener from under this limit (a new generation re-attaches it)."""
+        if self.limits_of.pop(id(listener), None) is not None:
+            self.listeners = [each for each in self.listeners if each is not listener]
+
     def opened(self) -> None:
         self.current += 1
         if self.full:

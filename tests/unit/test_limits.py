@@ -174,10 +174,11 @@ def test_service_applies_the_derived_maxconn_to_the_global_limit() -> None:
     assert config.global_.stats_maxconn == 4
     fake = FakeRlimit(1024, 2048)
     svc = ProxyService(config, Clock(), argv=["twistd"], nofile=fake.nofile())
-    reserved = svc.reserved_fds()
+    reserved = svc.generation.reserved_fds()
     assert reserved == BASE_FDS + 2 + 0 + 0 + 4  # two listeners, no logs, no checks, stats 4
-    svc.apply_fd_budget()
-    assert svc.global_limit.maxconn == (2048 - reserved) // 2
+    budget = svc.process.apply_fd_budget(svc.generation)
+    assert budget.maxconn == (2048 - reserved) // 2
+    assert svc.process.global_limit.maxconn == 0  # set on attach, after binding
 
 
 def test_stats_clients_beyond_stats_maxconn_pause_the_stats_socket() -> None:
@@ -202,15 +203,17 @@ def test_stats_clients_beyond_stats_maxconn_pause_the_stats_socket() -> None:
     clock = Clock()
     svc = ProxyService(parse_text(textwrap.dedent(CONFIG), "t.cfg", {}), clock, argv=["twistd"])
     stats_spec = next(s for s in svc.specs if s.label == "stats socket")
-    assert stats_spec.limits == [svc.stats_limit] and svc.stats_limit.maxconn == 4
+    stats_limit = svc.process.stats_limit
+    assert stats_spec.limits == [stats_limit]
+    stats_limit.maxconn = 4  # what attach sets from 'stats maxconn 4'
     listener = Listener()
-    svc.stats_limit.attach(listener, stats_spec.limits)
+    stats_limit.attach(listener, stats_spec.limits)
     clients = []
     for _ in range(4):
         proto = stats_spec.factory.buildProtocol(None)
         proto.makeConnection(StringTransport())
         clients.append(proto)
-    assert listener.paused and svc.global_limit.current == 0
+    assert listener.paused and svc.process.global_limit.current == 0
     clients[0].connectionLost(None)
     assert not listener.paused
     for proto in clients[1:]:
