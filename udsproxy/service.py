@@ -1,240 +1,88 @@
-"""Wiring: a frozen Config + a reactor -> one twistd MultiService (listeners, stats socket).
+"""Wiring for twistd: a frozen Config + a reactor -> one MultiService (process + generation 1).
 
-``privilegedStartService`` binds every listener (frontends and stats sockets; every bind
-error is reported, then start-up aborts), then drops privileges to the config's
-user/group unless twistd's own ``-u/-g`` will; ``startService`` starts accepting and logs
-what is not active yet; ``stopService`` closes the listeners, unlinking only the socket
-files that are still ours.
+``ProxyService`` ties the two halves together: a ``process.Process`` (listeners, log sinks,
+limits, pools: what outlives a config) and a ``generation.Generation`` (the Runtime,
+contexts and factories one config builds). Starting is "build generation 1 and attach it
+to the process":
+
+- ``privilegedStartService`` binds every listener (frontends and stats sockets; every bind
+  error is reported, then start-up aborts), raises the open-file limit and fixes the global
+  maxconn (limits.apply_fd_budget: configured, or derived from the limit), attaches the
+  generation, then drops privileges to the config's user/group unless twistd's own
+  ``-u/-g`` will;
+- ``startService`` logs the effective maxconn and what is not active yet, and starts
+  accepting;
+- ``stopService`` closes the pools and the listeners, unlinking only the socket files that
+  are still ours.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList
-from twisted.logger import Logger
+from twisted.internet.defer import Deferred
 
-from .admin.protocol import StatsFactory
-from .backend import Backend, build_backends
-from .config.model import Bind, Config, LogTarget, Proxy
-from .errors import BindError, UdsProxyError
-from .http.frontend import HTTPContext, HTTPFactory
-from .http.upstream import Pools
-from .limits import AcceptLimit
-from .log.targets import LogSink, log_event
-from .net.listen import Listener, bind_socket
-from .net.perms import SocketPermsWatch
-from .privileges import drop_privileges, twistd_sets_ids
-from .runtime import Change, Runtime, ServerChange
-from .sweeper import IdleSweeper
-from .tcp import TCPContext, TCPFactory
+from .config.model import Config
+from .errors import UdsProxyError
+from .generation import Generation, ListenerSpec, shortest_timeout
+from .limits import NofileLimit
+from .process import Process, StartupError
 
-log = Logger()
-
-# Backlog when neither the frontend nor the global section sets maxconn: a unix backlog
-# that is too short makes clients fail with EAGAIN instead of waiting (puma #1449).
-DEFAULT_BACKLOG = 4096
-
-
-class StartupError(UdsProxyError):
-    """The process cannot start: every listener error, each naming its address and fix."""
-
-
-def backlog_for(frontend: Optional[Proxy], config: Config) -> int:
-    """HAProxy: ``backlog`` defaults to the frontend's maxconn (then the global one)."""
-    if frontend is not None:
-        if frontend.backlog:
-            return frontend.backlog
-        if frontend.maxconn:
-            return frontend.maxconn
-    return config.global_.maxconn or DEFAULT_BACKLOG
-
-
-class ListenerSpec:
-    """One address to bind, the factory that will serve it, and the limits over it."""
-
-    def __init__(self, bind: Bind, factory: Any, backlog: int, label: str) -> None:
-        self.bind = bind
-        self.factory = factory
-        self.backlog = backlog
-        self.label = label
-        self.limits: List[AcceptLimit] = []
-        self.listener: Optional[Listener] = None
+__all__ = ["ProxyService", "StartupError", "build_service"]
 
 
 class ProxyService(Service):
-    """Owns the runtime state and the listeners of one config."""
+    """The twistd service of one process and its current config generation."""
 
-    def __init__(self, config: Config, reactor: Any, argv: Optional[List[str]] = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        argv: Optional[List[str]] = None,
+        nofile: Optional[NofileLimit] = None,
+    ) -> None:
         self.setName("udsproxy")
-        self.config = config
-        self.reactor = reactor
-        self.argv = list(sys.argv if argv is None else argv)
-        self.runtime = Runtime(config, reactor)
-        self.backends: Dict[str, Backend] = build_backends(self.runtime)
-        self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
-        self.sweeper = IdleSweeper(reactor, shortest_timeout(config))
-        self.global_limit = AcceptLimit("global", config.global_.maxconn)
-        self.pools = Pools(self.sweeper)
-        self.specs: List[ListenerSpec] = []
-        self.perms_watch = SocketPermsWatch(
-            [s for be in config.backends for s in be.servers], self.event
-        )
-        for state in self.runtime.backends.values():
-            state.add_observer(self._server_changed)
-        self._build_specs()
+        self.process = Process(reactor, argv, nofile, shortest_timeout(config))
+        self.generation = Generation(config, self.process, number=1)
 
-    # ----------------------------------------------------------------- building
-    def sink_for(self, targets: Tuple[LogTarget, ...]) -> Optional[LogSink]:
-        if not targets:
-            return None
-        sink = self.sinks.get(targets)
-        if sink is None:
-            sink = self.sinks[targets] = LogSink(targets)
-        return sink
+    @property
+    def config(self) -> Config:
+        return self.generation.config
 
-    def event(self, text: str, level: str = "notice") -> None:
-        """A start-up, admin or health event: twistd's log and the global log targets."""
-        log_event(text, level, self.sink_for(self.config.global_.logs))
-
-    def _server_changed(self, change: ServerChange) -> None:
-        """Servers added or removed at run time: the pools and the permission watch follow."""
-        if change.field is Change.ADDED:
-            self.perms_watch.add(change.server.config)
-        elif change.field is Change.REMOVED:
-            self.pools.forget_server(change.server)
-            self.perms_watch.remove(change.server.config)
-
-    def _build_specs(self) -> None:
-        config = self.config
-        for fe in config.frontends:
-            be_config = config.backend_for(fe)
-            backend = self.backends.get(be_config.name) if be_config else None
-            counters = self.runtime.frontends[fe.name]
-            fe_limit = AcceptLimit(fe.name, fe.maxconn)
-            limits = [self.global_limit, fe_limit]
-
-            def on_open(fe_limit: AcceptLimit = fe_limit) -> None:
-                fe_limit.opened()
-                self.global_limit.opened()
-
-            def on_close(fe_limit: AcceptLimit = fe_limit) -> None:
-                fe_limit.closed()
-                self.global_limit.closed()
-
-            for index, bind in enumerate(fe.binds, start=1):
-                factory: Any
-                if fe.proxy_mode == "http":
-                    factory = HTTPFactory(
-                        HTTPContext(
-                            frontend=fe,
-                            frontend_counters=counters,
-                            backend=backend,
-                            global_=config.global_,
-                            reactor=self.reactor,
-                            sweeper=self.sweeper,
-                            pools=self.pools,
-                            sink=self.sink_for(fe.logs),
-                            listener_id=index,
-                            on_open=on_open,
-                            on_close=on_close,
-                        )
-                    )
-                else:
-                    factory = TCPFactory(
-                        TCPContext(
-                            frontend=fe,
-                            frontend_counters=counters,
-                            backend=backend,
-                            reactor=self.reactor,
-                            sweeper=self.sweeper,
-                            sink=self.sink_for(fe.logs),
-                            listener_id=index,
-                            on_open=on_open,
-                            on_close=on_close,
-                        )
-                    )
-                spec = ListenerSpec(bind, factory, backlog_for(fe, config), f"frontend {fe.name}")
-                spec.limits = limits
-                self.specs.append(spec)
-        for stats in config.global_.stats_sockets:
-            self.specs.append(
-                ListenerSpec(
-                    stats.bind, StatsFactory(stats.level), backlog_for(None, config), "stats socket"
-                )
-            )
+    @property
+    def specs(self) -> List[ListenerSpec]:
+        return self.generation.specs
 
     # ----------------------------------------------------------------- lifecycle
     def privilegedStartService(self) -> None:
-        errors: List[str] = []
-        for spec in self.specs:
-            try:
-                bound = bind_socket(spec.bind, spec.backlog)
-            except BindError as exc:
-                errors.append(f"{spec.label}: {exc}")
-                continue
-            spec.listener = Listener(self.reactor, spec.bind.address, bound, spec.factory)
-            for limit in spec.limits:
-                limit.attach(spec.listener, spec.limits)
-        if errors:
-            self._close_listeners()
-            raise StartupError("cannot bind:\n  " + "\n  ".join(errors))
-        g = self.config.global_
-        if (g.uid is not None or g.gid is not None) and not twistd_sets_ids(self.argv):
-            try:
-                drop_privileges(g.uid, g.gid, g.user, lambda text: self.event(text, "info"))
-            except UdsProxyError:
-                self._close_listeners()
-                raise
+        process, generation = self.process, self.generation
+        process.bind(generation)
+        process.apply_fd_budget(generation)
+        process.attach(generation)
+        try:
+            process.drop_privileges(generation.config.global_)
+        except UdsProxyError:
+            process.close()
+            raise
         super().privilegedStartService()
 
     def startService(self) -> None:
         super().startService()
+        process = self.process
         for notice in self.config.notices:
-            self.event(str(notice), "warning")
-        for spec in self.specs:
-            if spec.listener is not None:
-                spec.listener.start()
-                self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
-        self.perms_watch.check_all()
+            process.event(str(notice), "warning")
+        if process.budget is not None:
+            for note in process.budget_notes:
+                process.event(note, "warning")
+            if process.budget.warning:
+                process.event(process.budget.warning, "warning")
+            process.event(process.budget.describe(), "notice")
+        process.start()
 
     def stopService(self) -> Deferred:
         super().stopService()
-        self.pools.close_all()
-        return self._close_listeners()
-
-    def _close_listeners(self) -> Deferred:
-        stops = []
-        for spec in self.specs:
-            if spec.listener is not None:
-                stops.append(spec.listener.stop(unlink=True))
-                spec.listener = None
-        for sink in self.sinks.values():
-            sink.close()
-        return DeferredList(stops)
-
-
-def shortest_timeout(config: Config) -> Optional[int]:
-    """The shortest idle timeout any proxy uses: it sets the sweeper's tick."""
-    values: List[int] = []
-    for p in config.proxies:
-        t = p.timeouts
-        for value in (
-            t.client,
-            t.server,
-            t.tunnel,
-            t.client_fin,
-            t.server_fin,
-            t.http_request,
-            t.http_keep_alive,
-        ):
-            if value:
-                values.append(value)
-    for be in config.backends:
-        values.extend(s.pool_purge_delay for s in be.servers if s.pool_purge_delay)
-    return min(values) if values else None
+        return self.process.close()
 
 
 def build_service(config: Config, reactor: Any) -> MultiService:

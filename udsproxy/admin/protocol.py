@@ -5,13 +5,21 @@ separated by ``;`` or newlines; in non-interactive mode the connection closes af
 reply; ``prompt`` switches to interactive mode (a ``> `` prompt, ``quit`` to leave). Each
 reply ends with an empty line. The commands themselves are not active yet: every one is
 answered ``Unknown command.`` with a note, so scripts get a clear, stable answer.
+
+Global ``stats timeout`` closes a client idle that long (no command received, nothing
+written); ``stats maxconn`` is enforced by the service, which pauses accepting on the
+stats sockets while that many clients are connected (``on_open``/``on_close``). A client's
+FIN (``echo 'show info' | socat - UNIX:...``) runs a last unterminated command, then the
+connection closes once the reply is written: the protocol is half-close aware.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Any, Callable, List, Optional
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
 
 MAX_LINE = 16384
 
@@ -28,16 +36,87 @@ def not_yet_active(words: List[str], level: str) -> str:
     )
 
 
+def _nothing() -> None:
+    pass
+
+
+@implementer(IHalfCloseableProtocol)
 class StatsProtocol(Protocol):
     """One stats socket client."""
 
-    def __init__(self, level: str, dispatch: Dispatcher) -> None:
+    def __init__(
+        self,
+        level: str,
+        dispatch: Dispatcher,
+        clock: Any = None,
+        timeout: float = 0.0,
+        on_open: Callable[[], None] = _nothing,
+        on_close: Callable[[], None] = _nothing,
+    ) -> None:
         self.level = level
         self.dispatch = dispatch
         self.buffer = b""
         self.interactive = False
+        self.clock = clock  # IReactorTime; None: no idle timeout
+        self.timeout = timeout  # seconds; 0: none
+        self.on_open = on_open
+        self.on_close = on_close
+        self.idle_timer: Optional[Any] = None
+        self.timed_out = False
+        self.closed = False
+
+    # -- idle timeout ---------------------------------------------------------------------
+    def _arm(self) -> None:
+        if self.clock is None or not self.timeout or self.closed:
+            return
+        if self.idle_timer is not None and self.idle_timer.active():
+            self.idle_timer.reset(self.timeout)
+        else:
+            self.idle_timer = self.clock.callLater(self.timeout, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self.idle_timer is not None and self.idle_timer.active():
+            self.idle_timer.cancel()
+        self.idle_timer = None
+
+    def _timed_out(self) -> None:
+        self.idle_timer = None
+        if self.timed_out:
+            # A reply the client never read is still queued: give up on it.
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self.timed_out = True
+        self.transport.loseConnection()  # type: ignore[union-attr]
+        self._arm()
+
+    # -- Protocol ---------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.interactive = False
+        self.on_open()
+        self._arm()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._disarm()
+        if not self.closed:
+            self.closed = True
+            self.on_close()
+
+    def readConnectionLost(self) -> None:
+        """The client sent FIN: run an unterminated last command, then close after the reply."""
+        if self.buffer.strip() and not self.transport.disconnecting:  # type: ignore[union-attr]
+            line, self.buffer = self.buffer, b""
+            self.interactive = False
+            if not self.handle_line(line.decode("utf-8", "replace").strip()):
+                return
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        """The client will read no more: nothing left to say."""
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
+        if not self.timed_out:
+            self._arm()
         self.buffer += data
         if len(self.buffer) > MAX_LINE and b"\n" not in self.buffer:
             self.transport.write(b"Command line too long.\n\n")  # type: ignore[union-attr]
@@ -71,18 +150,33 @@ class StatsProtocol(Protocol):
             return False
         return True
 
-    def connectionMade(self) -> None:
-        self.interactive = False
-
 
 class StatsFactory(Factory):
-    """Builds a StatsProtocol per client, at the socket's level."""
+    """Builds a StatsProtocol per client, at the socket's level.
+
+    ``clock`` and ``timeout_ms`` give each client its idle timeout (global ``stats
+    timeout``); ``on_open``/``on_close`` count the clients (global ``stats maxconn``).
+    """
 
     noisy = False
 
-    def __init__(self, level: str, dispatch: Dispatcher = not_yet_active) -> None:
+    def __init__(
+        self,
+        level: str,
+        dispatch: Dispatcher = not_yet_active,
+        clock: Any = None,
+        timeout_ms: int = 0,
+        on_open: Callable[[], None] = _nothing,
+        on_close: Callable[[], None] = _nothing,
+    ) -> None:
         self.level = level
         self.dispatch = dispatch
+        self.clock = clock
+        self.timeout = timeout_ms / 1000.0
+        self.on_open = on_open
+        self.on_close = on_close
 
     def buildProtocol(self, addr: object) -> StatsProtocol:
-        return StatsProtocol(self.level, self.dispatch)
+        return StatsProtocol(
+            self.level, self.dispatch, self.clock, self.timeout, self.on_open, self.on_close
+        )

@@ -143,6 +143,7 @@ class GlobalBuilder:
             unix_bind_perms=self.unix_bind_perms,
             stats_sockets=tuple(self.stats_sockets),
             stats_timeout=int(f.get("stats_timeout", 10000)),  # type: ignore[call-overload]
+            stats_maxconn=int(f.get("stats_maxconn", 10)),  # type: ignore[call-overload]
             bufsize=int(f.get("tune.bufsize", 16384)),  # type: ignore[call-overload]
             maxrewrite=int(f.get("tune.maxrewrite", 1024)),  # type: ignore[call-overload]
             http_maxhdr=int(f.get("tune.http.maxhdr", 101)),  # type: ignore[call-overload]

@@ -79,7 +79,7 @@ def g_stats(ctx: Context, args: List[str]) -> None:
         ctx.glob.fields["stats_timeout"] = parse_time(rest[0])
     elif sub == "maxconn":
         need(rest, 1, "stats maxconn <n>")
-        parse_int(rest[0], "stats maxconn", 1)
+        ctx.glob.fields["stats_maxconn"] = parse_int(rest[0], "stats maxconn", 1)
     else:
         raise ConfigError(
             f"unknown 'stats {sub}' in global",

@@ -100,7 +100,7 @@ KEYWORDS: List[Keyword] = [
         "g",
         g_stats,
         "stats socket <path> [mode <m>] [user <u>] [group <g>] [level <l>]: the admin socket; "
-        "stats timeout <time>",
+        "stats timeout <time>; stats maxconn <n>",
     ),
     K(
         "daemon",

@@ -435,6 +435,7 @@ class Global:
     unix_bind_perms: SocketPerms = SocketPerms()
     stats_sockets: Tuple[StatsSocket, ...] = ()
     stats_timeout: int = 10000
+    stats_maxconn: int = 10
     bufsize: int = 16384
     maxrewrite: int = 1024
     http_maxhdr: int = 101

@@ -1,0 +1,201 @@
+"""The process: what outlives a config generation — listeners, log sinks, limits, pools.
+
+One ``Process`` lives from start to exit. It holds:
+
+- the listeners, keyed by (address, occurrence): a later generation that binds the same
+  address reuses the same listening socket (no rebind, no lost backlog) and only swaps
+  its factory;
+- the log sinks, keyed by their targets, shared by every generation that logs there;
+- the IdleSweeper and the HTTP server connection Pools;
+- the accept limits (global, stats, one per frontend name) with their current counts,
+  so connections of an older generation still count against the new ceilings;
+- the fd budget (RLIMIT_NOFILE raised, global maxconn fixed) and the socket-permission
+  watch.
+
+A start is ``bind(gen1)``, ``apply_fd_budget(gen1)``, ``attach(gen1)``, ``start()``. A reload
+would be: build generation 2, ``bind(gen2)`` (new addresses only), ``attach(gen2)``: each
+listener gets generation 2's factory and limits, listeners generation 2 no longer names
+are closed, and connections already accepted stay on the generation that built them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from twisted.internet.defer import Deferred, DeferredList
+
+from .config.model import Global, LogTarget
+from .errors import BindError, UdsProxyError
+from .http.upstream import Pools
+from .limits import AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
+from .log.targets import LogSink, log_event
+from .net.listen import Listener, bind_socket
+from .net.perms import SocketPermsWatch
+from .privileges import drop_privileges, twistd_sets_ids
+from .runtime import Change, ServerChange
+from .sweeper import IdleSweeper
+
+if TYPE_CHECKING:
+    from .generation import Generation, ListenerKey
+
+
+class StartupError(UdsProxyError):
+    """The process cannot start: every listener error, each naming its address and fix."""
+
+
+class Process:
+    """Listeners, log sinks, sweeper, pools, accept limits: what a reload keeps."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        argv: Optional[List[str]] = None,
+        nofile: Optional[NofileLimit] = None,
+        sweep_timeout_ms: Optional[int] = None,
+    ) -> None:
+        self.reactor = reactor
+        self.argv = list(sys.argv if argv is None else argv)
+        self.nofile = nofile
+        self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
+        self.global_logs: Tuple[LogTarget, ...] = ()
+        self.sweeper = IdleSweeper(reactor, sweep_timeout_ms)
+        self.pools = Pools(self.sweeper)
+        self.global_limit = AcceptLimit("global", None)
+        # Stats clients are not subject to the global maxconn (HAProxy's CLI listeners are
+        # "unlimited"), so an operator can still connect when the proxy is full.
+        self.stats_limit = AcceptLimit("stats", Global().stats_maxconn)
+        self.frontend_limits: Dict[str, AcceptLimit] = {}
+        self.listeners: Dict[ListenerKey, Listener] = {}
+        self.perms_watch = SocketPermsWatch([], self.event)
+        self.generation: Optional[Generation] = None
+        self.budget: Optional[FdBudget] = None
+        self.budget_notes: List[str] = []
+        self.started = False
+
+    # ----------------------------------------------------------------- shared pieces
+    def sink_for(self, targets: Tuple[LogTarget, ...]) -> Optional[LogSink]:
+        if not targets:
+            return None
+        sink = self.sinks.get(targets)
+        if sink is None:
+            sink = self.sinks[targets] = LogSink(targets)
+        return sink
+
+    def event(self, text: str, level: str = "notice") -> None:
+        """A start-up, admin or health event: twistd's log and the global log targets."""
+        log_event(text, level, self.sink_for(self.global_logs))
+
+    def frontend_limit(self, name: str) -> AcceptLimit:
+        """The accept limit of frontend ``name`` (its ceiling is set when attached)."""
+        limit = self.frontend_limits.get(name)
+        if limit is None:
+            limit = self.frontend_limits[name] = AcceptLimit(name, None)
+        return limit
+
+    def all_limits(self) -> List[AcceptLimit]:
+        return [self.global_limit, self.stats_limit, *self.frontend_limits.values()]
+
+    # ----------------------------------------------------------------- a generation
+    def bind(self, generation: Generation) -> None:
+        """Bind every address of ``generation`` not listened on yet; StartupError lists all."""
+        errors: List[str] = []
+        new: Dict[ListenerKey, Listener] = {}
+        for spec in generation.specs:
+            if spec.key in self.listeners:
+                continue
+            try:
+                bound = bind_socket(spec.bind, spec.backlog)
+            except BindError as exc:
+                errors.append(f"{spec.label}: {exc}")
+                continue
+            new[spec.key] = Listener(self.reactor, spec.bind.address, bound, spec.factory)
+        if errors:
+            for listener in new.values():
+                listener.stop(unlink=True)
+            raise StartupError("cannot bind:\n  " + "\n  ".join(errors))
+        self.listeners.update(new)
+
+    def apply_fd_budget(self, generation: Generation) -> FdBudget:
+        """Raise RLIMIT_NOFILE (while still privileged) and compute the global maxconn."""
+        self.budget, self.budget_notes = apply_fd_budget(
+            generation.config.global_.maxconn, generation.reserved_fds(), self.nofile
+        )
+        return self.budget
+
+    def attach(self, generation: Generation) -> None:
+        """Make ``generation`` serve new connections on the listeners it names.
+
+        Every address must be bound (``bind``). Listeners it does not name are closed.
+        """
+        g = generation.config.global_
+        self.global_logs = g.logs
+        self.global_limit.maxconn = self.budget.maxconn if self.budget else (g.maxconn or 0)
+        self.stats_limit.maxconn = g.stats_maxconn
+        for name, maxconn in generation.frontend_maxconns():
+            self.frontend_limit(name).maxconn = maxconn
+        limits = self.all_limits()
+        wanted: Dict[ListenerKey, Listener] = {}
+        for spec in generation.specs:
+            listener = self.listeners[spec.key]
+            for limit in limits:
+                limit.detach(listener)
+            for limit in spec.limits:
+                limit.attach(listener, spec.limits)
+            listener.factory = spec.factory
+            spec.listener = listener
+            wanted[spec.key] = listener
+            # Ceilings may have changed: pause or resume to match the counts now.
+            if any(limit.full for limit in spec.limits):
+                listener.pause()
+            elif listener.paused:
+                listener.resume()
+        for key, listener in list(self.listeners.items()):
+            if key not in wanted:
+                del self.listeners[key]
+                listener.stop(unlink=True)
+        watch = SocketPermsWatch(
+            [s for be in generation.config.backends for s in be.servers], self.event
+        )
+        watch.last = self.perms_watch.last
+        self.perms_watch = watch
+        for state in generation.runtime.backends.values():
+            state.add_observer(self._server_changed)
+        self.generation = generation
+
+    def _server_changed(self, change: ServerChange) -> None:
+        """Servers added or removed at run time: the pools and the permission watch follow."""
+        if change.field is Change.ADDED:
+            self.perms_watch.add(change.server.config)
+        elif change.field is Change.REMOVED:
+            self.pools.forget_server(change.server)
+            self.perms_watch.remove(change.server.config)
+
+    def drop_privileges(self, g: Global) -> None:
+        """Apply global user/group unless twistd's own -u/-g will (privileges.py)."""
+        if (g.uid is not None or g.gid is not None) and not twistd_sets_ids(self.argv):
+            drop_privileges(g.uid, g.gid, g.user, lambda text: self.event(text, "info"))
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start accepting on every listener of the attached generation; log each."""
+        self.started = True
+        if self.generation is None:
+            return
+        for spec in self.generation.specs:
+            if spec.listener is not None:
+                spec.listener.start()
+                self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
+        self.perms_watch.check_all()
+
+    def close(self) -> Deferred:
+        """Close pools, listeners (unlinking only our socket files) and log sinks."""
+        self.pools.close_all()
+        stops = [listener.stop(unlink=True) for listener in self.listeners.values()]
+        self.listeners.clear()
+        if self.generation is not None:
+            for spec in self.generation.specs:
+                spec.listener = None
+        for sink in self.sinks.values():
+            sink.close()
+        return DeferredList(stops)
