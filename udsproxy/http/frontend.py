@@ -33,6 +33,7 @@ from ..runtime import CAPTURE_BYTES, BackendState, CapturedError, ProxyCounters,
 from ..sweeper import IdleSweeper
 from ..tcp import client_key, note_connect_error, note_connect_ok
 from . import pages
+from .chunks import ChunkError, ChunkScan
 from .exchange import Exchange, Phase, render_log
 from .flow import BATCH, PEER, PIPELINE, ReadGate
 from .h11lib import h11
@@ -145,6 +146,7 @@ class ClientConnection(Protocol):
         self.client_ip: Optional[str] = None
         self.client_port = 0
         self.ff_value: Optional[bytes] = None  # this client's X-Forwarded-For value
+        self.chunks: Optional[ChunkScan] = None  # the current request's chunked body
 
     # ----------------------------------------------------------------- lifecycle
     def connectionMade(self) -> None:
@@ -264,6 +266,12 @@ class ClientConnection(Protocol):
             self.pipelined += len(data)
             if self.pipelined > self.ctx.settings.head_limit:
                 self.gate.hold(PIPELINE)
+        elif self.chunks is not None and not self.chunks.done:
+            try:  # before h11: nothing of a chunk whose size overflows is parsed
+                self.chunks.feed(data)
+            except ChunkError as exc:
+                self.protocol_error(exc.reason)
+                return
         self.h11.receive_data(data)
         self.process()
 
@@ -347,6 +355,15 @@ class ClientConnection(Protocol):
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, "PR")
             return
+        if is_chunked(items):
+            # The body bytes that came with the head, checked before anything is sent on;
+            # later ones in received().
+            self.chunks = ChunkScan()
+            try:
+                self.chunks.feed(self.h11.trailing_data[0])
+            except ChunkError as exc:
+                self.protocol_error(exc.reason)
+                return
         target, fields = self.request_head(request, items, ex)
         settings = self.ctx.settings
         hash_key = settings.hash_key
@@ -547,6 +564,7 @@ class ClientConnection(Protocol):
             if closed:
                 conn.receive_data(b"")
             self.writer = None
+            self.chunks = None
             self.request_complete = False
             self.pipelined = 0
             self.stalled_since = None
