@@ -41,7 +41,7 @@ from .headers import (
     CONNECTION_CLOSE,
     HeadError,
     Item,
-    check_raw_head,
+    RawHead,
     check_request,
     end_to_end_items,
     full_items,
@@ -153,6 +153,9 @@ class ClientConnection(Protocol):
         ctx = self.ctx
         transport: Any = self.transport
         self.h11 = self.new_parser()
+        settings = ctx.settings
+        # The head being received, beside h11's buffer: checked as it grows (linear).
+        self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
         self.cycle_start = self.accepted
@@ -259,6 +262,7 @@ class ClientConnection(Protocol):
         if ex is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
+            self.raw_head.feed(data)  # what h11 buffers until the head is complete
         elif ex.phase is Phase.TUNNEL:
             ex.tunnel_from_client(data)
             return
@@ -286,21 +290,20 @@ class ClientConnection(Protocol):
             self.processing = False
 
     def _process(self) -> None:
-        settings = self.ctx.settings
         while not self.closing:
             conn = self.h11  # a new cycle brings a new parser
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
-                buf = conn.trailing_data[0]
-                if not buf:
+                raw = self.raw_head
+                if not raw.buf:
                     return  # nothing of a next request yet
                 try:
-                    if not check_raw_head(buf, settings.head_limit, settings.maxhdr):
-                        if buf.strip() and self.eof:
+                    if not raw.check():
+                        if self.eof and raw.buf.strip():
                             self.close()  # a head cut short by the client's close
                         return
                 except HeadError as exc:
-                    self.bad_request(exc, buf)
+                    self.bad_request(exc, bytes(raw.buf))
                     return
             elif ex is not None and ex.request_done:
                 return  # a pipelined request waits for this response
@@ -559,6 +562,7 @@ class ClientConnection(Protocol):
             # has no state), fed with what the client sent after this one.
             leftover, closed = conn.trailing_data
             conn = self.h11 = self.new_parser()
+            self.raw_head.reset(leftover)
             if leftover:
                 conn.receive_data(leftover)
             if closed:
