@@ -34,6 +34,7 @@ from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
 from ..stream import client_key
 from ..sweeper import IdleSweeper
 from . import pages
+from .chunks import ChunkError, ChunkScan
 from .exchange import Exchange, Phase, render_log
 from .flow import BATCH, PEER, PIPELINE, ReadGate
 from .h11lib import h11
@@ -41,7 +42,7 @@ from .headers import (
     CONNECTION_CLOSE,
     HeadError,
     Item,
-    check_raw_head,
+    RawHead,
     check_request,
     end_to_end_items,
     full_items,
@@ -144,12 +145,16 @@ class ClientConnection(Protocol):
         self.client_ip: Optional[str] = None
         self.client_port = 0
         self.ff_value: Optional[bytes] = None  # this client's X-Forwarded-For value
+        self.chunks: Optional[ChunkScan] = None  # the current request's chunked body
 
     # ----------------------------------------------------------------- lifecycle
     def connectionMade(self) -> None:
         ctx = self.ctx
         transport: Any = self.transport
         self.h11 = self.new_parser()
+        settings = ctx.settings
+        # The head being received, beside h11's buffer: checked as it grows (linear).
+        self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
         self.cycle_start = self.accepted
@@ -256,6 +261,7 @@ class ClientConnection(Protocol):
         if ex is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
+            self.raw_head.feed(data)  # what h11 buffers until the head is complete
         elif ex.phase is Phase.TUNNEL:
             ex.tunnel_from_client(data)
             return
@@ -263,6 +269,12 @@ class ClientConnection(Protocol):
             self.pipelined += len(data)
             if self.pipelined > self.ctx.settings.head_limit:
                 self.gate.hold(PIPELINE)
+        elif self.chunks is not None and not self.chunks.done:
+            try:  # before h11: nothing of a chunk whose size overflows is parsed
+                self.chunks.feed(data)
+            except ChunkError as exc:
+                self.protocol_error(exc.reason)
+                return
         self.h11.receive_data(data)
         self.process()
 
@@ -277,21 +289,20 @@ class ClientConnection(Protocol):
             self.processing = False
 
     def _process(self) -> None:
-        settings = self.ctx.settings
         while not self.closing:
             conn = self.h11  # a new cycle brings a new parser
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
-                buf = conn.trailing_data[0]
-                if not buf:
+                raw = self.raw_head
+                if not raw.buf:
                     return  # nothing of a next request yet
                 try:
-                    if not check_raw_head(buf, settings.head_limit, settings.maxhdr):
-                        if buf.strip() and self.eof:
+                    if not raw.check():
+                        if self.eof and raw.buf.strip():
                             self.close()  # a head cut short by the client's close
                         return
                 except HeadError as exc:
-                    self.bad_request(exc, buf)
+                    self.bad_request(exc, bytes(raw.buf))
                     return
             elif ex is not None and ex.request_done:
                 return  # a pipelined request waits for this response
@@ -346,6 +357,15 @@ class ClientConnection(Protocol):
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, "PR")
             return
+        if is_chunked(items):
+            # The body bytes that came with the head, checked before anything is sent on;
+            # later ones in received().
+            self.chunks = ChunkScan()
+            try:
+                self.chunks.feed(self.h11.trailing_data[0])
+            except ChunkError as exc:
+                self.protocol_error(exc.reason)
+                return
         target, fields = self.request_head(request, items, ex)
         settings = self.ctx.settings
         hash_key = settings.hash_key
@@ -541,11 +561,13 @@ class ClientConnection(Protocol):
             # has no state), fed with what the client sent after this one.
             leftover, closed = conn.trailing_data
             conn = self.h11 = self.new_parser()
+            self.raw_head.reset(leftover)
             if leftover:
                 conn.receive_data(leftover)
             if closed:
                 conn.receive_data(b"")
             self.writer = None
+            self.chunks = None
             self.request_complete = False
             self.pipelined = 0
             self.stalled_since = None

@@ -3,9 +3,9 @@
 h11 stays the parser of record, but its verdicts are not HAProxy's (REFERENCE §4.2): it
 unfolds obs-fold silently, accepts Content-Length together with Transfer-Encoding, applies
 its size limit only while a head is incomplete and has no limit on the number of fields.
-:func:`check_raw_head` looks at the raw bytes of a head before h11 parses it, and
-:func:`check_request` at the parsed request, so that every such request is refused with
-400 before anything reaches a server (no request smuggling).
+:func:`check_raw_head` (:class:`RawHead` as the bytes arrive) looks at the raw bytes of a
+head before h11 parses it, and :func:`check_request` at the parsed request, so that every
+such request is refused with 400 before anything reaches a server (no request smuggling).
 
 Forwarding keeps names (casing included), order and values as received, minus the
 hop-by-hop fields of RFC 9110 §7.6.1: ``Connection`` and every field it names,
@@ -50,24 +50,69 @@ def check_raw_head(buf: bytes, limit: int, maxhdr: int) -> bool:
     ``tune.bufsize - tune.maxrewrite``), with more than ``maxhdr`` fields
     (``tune.http.maxhdr``) or with an obs-fold continuation line.
     """
-    start = 0
-    while buf.startswith(b"\r\n", start) or buf.startswith(b"\n", start):
-        start += 2 if buf[start] == 13 else 1  # empty lines before a request are ignored
-    end = _END_OF_HEAD.search(buf, start)
-    if end is None:
-        if len(buf) - start > limit:
-            raise HeadError(f"request head larger than {limit} bytes", position=limit)
-        return False
-    head = buf[start : end.start()]
-    if len(head) > limit:
-        raise HeadError(f"request head larger than {limit} bytes", position=start + limit)
-    fold = _OBS_FOLD.search(head)
-    if fold is not None:
-        raise HeadError("obs-fold (a header continued on the next line)", position=fold.start())
-    fields = head.count(b"\n")
-    if fields > maxhdr:
-        raise HeadError(f"more than {maxhdr} header fields ({fields})")
-    return True
+    head = RawHead(limit, maxhdr)
+    head.feed(buf)
+    return head.check()
+
+
+class RawHead:
+    """The bytes of one request head as they arrive, checked by :func:`check_raw_head`'s
+    rules at a cost linear in their size.
+
+    A client may send its head a byte per read: searching the whole buffer again on each
+    read would cost O(n^2) up to the size limit. The search for the head's end resumes
+    where the last one stopped (a match spans at most 4 bytes, so 3 are looked at again),
+    and the empty lines before a request are skipped once. The verdicts, reasons and error
+    positions are those of a check of the whole buffer at once. One per client
+    connection, :meth:`reset` for each request cycle with the bytes already received.
+    """
+
+    def __init__(self, limit: int, maxhdr: int) -> None:
+        self.limit = limit
+        self.maxhdr = maxhdr
+        self.reset()
+
+    def reset(self, data: bytes = b"") -> None:
+        self.buf = bytearray(data)
+        self.start = 0  # after the empty lines skipped so far
+        self.resume = 0  # the search for the end of the head goes on from here
+        self.complete = False
+        self.scanned = 0  # bytes searched, all checks together (work, for the tests)
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+
+    def check(self) -> bool:
+        """True when the head is complete and passes; False when more bytes are needed."""
+        if self.complete:
+            return True
+        buf = self.buf
+        start = self.start
+        # Empty lines before a request are ignored; a lone "\r" at the end may still be one.
+        while buf.startswith(b"\r\n", start) or buf.startswith(b"\n", start):
+            start += 2 if buf[start] == 13 else 1
+        self.start = start
+        pos = max(self.resume, start)
+        end = _END_OF_HEAD.search(buf, pos)
+        self.scanned += len(buf) - pos
+        limit = self.limit
+        if end is None:
+            self.resume = max(start, len(buf) - 3)
+            if len(buf) - start > limit:
+                raise HeadError(f"request head larger than {limit} bytes", position=limit)
+            return False
+        head = buf[start : end.start()]
+        self.scanned += 2 * len(head)  # the fold search and the field count, once
+        if len(head) > limit:
+            raise HeadError(f"request head larger than {limit} bytes", position=start + limit)
+        fold = _OBS_FOLD.search(head)
+        if fold is not None:
+            raise HeadError("obs-fold (a header continued on the next line)", position=fold.start())
+        fields = head.count(b"\n")
+        if fields > self.maxhdr:
+            raise HeadError(f"more than {self.maxhdr} header fields ({fields})")
+        self.complete = True
+        return True
 
 
 def tokens(value: bytes) -> List[bytes]:

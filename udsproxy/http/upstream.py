@@ -34,9 +34,10 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from ..runtime import ServerState
+from .chunks import ChunkError, ChunkScan
 from .flow import BATCH, ReadGate
 from .h11lib import h11
-from .headers import full_items, tokens
+from .headers import full_items, is_chunked, tokens
 
 if TYPE_CHECKING:
     from ..sweeper import IdleSweeper
@@ -64,6 +65,7 @@ class ServerConnection(Protocol):
         self.server_fin = False  # in a tunnel: the server half-closed
         self.raw_left = 0  # body bytes still expected while forwarding around h11
         self.raw_keep: Optional[bool] = None  # set once a body went around h11
+        self.chunks: Optional[ChunkScan] = None  # the current response's chunked body
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self.server!r} requests={self.requests}>"
@@ -97,6 +99,13 @@ class ServerConnection(Protocol):
         if self.raw_left:
             self.raw_body(ex, data)
             return
+        chunks = self.chunks
+        if chunks is not None and not chunks.done:
+            try:  # before h11: nothing of a chunk whose size overflows is parsed
+                chunks.feed(data)
+            except ChunkError as exc:
+                ex.server_protocol_error(exc.reason)  # not pooled: the exchange drops it
+                return
         self.h11.receive_data(data)
         self.pump()
 
@@ -114,6 +123,15 @@ class ServerConnection(Protocol):
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
+            if type(event) is h11.Response and chunked_body(ex.method, event):
+                # The body bytes that came with the head, checked before the head is sent
+                # on: an overflowing size there is a 502, not a cut response.
+                self.chunks = ChunkScan()
+                try:
+                    self.chunks.feed(self.h11.trailing_data[0])
+                except ChunkError as exc:
+                    ex.server_protocol_error(exc.reason)
+                    return
             ex.server_event(event)
             if type(event) is h11.Response and self.exchange is ex and self.start_raw(ex, event):
                 return
@@ -195,6 +213,7 @@ class ServerConnection(Protocol):
             self.raw_keep = None
         else:
             self.h11.start_next_cycle()
+        self.chunks = None
         self.requests += 1
         self.response_bytes = 0
 
@@ -222,6 +241,13 @@ def raw_framing(method: bytes, response: Any) -> Tuple[Optional[int], bool]:
         elif name == b"connection" and b"close" in tokens(value):
             keep = False
     return length, keep
+
+
+def chunked_body(method: bytes, response: Any) -> bool:
+    """Whether h11 reads this response's body as chunked (its ``_body_framing``)."""
+    if method == b"HEAD" or response.status_code in (204, 304):
+        return False
+    return is_chunked(full_items(response.headers))
 
 
 class ServerPool:
