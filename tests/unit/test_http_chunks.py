@@ -173,7 +173,7 @@ def test_overflowing_size_with_the_response_head_is_502() -> None:
     assert server.transport.aborted
     assert h.pools.idle_count() == 0
     assert " 502 " in h.sink.lines[0] and " PH" in h.sink.lines[0]
-    assert h.backend is not None and h.backend.last_response_error is not None
+    assert h.backend is not None and h.backend.state.last_response_error is not None
 
 
 @pytest.mark.parametrize("split", [1, len(OVERFLOW)])
