@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple, Union
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,7 +80,7 @@ def test_byte_by_byte_work_is_linear() -> None:
 
 def test_empty_lines_before_the_request_are_skipped_once() -> None:
     """Empty lines, a byte per read (a lone CR may yet be one), then a request."""
-    head = RawHead(100, 10)
+    head = RawHead(1000, 10)
     for byte in b"\r\n\n\r\n" * 200:
         head.feed(bytes([byte]))
         assert head.check() is False
@@ -140,3 +141,13 @@ def test_next_cycle_checks_the_pipelined_head_afresh() -> None:
     server.respond()
     assert client.raw().count(b"HTTP/1.1 200 ") == 2
     assert [r.target for r in server.requests()] == [b"/1", b"/2"]
+
+
+def test_endless_empty_lines_before_a_request_are_bounded() -> None:
+    """Empty lines before a request are skipped, but not without limit: beyond it, a 400."""
+    head = RawHead(limit=100, maxhdr=10)
+    head.feed(b"\r\n" * 50)
+    assert head.check() is False
+    head.feed(b"\r\n" * 2)
+    with pytest.raises(HeadError, match="empty lines"):
+        head.check()

@@ -92,6 +92,12 @@ class RawHead:
         while buf.startswith(b"\r\n", start) or buf.startswith(b"\n", start):
             start += 2 if buf[start] == 13 else 1
         self.start = start
+        if start > self.limit:
+            # HAProxy consumes them as they come; ours sit in the parser's buffer until the
+            # head is complete, so they count against the same bound as the head.
+            raise HeadError(
+                f"more than {self.limit} bytes of empty lines before a request", position=start
+            )
         pos = max(self.resume, start)
         end = _END_OF_HEAD.search(buf, pos)
         self.scanned += len(buf) - pos
