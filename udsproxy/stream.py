@@ -181,7 +181,9 @@ class ServerAttempt:
         reactor: Any,
         connector: Connector,
         connect_timeout: Optional[int],
+        started: float,
     ) -> None:
+        """``started``: when the stream began (its queue time on refusal counts from it)."""
         self.backend = backend
         self.stream = stream
         self.reactor = reactor
@@ -194,7 +196,7 @@ class ServerAttempt:
         self.retry_call: Optional[Any] = None
         self.retries = 0
         self.redispatched = False
-        self.started = reactor.seconds()
+        self.started = started
         self.t_queue: Optional[int] = None  # ms waited for the slot (HAProxy's Tw)
         self.t_connect: Optional[int] = None  # ms to connect (Tc); 0 for a reused connection
         self.connect_started = 0.0

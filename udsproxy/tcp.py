@@ -179,7 +179,9 @@ class TCPSession:
             self.flags = "SC"
             self.close_client()
             return
-        self.attempt = ServerAttempt(ctx.backend, self, clock, ctx.connector, ctx.timeouts.connect)
+        self.attempt = ServerAttempt(
+            ctx.backend, self, clock, ctx.connector, ctx.timeouts.connect, self.accepted
+        )
         self.attempt.request(key=client_key(peer) if ctx.source_key else None)
 
     @property

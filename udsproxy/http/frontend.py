@@ -357,7 +357,8 @@ class ClientConnection(Protocol):
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, "PR")
             return
-        if is_chunked(items):
+        chunked = is_chunked(items)
+        if chunked:
             # The body bytes that came with the head, checked before anything is sent on;
             # later ones in received().
             self.chunks = ChunkScan()
@@ -366,7 +367,7 @@ class ClientConnection(Protocol):
             except ChunkError as exc:
                 self.protocol_error(exc.reason)
                 return
-        target, fields = self.request_head(request, items, ex)
+        target, fields = self.request_head(request, items, ex, chunked)
         settings = self.ctx.settings
         hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
@@ -381,7 +382,7 @@ class ClientConnection(Protocol):
         ex.start(target, fields, key, search)
 
     def request_head(
-        self, request: Any, items: List[Item], ex: Exchange
+        self, request: Any, items: List[Item], ex: Exchange, chunked: bool
     ) -> Tuple[bytes, List[Item]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added.
 
@@ -398,7 +399,7 @@ class ClientConnection(Protocol):
             fields = set_item(fields, b"host", authority)
         elif not any(name == b"host" for _, name, _ in fields):
             fields.append(HOST_EMPTY)  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
-        if is_chunked(items):
+        if chunked:
             fields.append(TE_CHUNKED)
         ff = settings.forwardfor
         if ff is not None:

@@ -123,7 +123,11 @@ class ServerConnection(Protocol):
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
-            if type(event) is h11.Response and chunked_body(ex.method, event):
+            if type(event) is not h11.Response:
+                ex.server_event(event)
+                continue
+            length, keep = raw_framing(ex.method, event)
+            if length is None and chunked_body(ex.method, event):
                 # The body bytes that came with the head, checked before the head is sent
                 # on: an overflowing size there is a 502, not a cut response.
                 self.chunks = ChunkScan()
@@ -133,18 +137,15 @@ class ServerConnection(Protocol):
                     ex.server_protocol_error(exc.reason)
                     return
             ex.server_event(event)
-            if type(event) is h11.Response and self.exchange is ex and self.start_raw(ex, event):
+            if length is not None and self.exchange is ex:
+                self.start_raw(ex, length, keep)
                 return
 
-    def start_raw(self, ex: Exchange, response: Any) -> bool:
+    def start_raw(self, ex: Exchange, length: int, keep: bool) -> None:
         """Forward a Content-Length body around h11: counting is all its framing needs."""
-        length, keep = raw_framing(ex.method, response)
-        if length is None:
-            return False
         self.raw_left = length
         self.raw_keep = keep
         self.raw_body(ex, self.h11.trailing_data[0])
-        return True
 
     def raw_body(self, ex: Exchange, data: bytes) -> None:
         """Body bytes of the current response, counted against its Content-Length."""
