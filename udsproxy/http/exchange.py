@@ -409,7 +409,7 @@ class Exchange:
         client.gate.release(PIPELINE)
         # What each side sent after the switching head belongs to the tunnel.
         early_server = conn.h11.trailing_data[0]
-        early_client = client.h11.trailing_data[0]
+        early_client = client.take_unparsed()
         if early_server:
             self.tunnel_from_server(early_server)
         if early_client and self.phase is Phase.TUNNEL:

@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 PEER = "peer"  # the other side's write buffer is full
 PIPELINE = "pipeline"  # a next request waits while the current one is answered
+OUTPUT = "output"  # the client has not read what was written to it
 
 
 @implementer(IPushProducer)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPullProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,7 +28,7 @@ from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
 from ..log.targets import LogSink
-from ..net.connect import connect
+from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
 from ..stream import client_key
@@ -36,7 +36,7 @@ from ..sweeper import IdleSweeper
 from . import pages
 from .chunks import ChunkError, ChunkScan
 from .exchange import Exchange, Phase, render_log
-from .flow import BATCH, PEER, PIPELINE, ReadGate
+from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
@@ -60,6 +60,11 @@ from .writer import ResponseWriter, WriterError, request_keeps_alive
 log = Logger()
 
 CLEAN = Failure(ConnectionDone())
+# Bytes given to the parser at a time: one buffer, as HAProxy reads a request into one.
+FEED = 16384
+# Written to a client and not read by it yet beyond which no next request starts
+# (Twisted's own high-water mark for a transport's write queue).
+OUTPUT_LIMIT = 65536
 HOST_EMPTY = (b"host", b"host", b"")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
 
@@ -123,6 +128,23 @@ def capture(reactor: Any, peer: str, reason: str, data: bytes, position: int) ->
     )
 
 
+@implementer(IPullProducer)
+class OutputDrain:
+    """Registered on a client's transport while it does not read: told when its write
+    queue has emptied, it lets the connection go on with the requests it sent."""
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+
+    def resumeProducing(self) -> None:
+        client = self.client
+        if pending_output(client.transport) <= OUTPUT_LIMIT:
+            client.output_drained()
+
+    def stopProducing(self) -> None:
+        pass  # the connection is closing: connectionLost cleans up
+
+
 @implementer(IHalfCloseableProtocol)
 class ClientConnection(Protocol):
     """One client connection in HTTP mode."""
@@ -139,7 +161,12 @@ class ClientConnection(Protocol):
         self.gone = False
         self.eof = False
         self.head_started: Optional[float] = None
-        self.pipelined = 0
+        # Bytes received but not yet given to the parser: what a client pipelines behind the
+        # request in progress. The parser gets at most FEED bytes at a time, so a deep
+        # pipeline costs the same per request as a shallow one (no re-copying of the whole
+        # backlog at each request), and reading pauses once it holds a buffer's worth.
+        self.backlog = bytearray()
+        self.output_wait: Optional[OutputDrain] = None  # waiting for the client to read
         self.processing = False
         self.stalled_since: Optional[float] = None
         self.client_ip: Optional[str] = None
@@ -224,10 +251,11 @@ class ClientConnection(Protocol):
                 ex.abandon(abandon_flags(ex))
                 self.abort()
                 return
-        try:
-            self.h11.receive_data(b"")
-        except RuntimeError:
-            pass
+        if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
+            try:
+                self.h11.receive_data(b"")
+            except RuntimeError:
+                pass
         if self.exchange is None:
             self.process()
             if self.exchange is None and not self.closing:
@@ -258,25 +286,94 @@ class ClientConnection(Protocol):
     def received(self, data: bytes) -> None:
         self.seen = self.ctx.sweeper.now
         ex = self.exchange
-        if ex is None:
+        if ex is not None and ex.phase is Phase.TUNNEL:
+            ex.tunnel_from_client(data)
+            return
+        if self.backlog or self.output_wait is not None or (ex is not None and ex.request_done):
+            # A request behind the one in progress: kept until that one is answered.
+            self.keep(data)
+        elif ex is None and len(data) > FEED:
+            self.give(data[:FEED])
+            self.keep(data[FEED:])
+        elif not self.give(data):
+            return
+        self.process()
+
+    def keep(self, data: bytes) -> None:
+        """Hold bytes for later requests; beyond a buffer's worth, stop reading (HAProxy)."""
+        self.backlog += data
+        if len(self.backlog) > self.ctx.settings.head_limit:
+            self.gate.hold(PIPELINE)
+
+    def give(self, data: bytes) -> bool:
+        """Hand bytes to the parser (and to the head and chunk checks); False on an error."""
+        if self.exchange is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
             self.raw_head.feed(data)  # what h11 buffers until the head is complete
-        elif ex.phase is Phase.TUNNEL:
-            ex.tunnel_from_client(data)
-            return
-        elif ex.request_done:
-            self.pipelined += len(data)
-            if self.pipelined > self.ctx.settings.head_limit:
-                self.gate.hold(PIPELINE)
-        elif self.chunks is not None and not self.chunks.done:
-            try:  # before h11: nothing of a chunk whose size overflows is parsed
-                self.chunks.feed(data)
-            except ChunkError as exc:
-                self.protocol_error(exc.reason)
-                return
+        else:
+            chunks = self.chunks
+            if chunks is not None and not chunks.done:
+                try:  # before h11: nothing of a chunk whose size overflows is parsed
+                    chunks.feed(data)
+                except ChunkError as exc:
+                    self.protocol_error(exc.reason)
+                    return False
         self.h11.receive_data(data)
-        self.process()
+        return True
+
+    def give_backlog(self) -> bool:
+        """Move the next FEED bytes of the backlog to the parser; False when none is left."""
+        backlog = self.backlog
+        if not backlog:
+            return False
+        piece = bytes(backlog[:FEED])
+        del backlog[:FEED]  # CPython drops a bytearray's head without moving the rest
+        if len(backlog) <= self.ctx.settings.head_limit:
+            self.gate.release(PIPELINE)
+        if not self.give(piece):
+            return False
+        if not backlog and self.eof:
+            try:  # the client's FIN comes after what it sent
+                self.h11.receive_data(b"")
+            except RuntimeError:
+                pass
+        return True
+
+    def take_unparsed(self) -> bytes:
+        """Every byte received and not parsed (after a 101 they belong to the tunnel)."""
+        data = self.h11.trailing_data[0] + bytes(self.backlog)
+        self.backlog.clear()
+        self.gate.release(PIPELINE)
+        return data
+
+    def output_blocked(self) -> bool:
+        """Whether the client has not read a buffer's worth of what we wrote.
+
+        As HAProxy: no next request starts and reading pauses until the client reads,
+        so a client that pipelines and never reads pins a bounded amount of memory.
+        """
+        if self.output_wait is not None:
+            return True
+        transport: Any = self.transport
+        if pending_output(transport) <= OUTPUT_LIMIT:
+            return False
+        self.gate.hold(OUTPUT)
+        self.output_wait = OutputDrain(self)
+        transport.registerProducer(self.output_wait, False)  # told when the buffer empties
+        return True
+
+    def output_drained(self) -> None:
+        """The client read what we wrote: go on with the requests it sent meanwhile."""
+        wait, self.output_wait = self.output_wait, None
+        if wait is None:
+            return
+        transport: Any = self.transport
+        if transport is not None and transport.producer is wait:
+            transport.unregisterProducer()
+        self.gate.release(OUTPUT)
+        with BATCH:
+            self.process()
 
     def process(self) -> None:
         """Handle every event h11 has for us now."""
@@ -293,11 +390,15 @@ class ClientConnection(Protocol):
             conn = self.h11  # a new cycle brings a new parser
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
+                if self.requests and self.output_blocked():
+                    return  # output_drained() comes back here
                 raw = self.raw_head
-                if not raw.buf:
+                if not raw.buf and not self.give_backlog():
                     return  # nothing of a next request yet
                 try:
                     if not raw.check():
+                        if self.give_backlog():
+                            continue
                         if self.eof and raw.buf.strip():
                             self.close()  # a head cut short by the client's close
                         return
@@ -312,6 +413,8 @@ class ClientConnection(Protocol):
                 self.protocol_error(str(exc))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
+                if event is h11.NEED_DATA and self.give_backlog():
+                    continue
                 return
             kind = type(event)
             if kind is h11.Data:
@@ -345,7 +448,6 @@ class ClientConnection(Protocol):
         self.requests += 1
         started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
         self.head_started = None
-        self.pipelined = 0
         ex = Exchange(self, request, started)
         self.exchange = ex
         items = full_items(request.headers)
@@ -556,26 +658,26 @@ class ClientConnection(Protocol):
             and writer.done
             and writer.keep_alive
             and self.request_complete
-            and (not self.eof or conn.trailing_data[0])
+            and (not self.eof or self.backlog or conn.trailing_data[0])
         ):
             # A fresh parser for the next request (between messages a keep-alive connection
-            # has no state), fed with what the client sent after this one.
+            # has no state), fed with what the client sent after this one: what the old
+            # parser held (at most FEED bytes), the backlog later, piece by piece.
             leftover, closed = conn.trailing_data
             conn = self.h11 = self.new_parser()
             self.raw_head.reset(leftover)
             if leftover:
                 conn.receive_data(leftover)
-            if closed:
+            if closed and not self.backlog:
                 conn.receive_data(b"")
             self.writer = None
             self.chunks = None
             self.request_complete = False
-            self.pipelined = 0
             self.stalled_since = None
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
-            self.head_started = self.ctx.reactor.seconds() if conn.trailing_data[0] else None
-            self.gate.release(PIPELINE)
+            pending = leftover or self.backlog
+            self.head_started = self.ctx.reactor.seconds() if pending else None
             if not self.processing:
                 self.process()
         else:

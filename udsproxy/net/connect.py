@@ -234,6 +234,14 @@ def protocol_address(family: int, addr: Any) -> TwistedAddress:
     return IPv4Address("TCP", *addr)
 
 
+def pending_output(transport: Any) -> int:
+    """Bytes written to ``transport`` and not sent yet (Twisted's write queue); 0 if unknown."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
 class _WriteNow:
     """``write()`` sends at once when nothing is queued, instead of on the next poll.
 
