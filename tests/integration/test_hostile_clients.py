@@ -6,6 +6,7 @@ import re
 import socket
 import threading
 import time
+from typing import List
 
 from tests.integration.backends import HTTPClient
 from tests.integration.proxy import StartProxy
@@ -102,3 +103,98 @@ def test_twenty_thousand_pipelined_requests_are_answered_in_order(
     assert received.count(b"HTTP/1.1 200 OK\r\n") == count
     targets = re.findall(rb'"target": "/headers\?i=(\d+)"', received)
     assert [int(t) for t in targets] == list(range(count))
+
+
+class RecordingServer:
+    """A unix-socket HTTP server that records every request head and answers 200 ``ok``."""
+
+    def __init__(self, path: str) -> None:
+        self.heads: List[bytes] = []
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        data = b""
+        conn.settimeout(5)
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in data:
+                    try:
+                        chunk = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    data += chunk
+                head, data = data.split(b"\r\n\r\n", 1)
+                self.heads.append(head)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def exchange_raw(address: str, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``data``, half-close, read until the proxy closes."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(timeout)
+    sock.connect(address)
+    sock.sendall(data)
+    if data.endswith(b"\r\n\r\n"):
+        sock.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    sock.close()
+    return out
+
+
+def test_framing_leftovers_as_haproxy(sockdir, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
+    """The HTTP/2 preface and an HTTP/0.9 line get 400 and reach no server; an HTTP/1.0
+    request without Host arrives as sent; an absolute URI naming another host is a 400."""
+    recorder = RecordingServer(f"{sockdir}/a.sock")
+    fe = f"{sockdir}/fe.sock"
+    cfg = config(sockdir).replace(f"        server b {sockdir}/b.sock\n", "")
+    proxy = start_proxy(
+        "global\n    log stdout format raw local0\n"
+        + cfg.replace(
+            "    mode http\n", "    mode http\n        log global\n        option httplog\n"
+        ),
+        ready=fe,
+    )
+    try:
+        assert exchange_raw(fe, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        started = time.monotonic()
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(5)
+        sock.connect(fe)
+        sock.sendall(b"GET /x\r\n")  # HTTP/0.9: no version, no blank line will follow
+        assert sock.recv(65536).startswith(b"HTTP/1.1 400 ")
+        assert time.monotonic() - started < 1.0
+        sock.close()
+        answer = exchange_raw(
+            fe, b"GET http://example.com/ HTTP/1.1\r\nHost: other.example\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert recorder.heads == []
+        assert exchange_raw(fe, b"GET /ten HTTP/1.0\r\n\r\n").endswith(b"ok")
+        (head,) = recorder.heads
+        assert head.startswith(b"GET /ten HTTP/1.0\r\n") and b"host:" not in head.lower()
+        log = proxy.wait_log('"GET /ten HTTP/1.0"')
+        assert log.count(" 400 ") == 3 and log.count(" CR-- ") == 3
+    finally:
+        recorder.close()

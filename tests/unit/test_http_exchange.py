@@ -401,18 +401,28 @@ def test_no_forwardfor_for_unix_clients() -> None:
 
 
 def test_connect_is_405_and_absolute_form_becomes_origin_form() -> None:
-    """CONNECT gets 405; an absolute-form target is sent as a path with Host from it."""
+    """CONNECT gets 405; an absolute-form target is sent as a path with Host from it
+    (the authority and Host agree, compared without case)."""
     h = Harness(THREE)
     client = h.client()
     client.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
     assert client.raw().startswith(b"HTTP/1.1 405 ")
     h = Harness(THREE)
     client = h.client()
-    client.send(b"GET http://example.com/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+    client.send(b"GET http://Example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
     server = h.connector.servers[0]
     server.read()
     (req,) = server.requests()
-    assert req.target == b"/x?y=1" and dict(req.headers)[b"host"] == b"example.com"
+    assert req.target == b"/x?y=1" and dict(req.headers)[b"host"] == b"Example.com"
+
+
+def test_absolute_form_whose_authority_is_not_the_host_is_400() -> None:
+    """As HAProxy: an absolute URI naming another authority than Host is refused, not sent."""
+    h = Harness(THREE)
+    client = h.client()
+    client.send(b"GET http://example.com/x HTTP/1.1\r\nHost: other\r\n\r\n")
+    assert client.raw().startswith(b"HTTP/1.1 400 ")
+    assert h.connector.servers == [] and client.transport.disconnecting
 
 
 def test_http_reuse_never_keeps_connections_private() -> None:
@@ -534,9 +544,29 @@ def test_http10_client_gets_a_close_delimited_body() -> None:
     server = h.connector.servers[0]
     server.read()
     server.respond(headers=[("Transfer-Encoding", "chunked")], body=b"hello")
+    if server.h11.our_state is h11.MUST_CLOSE:
+        server.close()  # the request was HTTP/1.0: the server's body ends with its close
     out = client.raw()
     assert b"chunked" not in out.lower() and out.endswith(b"hello")
     assert client.transport.disconnecting
+
+
+def test_http10_request_without_host_is_sent_as_it_is() -> None:
+    """As HAProxy: an HTTP/1.0 request without Host reaches the server as HTTP/1.0 with no
+    invented Host, asking to keep the connection; one with a Host goes as HTTP/1.1."""
+    h = Harness(THREE)
+    client = h.client()
+    client.send(b"GET /x HTTP/1.0\r\nAccept: */*\r\n\r\n")
+    server = h.connector.servers[0]
+    wire = server.transport.value()
+    assert wire == b"GET /x HTTP/1.0\r\nAccept: */*\r\nconnection: keep-alive\r\n\r\n"
+    server.read()
+    server.respond(body=b"hi")
+    assert client.raw().endswith(b"hi")
+    client = h.client()
+    client.send(b"GET /y HTTP/1.0\r\nHost: app\r\n\r\n")
+    wire = b"".join(s.transport.value() for s in h.connector.servers)
+    assert b"GET /y HTTP/1.1\r\nHost: app\r\n" in wire
 
 
 def test_head_and_304_carry_no_body() -> None:
@@ -714,3 +744,23 @@ def test_a_removed_servers_idle_connections_are_closed() -> None:
     h.pools.forget_server(a)
     assert h.pools.idle_count() == 0 and a not in h.pools.by_server
     assert h.connector.servers[0].transport.disconnecting
+
+
+def test_http2_preface_is_refused_and_nothing_is_forwarded() -> None:
+    """The HTTP/2 prior-knowledge preface on an HTTP/1.1 frontend: 400, closed, no server."""
+    h = Harness(THREE)
+    client = h.client()
+    client.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert client.raw().startswith(b"HTTP/1.1 400 ")
+    assert h.connector.servers == [] and client.transport.disconnecting
+    assert h.runtime.frontends["fe"].ereq == 1
+
+
+def test_http09_request_line_is_400_at_once() -> None:
+    """``GET /x`` and its line end: 400 now, not a wait for timeout http-request (408)."""
+    h = Harness(THREE)
+    client = h.client()
+    client.send(b"GET /x\r\n")
+    assert client.raw().startswith(b"HTTP/1.1 400 ")
+    assert h.connector.servers == [] and client.transport.disconnecting
+    assert "<BADREQ>" in h.sink.lines[-1] and " CR-- " in h.sink.lines[-1]  # as HAProxy 2.6

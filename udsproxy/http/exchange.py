@@ -227,12 +227,15 @@ class Exchange:
         conn.exchange = self
         self.server_seen = self.ctx.sweeper.now
         req = self.request
-        # _parsed: the fields come from h11's parser (or are ours): no second validation.
-        conn.send(
-            h11.Request(
-                method=req.method, target=self.target, headers=Headers(self.head), _parsed=True
+        if req.http_version == b"1.1" or any(f[1] == b"host" for f in self.head):
+            # _parsed: the fields come from h11's parser (or are ours): no second validation.
+            conn.send(
+                h11.Request(
+                    method=req.method, target=self.target, headers=Headers(self.head), _parsed=True
+                )
             )
-        )
+        else:
+            conn.send_http10_head(req.method, self.target, self.head)
         for chunk in self.body:
             conn.send(h11.Data(data=chunk))
         if not self.replayable or self.body_size > REPLAY_LIMIT:

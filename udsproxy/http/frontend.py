@@ -65,7 +65,7 @@ FEED = 16384
 # Written to a client and not read by it yet beyond which no next request starts
 # (Twisted's own high-water mark for a transport's write queue).
 OUTPUT_LIMIT = 65536
-HOST_EMPTY = (b"host", b"host", b"")
+CONNECTION_KEEP_ALIVE = (b"connection", b"connection", b"keep-alive")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
 
 
@@ -454,10 +454,10 @@ class ClientConnection(Protocol):
         version = request.http_version
         self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, items))
         try:
-            check_request(request.method, items)
+            check_request(request.method, request.target, items)
         except HeadError as exc:
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
-            ex.fail(exc.status, "PR")
+            ex.fail(exc.status, exc.flags)
             return
         chunked = is_chunked(items)
         if chunked:
@@ -499,8 +499,10 @@ class ClientConnection(Protocol):
         if absolute is not None:
             authority, target = absolute
             fields = set_item(fields, b"host", authority)
-        elif not any(name == b"host" for _, name, _ in fields):
-            fields.append(HOST_EMPTY)  # HTTP/1.0 without Host: h11 sends 1.1, which needs it
+        elif request.http_version != b"1.1" and not settings.server_close:
+            # HTTP/1.0 (sent on as it is when it has no Host): ask the server to keep the
+            # connection, as HAProxy does, so that it can be pooled.
+            fields.append(CONNECTION_KEEP_ALIVE)
         if chunked:
             fields.append(TE_CHUNKED)
         ff = settings.forwardfor
@@ -518,7 +520,7 @@ class ClientConnection(Protocol):
     def bad_request(self, error: HeadError, data: bytes) -> None:
         """Refuse a head before h11 parsed it: 400, the log line, and close."""
         self.ctx.capture_request_error(self.peer_label(), error.reason, data, error.position)
-        self.write_raw_error(400, "PR")
+        self.write_raw_error(400, error.flags)
 
     def protocol_error(self, reason: str) -> None:
         ex = self.exchange

@@ -30,17 +30,23 @@ HOP_BY_HOP = frozenset(
 _CONNECTION_FIELDS = (b"connection", b"proxy-connection")
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_HAS_VERSION = re.compile(rb" HTTP/[0-9]\.[0-9]\r?\n")  # at the end of the request line
 _OBS_FOLD = re.compile(rb"\n[ \t]")
 
 
 class HeadError(Exception):
-    """A request the proxy refuses: the status to answer and a reason for the log."""
+    """A request the proxy refuses: the status to answer, a reason for the log, and the
+    termination flags HAProxy 2.6 logs for it (``PR`` refused by the proxy, ``CR`` a
+    request the client got wrong at the protocol level)."""
 
-    def __init__(self, reason: str, status: int = 400, position: int = -1) -> None:
+    def __init__(
+        self, reason: str, status: int = 400, position: int = -1, flags: str = "PR"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.position = position
+        self.flags = flags
 
 
 def check_raw_head(buf: bytes, limit: int, maxhdr: int) -> bool:
@@ -77,10 +83,26 @@ class RawHead:
         self.start = 0  # after the empty lines skipped so far
         self.resume = 0  # the search for the end of the head goes on from here
         self.complete = False
+        self.line_checked = False  # the request line was seen whole and has a version
+        self.line_from = 0  # the search for the request line's end goes on from here
         self.scanned = 0  # bytes searched, all checks together (work, for the tests)
 
     def feed(self, data: bytes) -> None:
         self.buf += data
+
+    def check_request_line(self, start: int) -> None:
+        """An HTTP/0.9 request line (no version) is a 400 as soon as its line ends (HAProxy),
+        not a wait for a blank line that will never come."""
+        buf = self.buf
+        nl = buf.find(b"\n", max(self.line_from, start))
+        if nl < 0:
+            self.line_from = len(buf)
+            return
+        self.line_checked = True
+        if not _HAS_VERSION.search(buf, start, nl + 1):
+            raise HeadError(
+                "request line without an HTTP version (HTTP/0.9)", position=start, flags="CR"
+            )
 
     def check(self) -> bool:
         """True when the head is complete and passes; False when more bytes are needed."""
@@ -98,6 +120,8 @@ class RawHead:
             raise HeadError(
                 f"more than {self.limit} bytes of empty lines before a request", position=start
             )
+        if not self.line_checked:
+            self.check_request_line(start)
         pos = max(self.resume, start)
         end = _END_OF_HEAD.search(buf, pos)
         self.scanned += len(buf) - pos
@@ -141,18 +165,28 @@ def full_items(headers: Any) -> List[Item]:
     return items
 
 
-def check_request(method: bytes, items: Sequence[Item]) -> None:
-    """Refuse what h11 lets through: CONNECT (405) and ambiguous body framing (400)."""
+def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
+    """Refuse what h11 lets through: CONNECT (405), the HTTP/2 preface, ambiguous body
+    framing, an absolute-form target whose authority is not the Host (400, as HAProxy)."""
     if method == b"CONNECT":
         raise HeadError("CONNECT is not supported by a reverse proxy", status=405)
+    if method == b"PRI" and target == b"*":
+        raise HeadError("HTTP/2 connection preface on an HTTP/1.1 frontend", flags="CR")
     has_length = has_te = False
     codings: List[bytes] = []
+    host: Optional[bytes] = None
     for _, name, value in items:
         if name == b"content-length":
             has_length = True
         elif name == b"transfer-encoding":
             has_te = True
             codings.extend(tokens(value))
+        elif name == b"host":
+            host = value
+    if host is not None and target[:1] != b"/":
+        absolute = split_absolute_target(target)
+        if absolute is not None and absolute[0].lower() != host.strip().lower():
+            raise HeadError("the absolute URI's authority differs from the Host header", flags="CR")
     if has_te:
         if has_length:
             raise HeadError("both Content-Length and Transfer-Encoding")

@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 from ..runtime import ServerState
 from .chunks import ChunkError, ChunkScan
 from .flow import BATCH, ReadGate
-from .h11lib import h11
+from .h11lib import Headers, h11
 from .headers import full_items, is_chunked, tokens
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .exchange import Exchange
 
 CLEAN = Failure(ConnectionDone())
+PLACEHOLDER_HOST = (b"host", b"host", b"-")
 
 
 class ServerConnection(Protocol):
@@ -80,6 +81,29 @@ class ServerConnection(Protocol):
             BATCH.write(self.transport, data)
             return len(data)
         return 0
+
+    def send_http10_head(self, method: bytes, target: bytes, fields: List[Any]) -> int:
+        """An HTTP/1.0 request without Host, forwarded as it is (as HAProxy does).
+
+        h11 only writes HTTP/1.1, which must have a Host: it is told of the request with a
+        placeholder Host (for its framing of the body and of the response; its bytes are
+        dropped) and the head is written here as the client sent it.
+        """
+        self.h11.send(
+            h11.Request(
+                method=method,
+                target=target,
+                headers=Headers(fields + [PLACEHOLDER_HOST]),
+                _parsed=True,
+            )
+        )
+        head = b"".join(
+            [method, b" ", target, b" HTTP/1.0\r\n"]
+            + [raw + b": " + value + b"\r\n" for raw, _, value in fields]
+            + [b"\r\n"]
+        )
+        BATCH.write(self.transport, head)
+        return len(head)
 
     def dataReceived(self, data: bytes) -> None:
         with BATCH:
