@@ -108,7 +108,9 @@ def test_twenty_thousand_pipelined_requests_are_answered_in_order(
 class RecordingServer:
     """A unix-socket HTTP server that records every request head and answers 200 ``ok``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, early: bool = False) -> None:
+        self.early = early  # answer 413 on the head, then read the body
+        self.bodies: List[int] = []  # body bytes read per request with a Content-Length
         self.heads: List[bytes] = []
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(path)
@@ -139,7 +141,22 @@ class RecordingServer:
                     data += chunk
                 head, data = data.split(b"\r\n\r\n", 1)
                 self.heads.append(head)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                if length is None:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    continue
+                if self.early:
+                    conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
+                left = int(length.group(1)) - len(data)
+                while left > 0:
+                    chunk = conn.recv(min(left, 1 << 20))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+                data = b""
+                self.bodies.append(int(length.group(1)))
+                if not self.early:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     def close(self) -> None:
         self.sock.close()
@@ -197,4 +214,50 @@ def test_framing_leftovers_as_haproxy(sockdir, start_proxy: StartProxy) -> None:
         log = proxy.wait_log('"GET /ten HTTP/1.0"')
         assert log.count(" 400 ") == 3 and log.count(" CR-- ") == 3
     finally:
+        recorder.close()
+
+
+def test_a_server_answering_before_a_20mb_upload_still_gets_the_body(
+    sockdir, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """The server answers 413 on the head, then reads the 20 MB body: the client gets the
+    413 at once, its upload completes (no EPIPE), the server gets every byte, and the next
+    request on the same client connection is answered."""
+    recorder = RecordingServer(f"{sockdir}/a.sock", early=True)
+    fe = f"{sockdir}/fe.sock"
+    start_proxy(config(sockdir).replace(f"        server b {sockdir}/b.sock\n", ""), ready=fe)
+    size = 20 * 1024 * 1024
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(30)
+    sock.connect(fe)
+    errors: List[BaseException] = []
+
+    def upload() -> None:
+        try:
+            sock.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+            sock.sendall(b"x" * size)
+        except BaseException as exc:  # noqa: B036 - reported by the test below
+            errors.append(exc)
+
+    writer = threading.Thread(target=upload)
+    writer.start()
+    answer = b""
+    while not answer.endswith(b"big"):
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the 413"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    writer.join(30)
+    assert not errors and not writer.is_alive()
+    try:
+        sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok"):
+            chunk = sock.recv(65536)
+            assert chunk, "closed instead of answering the next request"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert recorder.bodies == [size]
+    finally:
+        sock.close()
         recorder.close()

@@ -507,8 +507,9 @@ def test_pool_purge_delay_closes_idle_connections() -> None:
     assert h.connector.servers[0].transport.disconnecting
 
 
-def test_early_response_while_uploading_closes_both() -> None:
-    """A server answering before the body ends: the response goes through, then both close."""
+def test_early_response_while_uploading_keeps_forwarding_the_body() -> None:
+    """A server answering before the body ends (413): the client gets it at once, the rest of
+    the body still reaches the server, and the connection serves the next request (HAProxy)."""
     h = Harness(THREE)
     client = h.client()
     client.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
@@ -516,8 +517,32 @@ def test_early_response_while_uploading_closes_both() -> None:
     server.read()
     server.respond(status=413, body=b"too big")
     ((status, _, _),) = client.responses()
-    assert status == 413
-    assert client.transport.disconnecting
+    assert status == 413 and not client.transport.disconnecting
+    client.send(b"x" * 90)
+    events = server.read()
+    body = b"".join(e.data for e in events if isinstance(e, h11.Data))
+    assert body == b"x" * 90 and any(isinstance(e, h11.EndOfMessage) for e in events)
+    assert h.pools.idle_count() == 1  # the server read it all: its connection is reusable
+    assert "413" in h.sink.lines[-1] and " ---- " in h.sink.lines[-1]
+    client.raw()
+    client.send(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    answer_all(h)
+    assert client.raw().startswith(b"HTTP/1.1 200 ")
+
+
+def test_early_response_then_server_close_closes_the_client_with_sd() -> None:
+    """The server answers early then closes mid-upload: the client gets the answer, then a
+    close (nothing more can be forwarded); the log says SD, not ----."""
+    h = Harness(THREE)
+    client = h.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+    server = h.connector.servers[0]
+    server.read()
+    server.respond(status=413, body=b"too big", headers=[("Connection", "close")])
+    server.close()
+    ((status, _, _),) = client.responses()
+    assert status == 413 and client.transport.disconnecting
+    assert " SD-- " in h.sink.lines[-1]
     assert h.pools.idle_count() == 0
 
 

@@ -109,6 +109,7 @@ class Exchange:
         "server_seen",
         "upgrade",
         "client_fin",
+        "answered",
     )
 
     def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
@@ -145,6 +146,7 @@ class Exchange:
         self.server_seen = ctx.sweeper.now
         self.upgrade: Optional[Any] = None  # the (name, value) Upgrade field asked for
         self.client_fin = False  # in a tunnel: the client half-closed
+        self.answered = False  # the response is complete while the request body still flows
 
     def __repr__(self) -> str:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
@@ -285,6 +287,9 @@ class Exchange:
         conn = self.upstream
         if conn is not None:
             conn.send(h11.Data(data=data))
+            # Taking our writes is server activity (HAProxy's timeout server counts both
+            # ways): an upload longer than the timeout is not a dead server.
+            self.server_seen = self.ctx.sweeper.now
             if self.replayable:
                 self.body.append(data)
                 self.body_size += len(data)
@@ -312,6 +317,8 @@ class Exchange:
             conn.send(end_of_message(self.trailers))
             if self.phase is Phase.SENDING:
                 self.phase = Phase.WAITING
+            elif self.answered:
+                self.finish(keep_server=True)  # the early answer's exchange ends here
 
     # ----------------------------------------------------------------- response
     def server_active(self) -> None:
@@ -321,6 +328,9 @@ class Exchange:
             self.replayable = False
 
     def server_event(self, event: Any) -> None:
+        if self.answered:
+            self.server_protocol_error("data after a complete response")
+            return
         kind = type(event)
         client = self.client
         if kind is h11.Data:
@@ -341,6 +351,9 @@ class Exchange:
 
     def server_data(self, data: bytes) -> None:
         """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
+        if self.answered:
+            self.server_protocol_error("data after a complete response")
+            return
         self.bytes_out += self.client.send_data(data)
 
     def server_end(self, trailers: Any) -> None:
@@ -349,6 +362,12 @@ class Exchange:
         server = self.server
         if server is not None and server.backend.report_observers:
             server.report(Outcome.RESPONSE_OK)
+        if not self.request_done and self.upstream is not None:
+            # Answered before the whole body (Rails answering 413 or 422 to an upload): as
+            # HAProxy, the body goes on to the server while it reads it; the exchange ends
+            # with the body's end, and the client connection lives on.
+            self.answered = True
+            return
         self.finish(keep_server=True)
 
     def server_protocol_error(self, reason: str) -> None:
