@@ -398,11 +398,13 @@ def show_errors(ctx: AdminContext, args: List[str], session: CliSession) -> str:
         fe = rt.frontends.get(name)
         if "request" in which and fe is not None and fe.last_request_error is not None:
             count += 1
-            body += render_error(ctx, fe.last_request_error, "request", name, fe.request_errors)
+            body += render_error(ctx, fe.last_request_error, "request", name, fe.request_errors - 1)
         be = rt.backends.get(name)
         if "response" in which and be is not None and be.last_response_error is not None:
             count += 1
-            body += render_error(ctx, be.last_response_error, "response", name, be.response_errors)
+            body += render_error(
+                ctx, be.last_response_error, "response", name, be.response_errors - 1
+            )
     lines = [f"Total events captured on [{timestamp(ctx.now())}] : {count}"]
     if body:
         lines.append(" ")

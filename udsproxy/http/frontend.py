@@ -462,7 +462,9 @@ class ClientConnection(Protocol):
     def protocol_error(self, reason: str) -> None:
         ex = self.exchange
         if ex is None:
-            self.ctx.capture_request_error(self.peer_label(), reason, self.h11.trailing_data[0], -1)
+            # h11 may have taken the head out of its buffer: the raw head kept beside it.
+            data = bytes(self.raw_head.buf) or self.h11.trailing_data[0]
+            self.ctx.capture_request_error(self.peer_label(), reason, data, -1)
             self.write_raw_error(400, "CR")
             return
         self.ctx.capture_request_error(self.peer_label(), reason, b"", -1)
