@@ -114,8 +114,10 @@ TIME_SAMPLES = 1024  # qtime/ctime/rtime/ttime: averages over the last 1024 stre
 
 def swrate_add(total: int, n: int, value: int) -> int:
     """HAProxy's sliding-window average (freq_ctr.h ``swrate_add_dynamic``): ``total`` holds
-    about ``n`` times the average of the last ``n`` samples; constant cost per sample."""
-    return total - (total + n - 1) // n + value
+    about ``n`` times the average of the last ``n`` samples; constant cost per sample. With
+    ``n`` 0 (fewer samples than the window yet) it is a plain sum, so the first averages
+    are exact, as HAProxy's stream_update_time_stats does."""
+    return total - ((total + n - 1) // n if n else 0) + value
 
 
 def swrate_avg(total: int, n: int) -> int:
@@ -210,7 +212,8 @@ class LoadCounters:
 
     def note_times(self, t_queue: int, t_connect: int, t_response: int, t_total: int) -> None:
         """One stream's times in ms (HAProxy's stream_update_time_stats)."""
-        n = self.t_samples = min(self.t_samples + 1, TIME_SAMPLES)
+        count = self.t_samples = self.t_samples + 1
+        n = TIME_SAMPLES if count > TIME_SAMPLES else 0
         self.q_time = swrate_add(self.q_time, n, t_queue)
         self.c_time = swrate_add(self.c_time, n, t_connect)
         self.r_time = swrate_add(self.r_time, n, t_response)

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 from ..config.model import IPV4, IPV6
 from ..runtime import (
+    TIME_SAMPLES,
     BackendState,
     FreqCtr,
     LoadCounters,
@@ -189,6 +190,7 @@ def _hrsp(row: Row, hrsp: List[int]) -> None:
 
 def _load(row: Row, c: LoadCounters, now: float, http: bool) -> None:
     """The columns servers and backends share."""
+    window = min(c.t_samples, TIME_SAMPLES)
     row.update(
         qcur=c.qcur,
         qmax=c.qmax,
@@ -208,10 +210,10 @@ def _load(row: Row, c: LoadCounters, now: float, http: bool) -> None:
         cli_abrt=c.cli_abrt,
         srv_abrt=c.srv_abrt,
         lastsess=int(now - c.last_sess) if c.last_sess >= 0 else -1,
-        qtime=swrate_avg(c.q_time, c.t_samples),
-        ctime=swrate_avg(c.c_time, c.t_samples),
-        rtime=swrate_avg(c.r_time, c.t_samples),
-        ttime=swrate_avg(c.t_time, c.t_samples),
+        qtime=swrate_avg(c.q_time, window),
+        ctime=swrate_avg(c.c_time, window),
+        rtime=swrate_avg(c.r_time, window),
+        ttime=swrate_avg(c.t_time, window),
         connect=c.connects,
         reuse=c.reuses,
         qtime_max=c.qtime_max,

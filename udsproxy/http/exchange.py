@@ -608,7 +608,7 @@ class Exchange:
         """The server's and backend's counters of this request (``show stat``)."""
         t_response = self.t_response
         answered = t_response is not None
-        sent = self.sent_at != 0.0
+        sent = attempt is not None and attempt.t_connect is not None  # a connection was had
         server.backend.req_tot += 1
         times = None
         if sent:
