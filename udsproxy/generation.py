@@ -19,7 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from . import __version__
+from .admin.commands import AdminContext, dispatch
+from .admin.live import Streams
 from .admin.protocol import StatsFactory
+from .admin.stat import ProcessInfo
 from .backend import Backend, build_backends
 from .config.model import Address, Bind, Config, Proxy
 from .http.frontend import HTTPContext, HTTPFactory
@@ -98,7 +102,19 @@ class Generation:
         self.backends: Dict[str, Backend] = build_backends(self.runtime)
         self.specs: List[ListenerSpec] = []
         self._seen: dict[Address, int] = {}
+        self.streams = Streams()  # every context's live streams, for the stats socket
         self._build(process)
+        self.admin = AdminContext(
+            runtime=self.runtime,
+            backends=self.backends,
+            clock=process.reactor,
+            process=process_info(config, process, len(self.specs)),
+            streams=self.streams,
+        )
+
+    def dispatch(self, words: List[str], session: Any) -> str:
+        """Run one stats socket command on this generation."""
+        return dispatch(self.admin, words, session)
 
     def frontend_maxconns(self) -> List[Tuple[str, int]]:
         """(frontend name, maxconn) for each frontend: the ceilings set on attach."""
@@ -139,35 +155,35 @@ class Generation:
             for index, bind in enumerate(fe.binds, start=1):
                 factory: Any
                 if fe.proxy_mode == "http":
-                    factory = HTTPFactory(
-                        HTTPContext(
-                            frontend=fe,
-                            frontend_counters=counters,
-                            backend=backend,
-                            global_=config.global_,
-                            reactor=process.reactor,
-                            sweeper=process.sweeper,
-                            pools=process.pools,
-                            sink=process.sink_for(fe.logs),
-                            listener_id=index,
-                            on_open=on_open,
-                            on_close=on_close,
-                        )
+                    hctx = HTTPContext(
+                        frontend=fe,
+                        frontend_counters=counters,
+                        backend=backend,
+                        global_=config.global_,
+                        reactor=process.reactor,
+                        sweeper=process.sweeper,
+                        pools=process.pools,
+                        sink=process.sink_for(fe.logs),
+                        listener_id=index,
+                        on_open=on_open,
+                        on_close=on_close,
                     )
+                    self.streams.http.append(hctx)
+                    factory = HTTPFactory(hctx)
                 else:
-                    factory = TCPFactory(
-                        TCPContext(
-                            frontend=fe,
-                            frontend_counters=counters,
-                            backend=backend,
-                            reactor=process.reactor,
-                            sweeper=process.sweeper,
-                            sink=process.sink_for(fe.logs),
-                            listener_id=index,
-                            on_open=on_open,
-                            on_close=on_close,
-                        )
+                    tctx = TCPContext(
+                        frontend=fe,
+                        frontend_counters=counters,
+                        backend=backend,
+                        reactor=process.reactor,
+                        sweeper=process.sweeper,
+                        sink=process.sink_for(fe.logs),
+                        listener_id=index,
+                        on_open=on_open,
+                        on_close=on_close,
                     )
+                    self.streams.tcp.append(tctx)
+                    factory = TCPFactory(tctx)
                 spec = ListenerSpec(
                     bind,
                     factory,
@@ -181,6 +197,7 @@ class Generation:
         for stats in config.global_.stats_sockets:
             stats_factory = StatsFactory(
                 stats.level,
+                self.dispatch,
                 clock=process.reactor,
                 timeout_ms=config.global_.stats_timeout,
                 on_open=stats_limit.opened,
@@ -195,3 +212,23 @@ class Generation:
             )
             spec.limits = [stats_limit]
             self.specs.append(spec)
+
+
+def process_info(config: Config, process: Process, listeners: int) -> ProcessInfo:
+    """What ``show info`` says of the process (read once per generation)."""
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    g = config.global_
+    limit = process.global_limit.maxconn
+    return ProcessInfo(
+        name="udsproxy",
+        version=__version__,
+        release_date="",
+        pid=os.getpid(),
+        node=getattr(g, "node", "") or os.uname().nodename,
+        ulimit_n=soft if soft != resource.RLIM_INFINITY else 0,
+        maxconn=limit or g.maxconn or 0,
+        listeners=listeners,
+    )

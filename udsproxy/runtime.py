@@ -17,7 +17,7 @@ Nothing here does I/O: time comes from an injected ``IReactorTime``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, Iterable, List, Optional
+from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Tuple
 
 from udsproxy.config.model import Config, Proxy, Server
 from udsproxy.strenum import StrEnum
@@ -88,6 +88,9 @@ class CapturedError:
     reason: str
     data: bytes  # the bytes around the error (at most CAPTURE_BYTES)
     position: int  # offset of the error in ``data``; -1 when unknown
+    other: str = ""  # the frontend of a response error, the backend of a request error
+    server: str = ""  # the server of a response error
+    length: int = -1  # how many bytes the message had when it was refused; -1: len(data)
 
 
 CAPTURE_BYTES = 1024
@@ -106,6 +109,59 @@ class ServerChange:
 Observer = Callable[[ServerChange], None]
 ReportObserver = Callable[[Report], None]
 
+TIME_SAMPLES = 1024  # qtime/ctime/rtime/ttime: averages over the last 1024 streams (HAProxy)
+
+
+def swrate_add(total: int, n: int, value: int) -> int:
+    """HAProxy's sliding-window average (freq_ctr.h ``swrate_add_dynamic``): ``total`` holds
+    about ``n`` times the average of the last ``n`` samples; constant cost per sample. With
+    ``n`` 0 (fewer samples than the window yet) it is a plain sum, so the first averages
+    are exact, as HAProxy's stream_update_time_stats does."""
+    return total - ((total + n - 1) // n if n else 0) + value
+
+
+def swrate_avg(total: int, n: int) -> int:
+    """The average a ``swrate_add`` total stands for (0 before the first sample)."""
+    return (total + n - 1) // n if n else 0
+
+
+class FreqCtr:
+    """Events per second over the last second, as HAProxy's freq_ctr: this second's count
+    plus the previous second's weighted by what is left of it; ``max`` is the highest
+    count reached within one second (HAProxy's ``*_max`` columns)."""
+
+    __slots__ = ("sec", "curr", "prev", "max")
+
+    def __init__(self) -> None:
+        self.sec = 0
+        self.curr = 0
+        self.prev = 0
+        self.max = 0
+
+    def add(self, now: float) -> None:
+        sec = int(now)
+        if sec != self.sec:
+            self.prev = self.curr if sec == self.sec + 1 else 0
+            self.curr = 0
+            self.sec = sec
+        self.curr += 1
+        if self.curr > self.max:
+            self.max = self.curr
+
+    def read(self, now: float) -> int:
+        sec = int(now)
+        if sec == self.sec:
+            return self.curr + int(self.prev * (1.0 - (now - sec)))
+        if sec == self.sec + 1:
+            return int(self.curr * (1.0 - (now - sec)))
+        return 0
+
+    def clear(self) -> None:
+        self.sec = self.curr = self.prev = self.max = 0
+
+
+HRSP_OTHER = 5  # index of hrsp_other in ``hrsp``: 1xx..5xx are 0..4
+
 
 class LoadCounters:
     """Stream counters shared by servers and backends; named as ``show stat`` columns."""
@@ -123,6 +179,70 @@ class LoadCounters:
         self.wredis = 0  # redispatches
         self.bin = 0
         self.bout = 0
+        self.init_stream_counters()
+
+    def init_stream_counters(self) -> None:
+        """The counters of ended streams (``show stat``: req_tot, hrsp_*, aborts, times)."""
+        self.req_tot = 0  # HTTP requests (server: sent to it)
+        self.hrsp = [0, 0, 0, 0, 0, 0]  # hrsp_1xx .. hrsp_5xx, hrsp_other
+        self.cli_abrt = 0  # data transfers aborted by the client
+        self.srv_abrt = 0  # ... by the server
+        self.connects = 0  # new connections to servers (``connect``)
+        self.reuses = 0  # pooled connections used (``reuse``)
+        self.rate = FreqCtr()  # streams granted a slot per second
+        self.last_sess = -1.0  # when a stream last got a slot; -1: never
+        self.t_samples = 0
+        self.q_time = self.c_time = self.r_time = self.t_time = 0  # swrate totals
+        self.qtime_max = self.ctime_max = self.rtime_max = self.ttime_max = 0
+
+    def clear_max(self) -> None:
+        """``clear counters``: the maximum values."""
+        self.smax = self.scur
+        self.qmax = self.qcur
+        self.rate.max = 0
+        self.qtime_max = self.ctime_max = self.rtime_max = self.ttime_max = 0
+
+    def clear_all(self) -> None:
+        """``clear counters all``: every counter, as a restart would (current values stay)."""
+        for name in ("stot", "lbtot", "econ", "eresp", "wretr", "wredis", "bin", "bout"):
+            setattr(self, name, 0)
+        scur, qcur = self.scur, self.qcur
+        self.init_stream_counters()
+        self.smax, self.qmax = scur, qcur
+
+    def note_times(self, t_queue: int, t_connect: int, t_response: int, t_total: int) -> None:
+        """One stream's times in ms (HAProxy's stream_update_time_stats)."""
+        count = self.t_samples = self.t_samples + 1
+        n = TIME_SAMPLES if count > TIME_SAMPLES else 0
+        self.q_time = swrate_add(self.q_time, n, t_queue)
+        self.c_time = swrate_add(self.c_time, n, t_connect)
+        self.r_time = swrate_add(self.r_time, n, t_response)
+        self.t_time = swrate_add(self.t_time, n, t_total)
+        if t_queue > self.qtime_max:
+            self.qtime_max = t_queue
+        if t_connect > self.ctime_max:
+            self.ctime_max = t_connect
+        if t_response > self.rtime_max:
+            self.rtime_max = t_response
+        if t_total > self.ttime_max:
+            self.ttime_max = t_total
+
+
+def status_index(status: int) -> int:
+    """The ``hrsp`` slot of an HTTP status."""
+    i = status // 100 - 1
+    return i if 0 <= i < HRSP_OTHER else HRSP_OTHER
+
+
+def abort_side(flags: str) -> str:
+    """``C`` or ``S`` when the termination flags say a data transfer was aborted by the
+    client or the server (HAProxy's cli_abrt / srv_abrt), else ``""``."""
+    if len(flags) == 2 and flags[1] == "D":
+        if flags[0] in "Cc":
+            return "C"
+        if flags[0] in "Ss":
+            return "S"
+    return ""
 
 
 class ServerState(LoadCounters):
@@ -146,6 +266,11 @@ class ServerState(LoadCounters):
         self.health = self.rise
         self.admin = MAINT if config.disabled else READY
         self.last_change = backend.clock.seconds()
+        # Maintenance from the config (``disabled``: HAProxy's CMAINT) and by a command
+        # (FMAINT) are distinct: ``show servers state`` and a reload tell them apart.
+        self.config_maint = config.disabled
+        self.forced_admin = False  # the admin state was last set by a command
+        self.dynamic = False  # added by ``add server``
         self.removed = False  # set once ``del server`` (or a reload) took it out
         # The message of the last failed connect while connects keep failing; None once one
         # succeeds. The data path logs a cause once per change, not once per client.
@@ -238,6 +363,9 @@ class ServerState(LoadCounters):
             names = ", ".join(a.value for a in AdminState)
             raise ValueError(f"admin state must be one of {names}") from None
         old = self.admin
+        self.forced_admin = True
+        if state != MAINT:
+            self.config_maint = False
         if state == old:
             return
         was_up = self.op_up
@@ -297,12 +425,15 @@ class ServerState(LoadCounters):
     def take_slot(self, balanced: bool) -> None:
         """A stream starts using this server; ``balanced``: the balancer chose it."""
         be = self.backend
+        now = be.clock.seconds()
         for c in (self, be):
             c.scur += 1
             c.stot += 1
             c.smax = max(c.smax, c.scur)
             if balanced:
                 c.lbtot += 1
+            c.rate.add(now)
+            c.last_sess = now
 
     def free_slot(self) -> None:
         """A stream stops using this server (the queue hands the slot on)."""
@@ -318,6 +449,37 @@ class ServerState(LoadCounters):
     def note_redispatch(self) -> None:
         self.wredis += 1
         self.backend.wredis += 1
+
+    def note_stream(
+        self,
+        status: Optional[int],
+        answered: bool,
+        flags: str,
+        times: Optional[Tuple[int, int, int, int]] = None,
+        reused: Optional[bool] = None,
+    ) -> None:
+        """One stream on this server ended: HTTP ``status`` (None in TCP mode; ``answered``:
+        by the server, else by the proxy), its termination ``flags``, its (queue, connect,
+        response, total) times in ms when the server answered, and whether its connection
+        was ``reused`` from a pool (None: it had none). Server and backend together."""
+        be = self.backend
+        side = abort_side(flags)
+        for c in (self, be):
+            if reused is not None:
+                if reused:
+                    c.reuses += 1
+                else:
+                    c.connects += 1
+            if status is not None:
+                if c is be or answered:
+                    c.hrsp[status_index(status)] += 1
+            if side:
+                if side == "C":
+                    c.cli_abrt += 1
+                else:
+                    c.srv_abrt += 1
+            if times is not None:
+                c.note_times(*times)
 
     def note_bytes(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Bytes from the client (in) and to the client (out), as HAProxy counts them."""
@@ -371,6 +533,7 @@ class BackendState(LoadCounters):
         self.report_observers: List[ReportObserver] = []
         self._pool: Optional[List[ServerState]] = None  # lb_pool(), until a server changes
         self.last_response_error: Optional[CapturedError] = None
+        self.response_errors = 0  # captured so far (``show errors``: event #)
 
     def __repr__(self) -> str:
         return f"<BackendState {self.name}>"
@@ -508,9 +671,41 @@ class ProxyCounters:
         self.ereq = 0  # request errors (bad requests, client timeouts)
         self.dreq = 0  # denied requests
         self.last_request_error: Optional[CapturedError] = None
+        self.request_errors = 0  # captured so far (``show errors``: event #)
+        self.init_stream_counters()
 
-    def open(self) -> None:
-        """A client connection was accepted."""
+    def init_stream_counters(self) -> None:
+        """HTTP requests and responses, and the rates (``show stat``'s FRONTEND row)."""
+        self.req_tot = 0
+        self.hrsp = [0, 0, 0, 0, 0, 0]  # hrsp_1xx .. hrsp_5xx, hrsp_other
+        self.conn_rate = FreqCtr()  # connections accepted per second (rate, conn_rate)
+        self.req_rate = FreqCtr()  # HTTP requests per second
+
+    def note_request(self, now: float) -> None:
+        """An HTTP request was received (valid or not)."""
+        self.req_tot += 1
+        self.req_rate.add(now)
+
+    def note_response(self, status: int) -> None:
+        """An HTTP response was sent to a client (the server's or the proxy's own)."""
+        self.hrsp[status_index(status)] += 1
+
+    def clear_max(self) -> None:
+        self.smax = self.scur
+        self.conn_rate.max = 0
+        self.req_rate.max = 0
+
+    def clear_all(self) -> None:
+        for name in ("stot", "bin", "bout", "ereq", "dreq"):
+            setattr(self, name, 0)
+        self.smax = self.scur
+        self.init_stream_counters()
+
+    def open(self, now: Optional[float] = None) -> None:
+        """A client connection was accepted (``now``: counted in the connection rate)."""
+        if now is not None:
+            self.conn_rate.add(now)
+            self.global_counters.conn_rate.add(now)
         self.scur += 1
         self.stot += 1
         self.smax = max(self.smax, self.scur)
@@ -530,6 +725,7 @@ class GlobalCounters:
         self.curr_conns = 0
         self.cum_conns = 0
         self.max_conns = 0
+        self.conn_rate = FreqCtr()  # connections accepted per second, every frontend
 
     def open(self) -> None:
         self.curr_conns += 1
@@ -541,6 +737,25 @@ class GlobalCounters:
             self.curr_conns -= 1
 
 
+def proxy_ids(config: Config) -> Dict[str, int]:
+    """HAProxy's proxy ids (``iid``): config order, from 2 (1 is the stats socket's own
+    GLOBAL frontend); a ``listen`` is one proxy with one id."""
+    used = {1} | {p.id for p in config.proxies if p.id is not None}
+    ids: Dict[str, int] = {}
+    nxt = 2
+    for p in config.proxies:
+        if p.name in ids or p.kind == "defaults":
+            continue
+        if p.id is not None:
+            ids[p.name] = p.id
+            continue
+        while nxt in used:
+            nxt += 1
+        ids[p.name] = nxt
+        used.add(nxt)
+    return ids
+
+
 class Runtime:
     """Everything that changes while the proxy runs, built from one frozen Config."""
 
@@ -549,6 +764,7 @@ class Runtime:
         self.clock = clock
         self.started = clock.seconds()
         self.counters = GlobalCounters()
+        self.iids = proxy_ids(config)
         self.backends: Dict[str, BackendState] = {
             p.name: BackendState(p, clock) for p in config.backends
         }

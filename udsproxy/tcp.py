@@ -172,7 +172,7 @@ class TCPSession:
         peer = self.client_t.getPeer()
         self.peer = peer
         self.peer_is_unix = not isinstance(peer, (IPv4Address, IPv6Address))
-        ctx.counters.open()
+        ctx.counters.open(self.accepted)
         ctx.on_open()
         ctx.sessions.add(self)
         if ctx.backend is None:
@@ -307,8 +307,16 @@ class TCPSession:
         self.ctx.sweeper.discard(self)
         self.write_log()  # before releasing: HAProxy's counters include this session
         target = self.target
-        if self.attempt is not None:
-            self.attempt.close()
+        attempt = self.attempt
+        if target is not None and attempt is not None:
+            connected = self.server_t is not None
+            times = None
+            if connected:
+                total = int((self.ctx.reactor.seconds() - self.accepted) * 1000)
+                times = (attempt.t_queue or 0, attempt.t_connect or 0, 0, total)
+            target.note_stream(None, False, self.flags, times, False if connected else None)
+        if attempt is not None:
+            attempt.close()
         if target is not None:
             target.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
         self.ctx.counters.bin += self.bytes_in

@@ -3,8 +3,10 @@
 Framing follows HAProxy's management guide §9.3: a client sends one or more commands
 separated by ``;`` or newlines; in non-interactive mode the connection closes after the
 reply; ``prompt`` switches to interactive mode (a ``> `` prompt, ``quit`` to leave). Each
-reply ends with an empty line. The commands themselves are not active yet: every one is
-answered ``Unknown command.`` with a note, so scripts get a clear, stable answer.
+reply ends with an empty line. A ``;`` inside a command is written ``\\;``. The commands
+are the registry's (:mod:`udsproxy.admin.commands`); each client has a
+:class:`~udsproxy.admin.registry.CliSession` holding its level, which ``operator`` and
+``user`` may lower.
 
 Global ``stats timeout`` closes a client idle that long (no command received, nothing
 written); ``stats maxconn`` is enforced by the service, which pauses accepting on the
@@ -21,19 +23,38 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from .registry import CliSession, Level
+
 MAX_LINE = 16384
 
-# A command handler: (words, level) -> reply text (without the final empty line).
-Dispatcher = Callable[[List[str], str], str]
+# A command handler: (words, the client's session) -> reply (without the final empty line).
+Dispatcher = Callable[[List[str], CliSession], str]
 
 
-def not_yet_active(words: List[str], level: str) -> str:
-    """The reply to every command until the stats socket's commands land."""
-    return (
-        f"Unknown command: '{' '.join(words)}'. "
-        "The stats socket commands (show stat, show info, set server ...) are not active yet "
-        "in this version of udsproxy."
-    )
+def not_configured(words: List[str], session: CliSession) -> str:
+    """The reply when a factory was built without commands (tests of the framing)."""
+    return f"Unknown command: '{' '.join(words)}'."
+
+
+def split_commands(line: str) -> List[List[str]]:
+    """A line's ``;``-separated commands as word lists; ``\\;`` is a literal ``;``."""
+    commands: List[List[str]] = []
+    current: List[str] = []
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and line[i + 1 : i + 2] == ";":
+            current.append(";")
+            i += 2
+            continue
+        if ch == ";":
+            commands.append("".join(current).split())
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    commands.append("".join(current).split())
+    return [words for words in commands if words]
 
 
 def _nothing() -> None:
@@ -53,7 +74,7 @@ class StatsProtocol(Protocol):
         on_open: Callable[[], None] = _nothing,
         on_close: Callable[[], None] = _nothing,
     ) -> None:
-        self.level = level
+        self.session = CliSession(Level.parse(level))
         self.dispatch = dispatch
         self.buffer = b""
         self.interactive = False
@@ -130,17 +151,15 @@ class StatsProtocol(Protocol):
     def handle_line(self, line: str) -> bool:
         """Run every ';'-separated command of a line; False when the connection closes."""
         out: List[str] = []
-        for command in (c.strip() for c in line.split(";")):
-            words = command.split()
-            if not words:
-                continue
+        for words in split_commands(line):
             if words == ["prompt"]:
                 self.interactive = not self.interactive
                 continue
             if words == ["quit"]:
                 self.transport.loseConnection()  # type: ignore[union-attr]
                 return False
-            out.append(self.dispatch(words, self.level).rstrip("\n") + "\n\n")
+            reply = self.dispatch(words, self.session).rstrip("\n")
+            out.append(reply + "\n\n" if reply else "\n")
         reply = "".join(out)
         if self.interactive:
             reply += "> "
@@ -163,7 +182,7 @@ class StatsFactory(Factory):
     def __init__(
         self,
         level: str,
-        dispatch: Dispatcher = not_yet_active,
+        dispatch: Dispatcher = not_configured,
         clock: Any = None,
         timeout_ms: int = 0,
         on_open: Callable[[], None] = _nothing,

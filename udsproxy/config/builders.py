@@ -28,7 +28,6 @@ IMPLEMENTED = "implemented"
 # Areas that will activate planned keywords, and what happens until they do.
 PLANNED_AREAS: Dict[str, str] = {
     "health checks": "servers count as always up until health checks land",
-    "stats socket": "the stats socket answers 'Unknown command.' to every command meanwhile",
     "reload": "it has no effect until reload support lands",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
     "routing": "requests go to the default_backend until ACL routing lands",

@@ -7,7 +7,7 @@ from typing import List
 from ..errors import ConfigError
 from .address import parse_address
 from .builders import Context, Handler, need, no_more, perm_options
-from .model import Bind, StatsSocket
+from .model import ABNS, ABNSZ, Bind, StatsSocket
 from .values import parse_group, parse_int, parse_time, parse_user
 
 
@@ -70,6 +70,13 @@ def g_stats(ctx: Context, args: List[str]) -> None:
             else:
                 perm_words.extend(opts[i : i + 2])
                 i += 2
+        if level == "admin" and addrs[0].family in (ABNS, ABNSZ):
+            # An abstract socket has no file permissions: anyone on the host could connect.
+            raise ConfigError(
+                f"stats socket '{rest[0]}' at level admin: an abstract socket has no file "
+                "permissions, so any local user could drive the proxy",
+                hint="use a socket file (mode 660) for level admin; abns@ is fine at level user",
+            )
         perms, _ = perm_options(perm_words, usage)
         ctx.glob.stats_sockets.append(
             StatsSocket(Bind(addrs[0], perms, lineno=ctx.lineno), level=level, lineno=ctx.lineno)

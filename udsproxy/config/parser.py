@@ -239,8 +239,6 @@ class _Parser:
         if keyword.words == "timeout" and words[used : used + 1] in (("check",), ("tarpit",)):
             area = "health checks" if words[used] == "check" else "header rules"
             self.planned_used.setdefault(f"timeout {words[used]}", (area, line.lineno))
-        if keyword.words == "stats" and words[used : used + 1] == ("socket",):
-            self.planned_used.setdefault("stats socket", ("stats socket", line.lineno))
 
     def unknown(self, line: Line, words: Tuple[str, ...]) -> None:
         first = words[0]

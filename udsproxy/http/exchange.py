@@ -45,7 +45,7 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
 from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
-from ..runtime import Outcome, ServerState
+from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
@@ -612,9 +612,33 @@ class Exchange:
         counters = self.ctx.counters
         counters.bin += self.bytes_in
         counters.bout += self.bytes_out
-        if self.server is not None:
-            self.server.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
-            self.client.last_server = self.server
+        status = self.status
+        if status is not None:
+            counters.hrsp[status_index(status)] += 1
+        server = self.server
+        if server is not None:
+            server.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
+            self.client.last_server = server
+            self.count(server, attempt, status)
+        elif attempt is not None:
+            be = attempt.backend.state
+            be.req_tot += 1
+            if status is not None:
+                be.hrsp[status_index(status)] += 1
+
+    def count(self, server: ServerState, attempt: Optional[ServerAttempt], status: Any) -> None:
+        """The server's and backend's counters of this request (``show stat``)."""
+        t_response = self.t_response
+        answered = t_response is not None
+        sent = attempt is not None and attempt.t_connect is not None  # a connection was had
+        server.backend.req_tot += 1
+        times = None
+        if sent:
+            server.req_tot += 1
+            if t_response is not None and attempt is not None:
+                total = int((self.ctx.reactor.seconds() - self.request_time) * 1000)
+                times = (attempt.t_queue or 0, attempt.t_connect or 0, t_response, total)
+        server.note_stream(status, answered, self.flags, times, self.reused if sent else None)
 
     # ----------------------------------------------------------------- log
     def write_log(self) -> None:

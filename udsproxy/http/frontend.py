@@ -109,22 +109,61 @@ class HTTPContext:
 
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
-        self.counters.last_request_error = capture(self.reactor, peer, reason, data, position)
+        self.counters.request_errors += 1
+        other = self.backend.name if self.backend is not None else ""
+        self.counters.last_request_error = capture(
+            self.reactor, peer, reason, data, position, other=other
+        )
 
     def capture_response_error(self, exchange: Exchange, reason: str) -> None:
+        """Keep what the server sent of an invalid response (h11's unparsed bytes)."""
         if self.backend is not None:
             conn = exchange.upstream
-            peer = str(conn.server.config.address) if conn is not None else "-"
-            self.backend.state.last_response_error = capture(self.reactor, peer, reason, b"", -1)
+            data = b""
+            server = ""
+            if conn is not None:
+                server = conn.server.name
+                try:
+                    data = conn.h11.trailing_data[0]
+                except Exception:  # noqa: BLE001 - a capture must never break the exchange
+                    data = b""
+            state = self.backend.state
+            state.response_errors += 1
+            state.last_response_error = capture(
+                self.reactor,
+                exchange.client.peer_label(),
+                reason,
+                data,
+                -1,
+                other=self.frontend.name,
+                server=server,
+            )
 
 
-def capture(reactor: Any, peer: str, reason: str, data: bytes, position: int) -> CapturedError:
+def capture(
+    reactor: Any,
+    peer: str,
+    reason: str,
+    data: bytes,
+    position: int,
+    other: str = "",
+    server: str = "",
+) -> CapturedError:
     """Keep at most CAPTURE_BYTES around ``position``."""
     if position < 0:
-        return CapturedError(reactor.seconds(), peer, reason, data[:CAPTURE_BYTES], -1)
+        return CapturedError(
+            reactor.seconds(), peer, reason, data[:CAPTURE_BYTES], -1, other, server, len(data)
+        )
     start = max(0, position - CAPTURE_BYTES // 2)
     return CapturedError(
-        reactor.seconds(), peer, reason, data[start : start + CAPTURE_BYTES], position - start
+        reactor.seconds(),
+        peer,
+        reason,
+        data[start : start + CAPTURE_BYTES],
+        position - start,
+        other,
+        server,
+        len(data),
     )
 
 
@@ -193,7 +232,7 @@ class ClientConnection(Protocol):
         ff = ctx.settings.forwardfor
         if ff is not None:
             self.ff_value = ff.client_value(self.client_ip)
-        ctx.counters.open()
+        ctx.counters.open(self.accepted)
         ctx.on_open()
         ctx.clients.add(self)
         ctx.sweeper.add(self)
@@ -450,6 +489,7 @@ class ClientConnection(Protocol):
         self.head_started = None
         ex = Exchange(self, request, started)
         self.exchange = ex
+        self.ctx.counters.note_request(ex.started)
         items = full_items(request.headers)
         version = request.http_version
         self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, items))
@@ -520,12 +560,15 @@ class ClientConnection(Protocol):
     def bad_request(self, error: HeadError, data: bytes) -> None:
         """Refuse a head before h11 parsed it: 400, the log line, and close."""
         self.ctx.capture_request_error(self.peer_label(), error.reason, data, error.position)
+        self.ctx.counters.note_request(self.ctx.reactor.seconds())  # HAProxy counts it too
         self.write_raw_error(400, error.flags)
 
     def protocol_error(self, reason: str) -> None:
         ex = self.exchange
         if ex is None:
-            self.ctx.capture_request_error(self.peer_label(), reason, self.h11.trailing_data[0], -1)
+            # h11 may have taken the head out of its buffer: the raw head kept beside it.
+            data = bytes(self.raw_head.buf) or self.h11.trailing_data[0]
+            self.ctx.capture_request_error(self.peer_label(), reason, data, -1)
             self.write_raw_error(400, "CR")
             return
         self.ctx.capture_request_error(self.peer_label(), reason, b"", -1)
@@ -538,6 +581,7 @@ class ClientConnection(Protocol):
         """An error page when no request was parsed: bytes written as they are, then close."""
         page = self.ctx.settings.pages.raw(status, backend_chosen=False)
         BATCH.write(self.transport, page)
+        self.ctx.counters.note_response(status)
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
