@@ -219,6 +219,20 @@ class Exchange:
             return
         self.fail(503, flags)
 
+    def shutdown(self, flags: str) -> None:
+        """The server was marked down (``on-marked-down shutdown-sessions``): end now."""
+        if self.phase is Phase.DONE:
+            return
+        if self.phase < Phase.RESPONDING:
+            self.fail(503, flags, keep_server=False)
+        else:
+            if self.flags == "--":
+                self.flags = flags
+            self.phase = Phase.DONE
+            self.release(keep_server=False)
+            self.client.abort()
+            self.client.exchange_ended(self)
+
     def attach(self, conn: ServerConnection, reused: bool) -> None:
         """Send the head and what is held of the body; bytes then flow both ways."""
         assert self.head is not None
