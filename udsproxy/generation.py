@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from .admin.protocol import StatsFactory
 from .backend import Backend, build_backends
 from .config.model import Address, Bind, Config, Proxy
+from .health.checker import HealthChecks
 from .http.frontend import HTTPContext, HTTPFactory
 from .limits import AcceptLimit, reserved_fds
 from .net.listen import Listener
@@ -96,6 +97,12 @@ class Generation:
         self.number = number
         self.runtime = Runtime(config, process.reactor)
         self.backends: Dict[str, Backend] = build_backends(self.runtime)
+        self.health = HealthChecks(
+            self.runtime,
+            process.reactor,
+            lambda text, level, proxy: process.event(text, level, proxy.logs),
+            on_probe=lambda srv: process.check_socket_perms(srv.config),
+        )
         self.specs: List[ListenerSpec] = []
         self._seen: dict[Address, int] = {}
         self._build(process)

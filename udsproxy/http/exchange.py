@@ -359,7 +359,7 @@ class Exchange:
         self.bytes_out += self.client.send_end(trailers)
         server = self.server
         if server is not None and server.backend.report_observers:
-            server.report(Outcome.RESPONSE_OK)
+            server.report(Outcome.RESPONSE_OK, str(self.status))  # observe layer7 reads it
         self.finish(keep_server=True)
 
     def server_protocol_error(self, reason: str) -> None:
