@@ -26,6 +26,7 @@ from .admin.protocol import StatsFactory
 from .admin.stat import ProcessInfo
 from .backend import Backend, build_backends
 from .config.model import Address, Bind, Config, Proxy
+from .health.checker import HealthChecks
 from .http.frontend import HTTPContext, HTTPFactory
 from .limits import AcceptLimit, reserved_fds
 from .net.listen import Listener
@@ -100,6 +101,12 @@ class Generation:
         self.number = number
         self.runtime = Runtime(config, process.reactor)
         self.backends: Dict[str, Backend] = build_backends(self.runtime)
+        self.health = HealthChecks(
+            self.runtime,
+            process.reactor,
+            lambda text, level, proxy: process.event(text, level, proxy.logs),
+            on_probe=lambda srv: process.check_socket_perms(srv.config),
+        )
         self.specs: List[ListenerSpec] = []
         self._seen: dict[Address, int] = {}
         self.streams = Streams()  # every context's live streams, for the stats socket

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList
 
-from .config.model import Global, LogTarget
+from .config.model import Global, LogTarget, Server
 from .errors import BindError, UdsProxyError
 from .http.upstream import Pools
 from .limits import AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
@@ -82,9 +82,17 @@ class Process:
             sink = self.sinks[targets] = LogSink(targets)
         return sink
 
-    def event(self, text: str, level: str = "notice") -> None:
-        """A start-up, admin or health event: twistd's log and the global log targets."""
-        log_event(text, level, self.sink_for(self.global_logs))
+    def event(
+        self, text: str, level: str = "notice", targets: Optional[Tuple[LogTarget, ...]] = None
+    ) -> None:
+        """A start-up, admin or health event: twistd's log and the global log targets
+        (``targets``: a proxy's own log targets instead, as HAProxy logs health events)."""
+        log_event(text, level, self.sink_for(targets or self.global_logs))
+
+    def check_socket_perms(self, server: Server) -> None:
+        """A health check of ``server``: verify its socket file's expected owner and mode."""
+        if server in self.perms_watch.servers:
+            self.perms_watch.check(server)
 
     def frontend_limit(self, name: str) -> AcceptLimit:
         """The accept limit of frontend ``name`` (its ceiling is set when attached)."""
@@ -161,7 +169,11 @@ class Process:
         self.perms_watch = watch
         for state in generation.runtime.backends.values():
             state.add_observer(self._server_changed)
+        if self.generation is not None and self.generation is not generation:
+            self.generation.health.stop()
         self.generation = generation
+        if self.started:
+            generation.health.start()
 
     def _server_changed(self, change: ServerChange) -> None:
         """Servers added or removed at run time: the pools and the permission watch follow."""
@@ -182,6 +194,7 @@ class Process:
         self.started = True
         if self.generation is None:
             return
+        self.generation.health.start()
         for spec in self.generation.specs:
             if spec.listener is not None:
                 spec.listener.start()
@@ -189,7 +202,9 @@ class Process:
         self.perms_watch.check_all()
 
     def close(self) -> Deferred:
-        """Close pools, listeners (unlinking only our socket files) and log sinks."""
+        """Stop health checks; close pools, listeners (unlinking only our socket files), sinks."""
+        if self.generation is not None:
+            self.generation.health.stop()
         self.pools.close_all()
         stops = [listener.stop(unlink=True) for listener in self.listeners.values()]
         self.listeners.clear()

@@ -16,8 +16,10 @@ Nothing here does I/O: time comes from an injected ``IReactorTime``.
 
 from __future__ import annotations
 
+import enum
+import math
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Set, Tuple
 
 from udsproxy.config.model import Config, Proxy, Server
 from udsproxy.strenum import StrEnum
@@ -38,6 +40,15 @@ class AdminState(StrEnum):
 READY, DRAIN, MAINT = AdminState.READY, AdminState.DRAIN, AdminState.MAINT
 
 MAX_WEIGHT = 256  # HAProxy's limit for ``weight`` and ``set weight``
+
+
+class OpState(enum.IntEnum):
+    """Operational state, numbered as HAProxy's ``srv_op_state`` (``show servers state``)."""
+
+    STOPPED = 0  # DOWN
+    STARTING = 1  # up again, weight ramping up during ``slowstart``
+    RUNNING = 2  # UP
+    STOPPING = 3  # up but taking no new load-balanced streams (``disable-on-404``: NOLB)
 
 
 class Change(StrEnum):
@@ -271,6 +282,25 @@ class ServerState(LoadCounters):
         self.config_maint = config.disabled
         self.forced_admin = False  # the admin state was last set by a command
         self.dynamic = False  # added by ``add server``
+        # slowstart: the share of uweight in force while STARTING (None: not starting);
+        # STOPPING: the last HTTP check asked for no new traffic (disable-on-404).
+        self.ramp: Optional[float] = None
+        self.stopping = False
+        self.eweight = 0  # kept by _update_eweight(): read on every pick
+        self._update_eweight()
+        # What the last check found (``show stat``: check_status, check_code, ...).
+        self.check_status = "INI" if self.checked else ""
+        self.check_code: Optional[int] = None  # the HTTP status of an HTTP check
+        self.check_duration: Optional[int] = None  # ms
+        self.check_desc = ""  # the description shown as the transition line's "info"
+        self.last_chk = ""  # the check's detail text (HAProxy's last_chk column)
+        self.chkfail = 0  # failed checks while the server was not already DOWN
+        self.chkdown = 0  # UP -> DOWN transitions
+        self.hanafail = 0  # times passive checks triggered ``on-error``
+        self.downtime = 0.0  # seconds spent DOWN before the current DOWN period
+        # The streams using this server now (each registers while connected), so that
+        # ``on-marked-down shutdown-sessions`` can end them. Anything with shutdown(flags).
+        self.streams: Set[Any] = set()
         self.removed = False  # set once ``del server`` (or a reload) took it out
         # The message of the last failed connect while connects keep failing; None once one
         # succeeds. The data path logs a cause once per change, not once per client.
@@ -286,10 +316,39 @@ class ServerState(LoadCounters):
         """Operationally up: unchecked servers always are, checked ones at health >= rise."""
         return not self.checked or self.health >= self.rise
 
+    def _update_eweight(self) -> None:
+        """The weight the balancer uses: 0 while draining or stopping, ramped in slowstart."""
+        if self.admin == DRAIN or self.stopping:
+            self.eweight = 0
+        elif self.ramp is not None and self.uweight:
+            self.eweight = max(1, math.ceil(self.uweight * self.ramp))
+        else:
+            self.eweight = self.uweight
+
     @property
-    def eweight(self) -> int:
-        """The weight the balancer uses: 0 while draining."""
-        return 0 if self.admin == DRAIN else self.uweight
+    def op_state(self) -> OpState:
+        """HAProxy's operational state: STOPPED, STARTING, RUNNING or STOPPING."""
+        if not self.op_up:
+            return OpState.STOPPED
+        if self.stopping:
+            return OpState.STOPPING
+        if self.ramp is not None:
+            return OpState.STARTING
+        return OpState.RUNNING
+
+    @property
+    def health_text(self) -> str:
+        """``status: 2/3 UP`` as the log-health-checks line says it (HAProxy check.c)."""
+        if self.health >= self.rise:
+            word = "UP" if self.uweight else "DRAIN"
+            return f"{self.health - self.rise + 1}/{self.fall} {word}"
+        return f"{self.health}/{self.rise} DOWN"
+
+    def downtime_at(self, now: float) -> float:
+        """Seconds spent DOWN in all, counting the current DOWN period (``downtime``)."""
+        if self.op_up:
+            return self.downtime
+        return self.downtime + now - self.last_change
 
     @property
     def available(self) -> bool:
@@ -312,6 +371,12 @@ class ServerState(LoadCounters):
             return "MAINT"
         top = self.rise + self.fall - 1
         if self.op_up:
+            if self.stopping:
+                return (
+                    "NOLB"
+                    if not self.checked or self.health >= top
+                    else (f"NOLB {self.health - self.rise + 1}/{self.fall}")
+                )
             if self.eweight == 0:
                 return "DRAIN"
             if self.checked and self.health < top:
@@ -323,17 +388,21 @@ class ServerState(LoadCounters):
 
     # -- changes -------------------------------------------------------------------------
 
-    def set_check_result(self, ok: bool) -> None:
+    def set_check_result(self, ok: bool) -> bool:
         """Account one health-check result, HAProxy style: one counter in [0, rise+fall-1].
 
         A success climbs one step and jumps to the top once it reaches ``rise`` (UP); a
         failure descends one step and drops to 0 once below ``rise`` (DOWN). So a server
         needs ``rise`` successes in a row to come up and ``fall`` failures to go down.
+        Returns whether the server went UP or DOWN. A failure while health > 0 counts
+        ``chkfail`` (HAProxy's failed_checks).
         """
         if not self.checked or self.admin == MAINT:
-            return  # checks are paused in maintenance and ignored when disabled
+            return False  # checks are paused in maintenance and ignored when disabled
         was_up = self.op_up
         top = self.rise + self.fall - 1
+        if not ok and self.health > 0:
+            self.chkfail += 1
         if ok:
             if self.health < top:
                 self.health += 1
@@ -345,6 +414,49 @@ class ServerState(LoadCounters):
                 self.health = 0
         if self.op_up != was_up:
             self._changed(Change.OP, was_up, self.op_up)
+            return True
+        return False
+
+    def set_health(self, health: int) -> None:
+        """Move the counter without a check (passive checks' ``sudden-death``, ``mark-down``)."""
+        self.health = max(0, min(health, self.rise + self.fall - 1))
+
+    def set_ramp(self, ramp: Optional[float]) -> None:
+        """``slowstart``: the share of the weight in force (None: full weight, RUNNING)."""
+        if ramp is not None and ramp >= 1.0:
+            ramp = None
+        if ramp == self.ramp:
+            return
+        old = self.eweight
+        self.ramp = ramp
+        self._update_eweight()
+        self._changed(Change.WEIGHT, old, self.eweight)
+
+    def set_stopping(self, stopping: bool) -> None:
+        """``http-check disable-on-404``: up, but no new load-balanced streams (STOPPING)."""
+        if stopping == self.stopping:
+            return
+        self.stopping = stopping
+        old = self.eweight
+        self._update_eweight()
+        self._changed(Change.WEIGHT, old, self.eweight)
+
+    def record_check(
+        self, status: str, code: Optional[int], duration: Optional[int], desc: str
+    ) -> None:
+        """What the last check found: HAProxy's status code (L4OK, SOCKERR ...) and its info."""
+        self.check_status = status
+        self.check_code = code
+        self.check_duration = duration
+        self.check_desc = desc
+        self.last_chk = desc
+
+    def shutdown_streams(self, flags: str) -> int:
+        """End every stream using this server now (``on-marked-down shutdown-sessions``)."""
+        streams = list(self.streams)
+        for stream in streams:
+            stream.shutdown(flags)
+        return len(streams)
 
     def set_check_enabled(self, enabled: bool) -> None:
         """``enable health`` / ``disable health``: an unchecked server counts as up."""
@@ -370,6 +482,7 @@ class ServerState(LoadCounters):
             return
         was_up = self.op_up
         self.admin = state
+        self._update_eweight()
         if old == MAINT and self.checked:
             # HAProxy: "start OK but check immediately" when leaving maintenance.
             self.health = self.rise
@@ -384,6 +497,7 @@ class ServerState(LoadCounters):
         old = self.uweight
         if weight != old:
             self.uweight = weight
+            self._update_eweight()
             self._changed(Change.WEIGHT, old, weight)
 
     def set_maxconn(self, maxconn: int) -> None:
@@ -397,7 +511,15 @@ class ServerState(LoadCounters):
 
     def _changed(self, field: Change, old: object, new: object) -> None:
         if field is Change.OP or field is Change.ADMIN:
-            self.last_change = self.backend.clock.seconds()
+            now = self.backend.clock.seconds()
+            if field is Change.OP:
+                if new:  # back UP: the DOWN period ends
+                    self.downtime += now - self.last_change
+                else:
+                    self.chkdown += 1
+                    self.ramp = None  # a slowstart in progress ends with it
+                    self._update_eweight()
+            self.last_change = now
         self.backend.server_changed(ServerChange(self, field, old, new))
 
     # -- what the data path learned (the passive health checks' input) ------------------
@@ -524,7 +646,9 @@ class BackendState(LoadCounters):
         self.name = proxy.name
         self.clock = clock
         self.allbackups = proxy.has_option("allbackups")
-        self.last_change = clock.seconds()
+        self.last_change = clock.seconds()  # when the backend last went UP or DOWN
+        self.chkdown = 0  # times the backend lost its last usable server
+        self.downtime = 0.0  # seconds spent without a usable server, before the current period
         self.servers: List[ServerState] = [
             ServerState(cfg, self, sid)
             for cfg, sid in zip(proxy.servers, assign_ids(proxy.servers))
@@ -532,6 +656,7 @@ class BackendState(LoadCounters):
         self._observers: List[Observer] = []
         self.report_observers: List[ReportObserver] = []
         self._pool: Optional[List[ServerState]] = None  # lb_pool(), until a server changes
+        self.was_up = self.is_up
         self.last_response_error: Optional[CapturedError] = None
         self.response_errors = 0  # captured so far (``show errors``: event #)
 
@@ -560,6 +685,12 @@ class BackendState(LoadCounters):
     @property
     def is_up(self) -> bool:
         return any(s.usable for s in self.servers)
+
+    def downtime_at(self, now: float) -> float:
+        """Seconds spent with no usable server in all, counting the current period."""
+        if self.was_up:
+            return self.downtime
+        return self.downtime + now - self.last_change
 
     def lb_pool(self) -> List[ServerState]:
         """The servers load balancing may choose from now, full or not.
@@ -638,8 +769,15 @@ class BackendState(LoadCounters):
     def server_changed(self, change: ServerChange) -> None:
         """Pass a server change on to the observers, in the order they subscribed."""
         self._pool = None
-        if change.field is Change.OP or change.field is Change.ADMIN:
-            self.last_change = change.server.last_change
+        up = self.is_up
+        if up != self.was_up:
+            now = self.clock.seconds()
+            if up:
+                self.downtime += now - self.last_change
+            else:
+                self.chkdown += 1
+            self.was_up = up
+            self.last_change = now
         for callback in list(self._observers):
             callback(change)
 

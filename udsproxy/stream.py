@@ -136,6 +136,10 @@ class Stream(Protocol):
     def no_server(self, flags: str) -> None:
         """No server now and no retry left: ``SC``, ``sQ`` or ``SQ`` (HAProxy's flags)."""
 
+    def shutdown(self, flags: str) -> None:
+        """End the stream now: its server was marked down (``on-marked-down
+        shutdown-sessions``) or a backup's streams give way (``on-marked-up``)."""
+
 
 class AttemptState(enum.Enum):
     """WAITING (for a slot) -> CONNECTING -> CONNECTED, back to WAITING on a redispatch;
@@ -250,6 +254,7 @@ class ServerAttempt:
             return
         self.state = AttemptState.CONNECTED
         self.t_connect = 0
+        server.streams.add(self)
         self.stream.server_connected(conn, True)
 
     def connect(self) -> None:
@@ -257,6 +262,7 @@ class ServerAttempt:
         server = self.server
         assert server is not None
         self.state = AttemptState.CONNECTING
+        server.streams.discard(self)  # a resend: registered again once connected
         self.retry_call = None
         self.connect_started = self.reactor.seconds()
         stream = self.stream
@@ -288,6 +294,7 @@ class ServerAttempt:
         server.report(Outcome.CONNECT_OK)
         self.t_connect = int((self.reactor.seconds() - self.connect_started) * 1000)
         self.state = AttemptState.CONNECTED
+        server.streams.add(self)
         self.stream.server_connected(conn, False)
 
     def _failed(self, failure: Failure) -> None:
@@ -326,6 +333,9 @@ class ServerAttempt:
         if self.state is AttemptState.CLOSED:
             return
         self.state = AttemptState.CLOSED
+        server = self.server
+        if server is not None:
+            server.streams.discard(self)
         call, self.retry_call = self.retry_call, None
         if call is not None and call.active():
             call.cancel()
@@ -334,6 +344,11 @@ class ServerAttempt:
             pending.cancel()
         if self.ticket is not None:
             self.ticket.release()
+
+    def shutdown(self, flags: str) -> None:
+        """The server's health asks this stream to end (see :meth:`Stream.shutdown`)."""
+        if self.state is AttemptState.CONNECTED:
+            self.stream.shutdown(flags)
 
 
 def report_connect_error(server: ServerState, kind: ConnectKind, message: str) -> None:

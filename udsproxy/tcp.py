@@ -202,6 +202,10 @@ class TCPSession:
         self.flags = flags
         self.close_client()
 
+    def shutdown(self, flags: str) -> None:
+        """The server was marked down (``on-marked-down shutdown-sessions``): end now."""
+        self.abort(flags)
+
     def server_connected(self, server: ServerSide, reused: bool) -> None:
         server_t: Any = server.transport
         self.server = server

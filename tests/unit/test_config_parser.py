@@ -409,14 +409,14 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
         backend b
             mode http
             acl is_api path_beg /api
-            server a /a.sock check inter 2s
-            server c /c.sock check
+            server a /a.sock send-proxy
+            server c /c.sock send-proxy
         """
     )
     texts = [n.text for n in cfg.notices]
-    health = [t for t in texts if "(health checks)" in t]
-    assert len(health) == 1 and "check (server option) (line 7)" in health[0]
-    assert "always up" in health[0]
+    proxy = [t for t in texts if "(PROXY protocol)" in t]
+    assert len(proxy) == 1 and "send-proxy (server option) (line 7)" in proxy[0]
+    assert "no PROXY header" in proxy[0]
     routing = [t for t in texts if "(routing)" in t]
     assert len(routing) == 1 and "acl (line 6)" in routing[0]
     assert not any("mode http" in t for t in texts)  # HTTP mode itself is active

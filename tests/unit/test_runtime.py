@@ -344,3 +344,78 @@ def test_frontend_and_global_counters() -> None:
     f1.close()  # one close too many: ignored
     assert f1.scur == 0 and rt.counters.curr_conns == 1
     assert (f1.ereq, f1.dreq, f1.bin, f1.bout) == (0, 0, 0, 0)
+
+
+# -- health accounting (issue 10) ----------------------------------------------------------
+
+
+def test_chkfail_chkdown_and_downtime_follow_the_counter() -> None:
+    """Failed checks count chkfail until DOWN; each UP->DOWN counts chkdown; downtime adds up."""
+    srv = checked(rise=2, fall=2)
+    clock = srv.backend.clock
+    assert srv.set_check_result(False) is True  # starts at health == rise: one failure
+    assert (srv.op_up, srv.chkfail, srv.chkdown) == (False, 1, 1)
+    assert srv.set_check_result(False) is False
+    assert srv.chkfail == 1  # already at 0: not counted again (HAProxy's failed_checks)
+    clock.advance(5)
+    assert srv.downtime_at(clock.seconds()) == 5
+    assert srv.backend.downtime_at(clock.seconds()) == 5 and srv.backend.chkdown == 1
+    srv.set_check_result(True)
+    assert srv.status == "DOWN 1/2"
+    srv.set_check_result(True)
+    assert srv.op_up and srv.downtime == 5 and srv.backend.downtime == 5
+    clock.advance(3)
+    assert srv.downtime_at(clock.seconds()) == 5
+    assert srv.backend.last_change == 5
+
+
+def test_health_text_as_log_health_checks_prints_it() -> None:
+    """``status: 2/3 UP`` while up, ``1/2 DOWN`` while down."""
+    srv = checked(rise=2, fall=3)
+    srv.set_check_result(True)
+    assert srv.health_text == "3/3 UP"
+    srv.set_check_result(False)
+    assert srv.health_text == "2/3 UP" and srv.status == "UP 2/3"
+    srv.set_check_result(False)
+    srv.set_check_result(False)
+    assert srv.health_text == "0/2 DOWN"
+
+
+def test_slowstart_ramp_sets_eweight_and_starting_state() -> None:
+    """While ramping the server is STARTING with a share of its weight (at least 1)."""
+    srv = checked(weight=10)
+    seen: List[ServerChange] = []
+    srv.backend.add_observer(seen.append)
+    srv.set_ramp(0.25)
+    assert srv.eweight == 3 and srv.op_state.name == "STARTING"
+    assert seen[-1].field == "weight" and (seen[-1].old, seen[-1].new) == (10, 3)
+    srv.set_ramp(0.01)
+    assert srv.eweight == 1
+    srv.set_ramp(1.0)
+    assert srv.ramp is None and srv.eweight == 10 and srv.op_state.name == "RUNNING"
+
+
+def test_stopping_takes_no_new_traffic_and_shows_nolb() -> None:
+    """disable-on-404: STOPPING, eweight 0 (not usable), status NOLB."""
+    srv = checked()
+    srv.set_check_result(True)
+    srv.set_stopping(True)
+    assert srv.op_state.name == "STOPPING" and srv.status == "NOLB" and not srv.usable
+    assert srv.available  # bound streams still come
+    srv.set_stopping(False)
+    assert srv.usable and srv.status == "UP"
+
+
+def test_shutdown_streams_ends_each_registered_stream() -> None:
+    """on-marked-down shutdown-sessions: every registered stream gets shutdown(flags)."""
+    srv = checked()
+    ended: List[str] = []
+
+    class S:
+        def shutdown(self, flags: str) -> None:
+            ended.append(flags)
+            srv.streams.discard(self)
+
+    srv.streams.update({S(), S()})
+    assert srv.shutdown_streams("DD") == 2
+    assert ended == ["DD", "DD"] and not srv.streams

@@ -54,12 +54,12 @@ class RoundRobin(Balancer):
         best_current = 0
         total = 0
         current = self._current
-        # eligible() inlined: this runs once per request. Pool members are usable, so ready
-        # (not draining): their effective weight is uweight.
+        # eligible() inlined: this runs once per request. eweight is a plain attribute
+        # (the runtime keeps it: drain, slowstart), as cheap to read as uweight.
         for srv in self.pool.lb_pool():
             if (srv.maxconn and srv.scur >= srv.maxconn) or (exclude and srv in exclude):
                 continue
-            weight = srv.uweight
+            weight = srv.eweight
             value = current.get(srv, 0) + weight
             current[srv] = value
             total += weight

@@ -27,7 +27,7 @@ from .values import parse_group, parse_int, parse_mode, parse_user
 IMPLEMENTED = "implemented"
 # Areas that will activate planned keywords, and what happens until they do.
 PLANNED_AREAS: Dict[str, str] = {
-    "health checks": "servers count as always up until health checks land",
+    "dynamic maxconn": "it has no effect until minconn lands",
     "reload": "it has no effect until reload support lands",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
     "routing": "requests go to the default_backend until ACL routing lands",

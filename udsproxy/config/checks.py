@@ -1,8 +1,7 @@
 """Health-check settings: ``option httpchk``, ``http-check`` rules and the check server options.
 
 Parsed into typed, frozen values (``model.Check``, ``model.HttpCheck``) with HAProxy's
-defaults and checks; the checker that will use them is not built yet, so these keywords
-stay announced as planned ("health checks").
+defaults and checks; :mod:`udsproxy.health` uses them.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import re
 from typing import Callable, Dict, List, Tuple
 
 from ..errors import ConfigError
-from .builders import Context, need, no_more, record_planned
+from .builders import Context, need, no_more
 from .model import (
     ExpectMatch,
     HttpCheck,
@@ -99,7 +98,6 @@ def o_httpchk(ctx: Context, args: List[str]) -> None:
     ctx.px.options["httpchk"] = not ctx.negated
     if ctx.negated:
         return
-    record_planned(ctx, "option httpchk", args)
     no_more(args, 3, usage)
     method, uri, version = "OPTIONS", "/", "HTTP/1.0"
     if len(args) == 1:
@@ -132,7 +130,6 @@ def _check_version(version: str, usage: str) -> None:
 def p_http_check(ctx: Context, args: List[str]) -> None:
     """``http-check <action> ...``: one rule, appended in order."""
     need(args, 1, "http-check send|expect|... <options>")
-    record_planned(ctx, "http-check", args)
     action, rest = args[0], args[1:]
     if action == "send":
         rule: object = _send(rest)

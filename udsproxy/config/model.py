@@ -148,6 +148,8 @@ class Server:
     pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
     send_proxy: bool = False  # send-proxy: a PROXY v1 header on each connection
     send_proxy_v2: bool = False  # send-proxy-v2: a PROXY v2 header
+    on_marked_down: str = ""  # "shutdown-sessions": end its streams when it goes DOWN
+    on_marked_up: str = ""  # "shutdown-backup-sessions": end backups' streams when UP
     lineno: int = field(default=0, compare=False)  # for messages only
 
 

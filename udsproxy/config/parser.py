@@ -236,9 +236,8 @@ class _Parser:
                     self.planned_used.setdefault(
                         f"{opt} (bind option)", (option.status, line.lineno)
                     )
-        if keyword.words == "timeout" and words[used : used + 1] in (("check",), ("tarpit",)):
-            area = "health checks" if words[used] == "check" else "header rules"
-            self.planned_used.setdefault(f"timeout {words[used]}", (area, line.lineno))
+        if keyword.words == "timeout" and words[used : used + 1] == ("tarpit",):
+            self.planned_used.setdefault("timeout tarpit", ("header rules", line.lineno))
 
     def unknown(self, line: Line, words: Tuple[str, ...]) -> None:
         first = words[0]

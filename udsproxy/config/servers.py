@@ -37,6 +37,14 @@ def unknown_option(where: str, word: str, table: Dict[str, Option]) -> ConfigErr
     return ConfigError(f"unknown {where} option '{word}'", keyword=word, hint=hint)
 
 
+def _one_of(value: str, word: str, *allowed: str) -> str:
+    if value not in allowed:
+        raise ConfigError(
+            f"'{word}' expects {' or '.join(allowed)}, got '{value}'", hint=f"{word} {allowed[0]}"
+        )
+    return value
+
+
 def _weight(v: str) -> int:
     return parse_int(v, "weight", 0, 256)
 
@@ -71,63 +79,65 @@ SERVER_OPTIONS: Dict[str, Option] = {
             "id <n>: a forced numeric id (used by 'balance first')",
             parse=lambda v: parse_int(v, "id", 1),
         ),
-        Option("check", False, "check: enable health checks", status="health checks"),
-        Option("no-check", False, "no-check: disable health checks", status="health checks"),
+        Option("check", False, "check: enable health checks"),
+        Option("no-check", False, "no-check: disable health checks"),
         Option(
             "inter",
             True,
             "inter <time>: check interval (2s)",
-            "health checks",
+            IMPLEMENTED,
             check_interval("inter"),
         ),
         Option(
             "fastinter",
             True,
             "fastinter <time>: interval while changing state",
-            "health checks",
+            IMPLEMENTED,
             check_interval("fastinter"),
         ),
         Option(
             "downinter",
             True,
             "downinter <time>: interval while down",
-            "health checks",
+            IMPLEMENTED,
             check_interval("downinter"),
         ),
         Option(
             "rise",
             True,
             "rise <n>: successes to go up (2)",
-            "health checks",
+            IMPLEMENTED,
             lambda v: parse_int(v, "rise", 1),
         ),
         Option(
             "fall",
             True,
             "fall <n>: failures to go down (3)",
-            "health checks",
+            IMPLEMENTED,
             lambda v: parse_int(v, "fall", 1),
         ),
         Option(
             "port",
             True,
-            "port <n>: check port",
-            "health checks",
+            "port <n>: check port (TCP servers)",
+            IMPLEMENTED,
             lambda v: parse_int(v, "port", 1, 65535),
         ),
-        Option("addr", True, "addr <ip>: check address", "health checks", parse_check_addr),
+        Option(
+            "addr", True, "addr <ip>: check address (TCP servers)", IMPLEMENTED, parse_check_addr
+        ),
         Option(
             "observe",
             True,
             "observe layer4|layer7: passive health (none)",
-            "health checks",
+            IMPLEMENTED,
             parse_observe,
         ),
         Option(
             "error-limit",
             True,
             "error-limit <n>: consecutive observed errors that trigger on-error (10)",
-            "health checks",
+            IMPLEMENTED,
             lambda v: parse_int(v, "error-limit", 1),
         ),
         Option(
@@ -135,15 +145,27 @@ SERVER_OPTIONS: Dict[str, Option] = {
             True,
             "on-error fastinter|fail-check|sudden-death|mark-down: what error-limit triggers "
             "(fail-check)",
-            "health checks",
+            IMPLEMENTED,
             parse_on_error,
         ),
         Option(
             "slowstart",
             True,
-            "slowstart <time>: ramp weight up after coming back",
-            "health checks",
+            "slowstart <time>: ramp the weight up after coming back (STARTING)",
+            IMPLEMENTED,
             parse_time,
+        ),
+        Option(
+            "on-marked-down",
+            True,
+            "on-marked-down shutdown-sessions: end the server's streams when it goes DOWN",
+            parse=lambda v: _one_of(v, "on-marked-down", "shutdown-sessions"),
+        ),
+        Option(
+            "on-marked-up",
+            True,
+            "on-marked-up shutdown-backup-sessions: end the backups' streams when it comes UP",
+            parse=lambda v: _one_of(v, "on-marked-up", "shutdown-backup-sessions"),
         ),
         Option("send-proxy", False, "send-proxy: send a PROXY v1 header", "PROXY protocol"),
         Option("send-proxy-v2", False, "send-proxy-v2: send a PROXY v2 header", "PROXY protocol"),
@@ -300,6 +322,8 @@ def server_from_options(
         pool_max_conn=int(opts.get("pool-max-conn", -1)),  # type: ignore[call-overload]
         send_proxy=bool(opts.get("send-proxy", False)),
         send_proxy_v2=bool(opts.get("send-proxy-v2", False)),
+        on_marked_down=str(opts.get("on-marked-down", "")),
+        on_marked_up=str(opts.get("on-marked-up", "")),
         lineno=lineno,
     )
 

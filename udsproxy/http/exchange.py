@@ -221,6 +221,20 @@ class Exchange:
             return
         self.fail(503, flags)
 
+    def shutdown(self, flags: str) -> None:
+        """The server was marked down (``on-marked-down shutdown-sessions``): end now."""
+        if self.phase is Phase.DONE:
+            return
+        if self.phase < Phase.RESPONDING:
+            self.fail(503, flags, keep_server=False)
+        else:
+            if self.flags == "--":
+                self.flags = flags
+            self.phase = Phase.DONE
+            self.release(keep_server=False)
+            self.client.abort()
+            self.client.exchange_ended(self)
+
     def attach(self, conn: ServerConnection, reused: bool) -> None:
         """Send the head and what is held of the body; bytes then flow both ways."""
         assert self.head is not None
@@ -361,7 +375,7 @@ class Exchange:
         self.bytes_out += self.client.send_end(trailers)
         server = self.server
         if server is not None and server.backend.report_observers:
-            server.report(Outcome.RESPONSE_OK)
+            server.report(Outcome.RESPONSE_OK, str(self.status))  # observe layer7 reads it
         if not self.request_done and self.upstream is not None:
             # Answered before the whole body (Rails answering 413 or 422 to an upload): as
             # HAProxy, the body goes on to the server while it reads it; the exchange ends

@@ -1,8 +1,8 @@
 """Expected owner, group and mode of backend socket files (udsproxy's server-line extension).
 
 ``server app /run/app.sock uid 1000 gid 1000 mode 660`` states what the backend's socket
-file should look like. It is checked at start (and, once health checks land, with every
-check); each change of what is observed is logged once — path, expected, actual — and
+file should look like. It is checked at start and with every health
+check; each change of what is observed is logged once — path, expected, actual — and
 never changes the server's state: a wrong owner is a warning, a failing connect is what
 takes a server out.
 """
