@@ -174,6 +174,7 @@ class Generation:
                         listener_id=index,
                         on_open=on_open,
                         on_close=on_close,
+                        connector=process.connect,
                     )
                     self.streams.http.append(hctx)
                     factory = HTTPFactory(hctx)
@@ -188,6 +189,7 @@ class Generation:
                         listener_id=index,
                         on_open=on_open,
                         on_close=on_close,
+                        connector=process.connect,
                     )
                     self.streams.tcp.append(tctx)
                     factory = TCPFactory(tctx)

@@ -84,7 +84,8 @@ class FdBudget(NamedTuple):
     derived: bool  # True: no global maxconn was configured
     fd_limit: int  # the open-file limit the computation used
     reserved: int  # descriptors counted besides FDS_PER_CONN per connection
-    warning: Optional[str]  # the configured maxconn needs more fds than the limit
+    warning: Optional[str]  # the fd limit is below what udsproxy reserves
+    error: Optional[str] = None  # a configured maxconn the fd limit cannot back: no start
 
     def describe(self) -> str:
         """The start-up log line."""
@@ -116,8 +117,18 @@ def derive_maxconn(fd_limit: int, reserved: int) -> int:
     return max(DEFAULT_MAXCONN, (budget - reserved) // FDS_PER_CONN)
 
 
-def fd_budget(configured: Optional[int], fd_limit: int, reserved: int) -> FdBudget:
-    """The effective global maxconn: the configured one, else derived from ``fd_limit``."""
+def fd_budget(
+    configured: Optional[int],
+    fd_limit: int,
+    reserved: int,
+    frontends_sum: Optional[int] = None,
+) -> FdBudget:
+    """The effective global maxconn: the configured one, else derived from ``fd_limit``.
+
+    As HAProxy ("Cannot raise FD limit"), a configured maxconn the open-file limit cannot
+    back is an ``error``: the process does not start. Without a global maxconn, so is a
+    sum of frontend maxconns (``frontends_sum``, when every frontend sets one) beyond it.
+    """
     if not configured:
         maxconn = derive_maxconn(fd_limit, reserved)
         warning = None
@@ -127,17 +138,30 @@ def fd_budget(configured: Optional[int], fd_limit: int, reserved: int) -> FdBudg
                 f"udsproxy reserves plus {FDS_PER_CONN} per connection; global maxconn "
                 f"{maxconn} may hit EMFILE: raise 'ulimit -n' (LimitNOFILE=)"
             )
-        return FdBudget(maxconn, True, fd_limit, reserved, warning)
+        error = None
+        if frontends_sum and fds_needed(frontends_sum, reserved) > fd_limit:
+            error = _cannot_back(
+                f"the frontends' maxconn add up to {frontends_sum}, which",
+                fds_needed(frontends_sum, reserved),
+                fd_limit,
+                reserved,
+            )
+        return FdBudget(maxconn, True, fd_limit, reserved, warning, error)
     needed = fds_needed(configured, reserved)
-    warning = None
+    error = None
     if needed > fd_limit:
-        fits = max(0, (fd_limit - reserved) // FDS_PER_CONN)
-        warning = (
-            f"global maxconn {configured} needs about {needed} file descriptors but the "
-            f"open-file limit is {fd_limit}: beyond about {fits} connections accept() "
-            f"fails with EMFILE; raise 'ulimit -n' to {needed} (LimitNOFILE=) or lower maxconn"
-        )
-    return FdBudget(configured, False, fd_limit, reserved, warning)
+        error = _cannot_back(f"global maxconn {configured}", needed, fd_limit, reserved)
+    return FdBudget(configured, False, fd_limit, reserved, None, error)
+
+
+def _cannot_back(what: str, needed: int, fd_limit: int, reserved: int) -> str:
+    fits = max(0, (fd_limit - reserved) // FDS_PER_CONN)
+    return (
+        f"{what} needs about {needed} file descriptors ({reserved} reserved + "
+        f"{FDS_PER_CONN} per connection) but the open-file limit is {fd_limit} and cannot "
+        f"be raised: raise it to {needed} ('ulimit -n', LimitNOFILE= in the systemd unit) "
+        f"or lower maxconn to at most {fits}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,19 +213,24 @@ class NofileLimit:
 
 
 def apply_fd_budget(
-    configured: Optional[int], reserved: int, nofile: Optional[NofileLimit] = None
+    configured: Optional[int],
+    reserved: int,
+    nofile: Optional[NofileLimit] = None,
+    frontends_sum: Optional[int] = None,
 ) -> Tuple[FdBudget, List[str]]:
     """Raise RLIMIT_NOFILE as far as needed and allowed, then compute the global maxconn.
 
-    Returns the budget and the notes to log (a failed raise).
+    Returns the budget (its ``error`` set when a configured maxconn cannot be backed) and
+    the notes to log (a failed raise).
     """
     nofile = nofile or NofileLimit()
     notes: List[str] = []
     limit, error = nofile.raise_soft()
     if error:
         notes.append(error)
-    if configured and fds_needed(configured, reserved) > limit:
-        limit, error = nofile.raise_soft(fds_needed(configured, reserved))
+    wanted = configured or frontends_sum
+    if wanted and fds_needed(wanted, reserved) > limit:
+        limit, error = nofile.raise_soft(fds_needed(wanted, reserved))
         if error:
             notes.append(error)
-    return fd_budget(configured, limit, reserved), notes
+    return fd_budget(configured, limit, reserved, frontends_sum), notes

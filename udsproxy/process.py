@@ -24,12 +24,15 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from .config.model import Global, LogTarget, Server
 from .errors import BindError, UdsProxyError
 from .http.upstream import Pools
-from .limits import AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
+from .limits import FDS_PER_CONN, AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
 from .log.targets import LogSink, log_event
+from .net.connect import ConnectError, ConnectKind, connect
 from .net.listen import Listener, bind_socket
 from .net.perms import SocketPermsWatch
 from .privileges import drop_privileges, twistd_sets_ids
@@ -38,6 +41,12 @@ from .sweeper import IdleSweeper
 
 if TYPE_CHECKING:
     from .generation import Generation, ListenerKey
+
+
+# A server connect that meets EMFILE with no idle connection to close waits this long
+# (seconds) for descriptors to be freed, this many times, before it fails.
+EMFILE_WAIT = 0.02
+EMFILE_WAITS = 50
 
 
 class StartupError(UdsProxyError):
@@ -60,7 +69,7 @@ class Process:
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.global_logs: Tuple[LogTarget, ...] = ()
         self.sweeper = IdleSweeper(reactor, sweep_timeout_ms)
-        self.pools = Pools(self.sweeper)
+        self.pools = Pools(self.sweeper, self.fd_headroom)
         self.global_limit = AcceptLimit("global", None)
         # Stats clients are not subject to the global maxconn (HAProxy's CLI listeners are
         # "unlimited"), so an operator can still connect when the proxy is full.
@@ -124,10 +133,53 @@ class Process:
             raise StartupError("cannot bind:\n  " + "\n  ".join(errors))
         self.listeners.update(new)
 
+    def fd_headroom(self) -> int:
+        """Descriptors free beyond those the connected clients may need (idle pooled
+        connections included in what is free): an idle connection is kept only below it."""
+        budget = self.budget
+        if budget is None:
+            return 1 << 30
+        return budget.fd_limit - budget.reserved - FDS_PER_CONN * self.global_limit.current
+
+    def connect(
+        self,
+        reactor: Any,
+        address: Any,
+        factory: Any,
+        timeout: Optional[int],
+        waits: int = EMFILE_WAITS,
+    ) -> Any:
+        """net.connect, except that EMFILE is not a failure while it can pass: idle pooled
+        connections are closed first and the connect tried again; with none to close, it
+        is tried again a little later (descriptors of connections closing this turn are
+        freed on the next one), for up to EMFILE_WAITS x EMFILE_WAIT seconds. An accepted
+        client is not refused because a descriptor was momentarily taken."""
+        attempt = connect(reactor, address, factory, timeout)
+
+        def again(failure: Failure) -> Any:
+            error = failure.value
+            if not (isinstance(error, ConnectError) and error.kind is ConnectKind.EMFILE):
+                return failure
+            if self.pools.reclaim(2):  # finite: each round closes idle connections
+                return self.connect(reactor, address, factory, timeout, waits)
+            if waits <= 0:
+                return failure
+            return deferLater(
+                reactor, EMFILE_WAIT, self.connect, reactor, address, factory, timeout, waits - 1
+            )
+
+        attempt.addErrback(again)
+        return attempt
+
     def apply_fd_budget(self, generation: Generation) -> FdBudget:
         """Raise RLIMIT_NOFILE (while still privileged) and compute the global maxconn."""
+        frontends = [fe.maxconn for fe in generation.config.frontends]
+        frontends_sum = sum(frontends) if frontends and all(frontends) else None  # type: ignore[arg-type]
         self.budget, self.budget_notes = apply_fd_budget(
-            generation.config.global_.maxconn, generation.reserved_fds(), self.nofile
+            generation.config.global_.maxconn,
+            generation.reserved_fds(),
+            self.nofile,
+            frontends_sum,
         )
         return self.budget
 

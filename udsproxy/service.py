@@ -58,7 +58,12 @@ class ProxyService(Service):
     def privilegedStartService(self) -> None:
         process, generation = self.process, self.generation
         process.bind(generation)
-        process.apply_fd_budget(generation)
+        budget = process.apply_fd_budget(generation)
+        if budget.error is not None:
+            for note in process.budget_notes:
+                process.event(note, "warning")
+            process.close()
+            raise StartupError(f"cannot start: {budget.error}")
         process.attach(generation)
         try:
             process.drop_privileges(generation.config.global_)

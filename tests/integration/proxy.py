@@ -59,13 +59,17 @@ def spawn_proxy(
     ready: Optional[object] = None,
     extra_args: Optional[List[str]] = None,
     timeout: float = 15.0,
+    prefix: Optional[List[str]] = None,
 ) -> ProxyProc:
-    """Write ``config`` to workdir, start twistd on it, wait until ``ready`` accepts."""
+    """Write ``config`` to workdir, start twistd on it, wait until ``ready`` accepts.
+
+    ``prefix``: a command twistd runs under (``prlimit --nofile=256 --``)."""
     cfg_path = os.path.join(workdir, f"proxy-{time.monotonic_ns()}.cfg")
     with open(cfg_path, "w") as f:
         f.write(textwrap.dedent(config))
     log_path = cfg_path[:-4] + ".log"
-    argv = TWISTD + ["-n", "--pidfile=", "udsproxy", "--config", cfg_path] + (extra_args or [])
+    argv = (prefix or []) + TWISTD + ["-n", "--pidfile=", "udsproxy", "--config", cfg_path]
+    argv += extra_args or []
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             argv,

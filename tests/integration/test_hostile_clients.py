@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from typing import List
 
+import pytest
+
 from tests.integration.backends import HTTPClient
-from tests.integration.proxy import StartProxy
+from tests.integration.proxy import TWISTD, StartProxy, child_env
 
 
 def config(sockdir: str) -> str:
@@ -261,3 +266,75 @@ def test_a_server_answering_before_a_20mb_upload_still_gets_the_body(
     finally:
         sock.close()
         recorder.close()
+
+
+def under_nofile(limit: int) -> List[str]:
+    """A command prefix with RLIMIT_NOFILE at ``limit``, soft and hard, unprivileged when we
+    are root (without CAP_SYS_RESOURCE: root may raise its hard limit, as HAProxy does)."""
+    prefix = ["prlimit", f"--nofile={limit}:{limit}", "--"]
+    if os.geteuid() == 0:
+        prefix = ["setpriv", "--bounding-set=-sys_resource"] + prefix
+    return prefix
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) missing")
+def test_a_maxconn_the_fd_limit_cannot_back_is_refused_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """global maxconn 1000 with 256 file descriptors: twistd exits with the numbers and the fix."""
+    os.chmod(tmp_path, 0o755)
+    name = f"udsp-{os.getpid()}-{time.monotonic_ns()}"
+    cfg = tmp_path / "fd.cfg"
+    cfg.write_text(
+        "global\n    maxconn 1000\ndefaults\n    mode http\n    timeout connect 1s\n"
+        "    timeout client 1s\n    timeout server 1s\n"
+        f"frontend fe\n    bind abns@{name}\n    default_backend be\n"
+        "backend be\n    server a /nonexistent.sock\n"
+    )
+    os.chmod(cfg, 0o644)
+    result = subprocess.run(
+        under_nofile(256) + TWISTD + ["-n", "--pidfile=", "udsproxy", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+        cwd="/",
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "global maxconn 1000 needs about" in out and "open-file limit is 256" in out
+    assert "ulimit -n" in out
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) missing")
+def test_four_hundred_clients_under_256_fds_all_get_answers(
+    sockdir, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """ulimit -n 256, no maxconn, 400 clients at once: maxconn is derived from the limit,
+    the others wait in the backlog, and every request is answered 200 (none 503/EMFILE)."""
+    start_backend("a", f"{sockdir}/a.sock")
+    start_backend("b", f"{sockdir}/b.sock")
+    fe = f"{sockdir}/fe.sock"
+    proxy = start_proxy(
+        "global\n    log stdout format raw local0\n" + config(sockdir),
+        ready=fe,
+        prefix=["prlimit", "--nofile=256:256", "--"],
+    )
+    log = proxy.wait_log("global maxconn")
+    assert "derived from the open-file limit 256" in log
+    clients = []
+    for _ in range(400):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(30)
+        sock.connect(fe)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        clients.append(sock)
+    statuses = []
+    for sock in clients:
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        statuses.append(answer[:12])
+        sock.close()
+    assert statuses == [b"HTTP/1.1 200"] * 400

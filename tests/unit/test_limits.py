@@ -70,19 +70,29 @@ def test_derived_budget_fits_the_limit_and_says_how() -> None:
     assert "derived from the open-file limit 1024" in budget.describe()
 
 
-def test_configured_maxconn_beyond_the_limit_warns_but_stays() -> None:
-    """A configured maxconn the fd limit cannot hold is kept, with a warning naming the fix."""
+def test_configured_maxconn_beyond_the_limit_is_an_error_naming_the_fix() -> None:
+    """As HAProxy ("Cannot raise FD limit"): a configured maxconn the fd limit cannot back
+    stops the start, with the numbers and the fix."""
     budget = fd_budget(5000, 1024, 26)
     assert budget.maxconn == 5000 and not budget.derived
-    assert budget.warning is not None
-    assert "needs about 10026 file descriptors" in budget.warning
-    assert "beyond about 499 connections" in budget.warning
-    assert "ulimit -n" in budget.warning
+    assert budget.error is not None and budget.warning is None
+    assert "needs about 10026 file descriptors" in budget.error
+    assert "lower maxconn to at most 499" in budget.error
+    assert "ulimit -n" in budget.error and "LimitNOFILE=" in budget.error
+
+
+def test_frontends_maxconn_sum_beyond_the_limit_is_an_error_without_a_global_one() -> None:
+    """No global maxconn, but frontends whose maxconn add up beyond the fds: refused too."""
+    budget = fd_budget(None, 1024, 26, frontends_sum=600)
+    assert budget.derived and budget.error is not None
+    assert "frontends' maxconn add up to 600" in budget.error
+    assert fd_budget(None, 1024, 26, frontends_sum=400).error is None
 
 
 def test_configured_maxconn_within_the_limit_is_quiet() -> None:
-    """A configured maxconn that fits gets no warning."""
-    assert fd_budget(400, 1024, 26).warning is None
+    """A configured maxconn that fits gets no warning and no error."""
+    budget = fd_budget(400, 1024, 26)
+    assert budget.warning is None and budget.error is None
 
 
 def test_soft_limit_is_raised_to_the_hard_limit_before_deriving() -> None:
@@ -107,16 +117,16 @@ def test_configured_maxconn_raises_the_hard_limit_as_root() -> None:
     fake = FakeRlimit(1024, 4096, root=True)
     budget, notes = apply_fd_budget(5000, 26, fake.nofile())
     assert fake.limit == (10026, 10026)
-    assert budget.warning is None and notes == []
+    assert budget.error is None and notes == []
 
 
-def test_configured_maxconn_beyond_hard_limit_unprivileged_warns() -> None:
-    """Unprivileged, the hard limit stays: a note about the failed raise and the warning."""
+def test_configured_maxconn_beyond_hard_limit_unprivileged_is_refused() -> None:
+    """Unprivileged, the hard limit stays: a note about the failed raise and the error."""
     fake = FakeRlimit(1024, 4096)
     budget, notes = apply_fd_budget(5000, 26, fake.nofile())
     assert fake.limit == (4096, 4096)
     assert len(notes) == 1 and "cannot raise the open-file limit from 4096 to 10026" in notes[0]
-    assert budget.warning is not None and budget.fd_limit == 4096
+    assert budget.error is not None and budget.fd_limit == 4096
 
 
 def test_derived_maxconn_is_what_pauses_accepting() -> None:

@@ -130,3 +130,65 @@ def test_servers_added_and_removed_reach_the_pools_and_the_permission_watch(
     be.remove_server(state)
     assert srv not in process.perms_watch.servers and state not in process.pools.by_server
     process.close()
+
+
+def test_emfile_on_a_server_connect_closes_idle_connections_then_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EMFILE: idle pooled connections are closed and the connect tried again; with none
+    left it is tried again later, and fails only after EMFILE_WAITS waits."""
+    import errno
+
+    from twisted.internet.defer import fail, succeed
+    from twisted.internet.task import Clock
+
+    from udsproxy.net.connect import ConnectError, ConnectKind, connect_error
+
+    address = Address(UNIX, path="/run/a.sock")
+    outcomes: List[Any] = [errno.EMFILE, errno.EMFILE, errno.EMFILE, "ok"]
+    calls: List[int] = []
+
+    def fake_connect(reactor: Any, addr: Any, factory: Any, timeout: Any) -> Any:
+        calls.append(1)
+        outcome = outcomes.pop(0)
+        return succeed("conn") if outcome == "ok" else fail(connect_error(addr, outcome))
+
+    monkeypatch.setattr(udsproxy.process, "connect", fake_connect)
+    clock = Clock()
+    process = Process(clock, argv=["twistd"])
+    reclaimed: List[int] = []
+    monkeypatch.setattr(
+        process.pools, "reclaim", lambda n: reclaimed.append(n) or (1 if len(reclaimed) == 1 else 0)
+    )
+    results: List[Any] = []
+    process.connect(clock, address, None, 1000).addBoth(results.append)
+    assert len(calls) == 2 and results == []  # reclaimed once, then EMFILE with none idle
+    clock.advance(udsproxy.process.EMFILE_WAIT)
+    assert len(calls) == 3 and results == []
+    clock.advance(udsproxy.process.EMFILE_WAIT)
+    assert results == ["conn"] and len(calls) == 4
+    outcomes[:] = [errno.EMFILE] * (udsproxy.process.EMFILE_WAITS + 1)
+    results.clear()
+    process.connect(clock, address, None, 1000).addBoth(results.append)
+    for _ in range(udsproxy.process.EMFILE_WAITS):
+        clock.advance(udsproxy.process.EMFILE_WAIT)
+    (failure,) = results
+    assert isinstance(failure.value, ConnectError) and failure.value.kind is ConnectKind.EMFILE
+    assert clock.getDelayedCalls() == []
+
+
+def test_idle_connections_are_kept_only_within_the_fd_headroom() -> None:
+    """Pools keep an idle connection only while descriptors are free beyond what the
+    connected clients may need."""
+    from twisted.internet.task import Clock
+
+    from udsproxy.http.upstream import Pools
+    from udsproxy.sweeper import IdleSweeper
+
+    room = [0]
+    pools = Pools(IdleSweeper(Clock(), 1000), headroom=lambda: room[0])
+
+    class Conn:
+        server: Any = None
+
+    assert pools.put(Conn()) is False  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
@@ -332,11 +332,19 @@ class ServerPool:
 
 
 class Pools:
-    """Every server's pool, and the sweeper membership that purges them."""
+    """Every server's pool, and the sweeper membership that purges them.
 
-    def __init__(self, sweeper: IdleSweeper) -> None:
+    Idle connections hold file descriptors that connected clients may need for their own
+    server connections: ``headroom`` (set by the process from its fd budget) says how many
+    descriptors are free beyond what the clients connected now may need; an idle
+    connection is kept only while that is positive (HAProxy's ``pool-high-fd-ratio`` in
+    spirit), and :meth:`reclaim` closes idle ones when a connect meets EMFILE anyway.
+    """
+
+    def __init__(self, sweeper: IdleSweeper, headroom: Optional[Callable[[], int]] = None) -> None:
         self.sweeper = sweeper
         self.by_server: Dict[ServerState, ServerPool] = {}
+        self.headroom = headroom
 
     def pool(self, server: ServerState) -> ServerPool:
         pool = self.by_server.get(server)
@@ -349,6 +357,9 @@ class Pools:
         return pool.take(first, mode) if pool is not None else None
 
     def put(self, conn: ServerConnection) -> bool:
+        headroom = self.headroom
+        if headroom is not None and headroom() <= self.idle_count():
+            return False  # the descriptor is worth more to a client than to the pool
         if not self.pool(conn.server).put(conn, self.sweeper.now):
             return False
         if self not in self.sweeper:
@@ -372,6 +383,26 @@ class Pools:
 
     def idle_count(self) -> int:
         return sum(len(p.idle) for p in self.by_server.values())
+
+    def reclaim(self, wanted: int = 1) -> int:
+        """Close up to ``wanted`` idle connections, the longest idle first; how many closed.
+
+        Called when a connect fails with EMFILE: an accepted client must reach a server
+        before an idle connection is kept for a later one.
+        """
+        closed = 0
+        while closed < wanted:
+            oldest: Optional[ServerPool] = None
+            for pool in self.by_server.values():
+                if pool.idle and (
+                    oldest is None or pool.idle[0].idle_since < oldest.idle[0].idle_since
+                ):
+                    oldest = pool
+            if oldest is None:
+                break
+            oldest.idle.pop(0).close()
+            closed += 1
+        return closed
 
     def check_idle(self, now: float) -> None:
         for pool in self.by_server.values():

@@ -50,6 +50,7 @@ class ConnectKind(StrEnum):
     EACCES = "EACCES"
     ENOTSOCK = "ENOTSOCK"
     ETIMEDOUT = "ETIMEDOUT"  # ``timeout connect`` expired (or the kernel's)
+    EMFILE = "EMFILE"  # no file descriptor left (ours, or the system's: ENFILE)
     OTHER = "OTHER"
 
 
@@ -61,6 +62,8 @@ _KIND_BY_ERRNO = {
     errno.EACCES: ConnectKind.EACCES,
     errno.ENOTSOCK: ConnectKind.ENOTSOCK,
     errno.ETIMEDOUT: ConnectKind.ETIMEDOUT,
+    errno.EMFILE: ConnectKind.EMFILE,
+    errno.ENFILE: ConnectKind.EMFILE,
 }
 
 
