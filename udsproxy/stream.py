@@ -111,6 +111,21 @@ def tunnel_idle(
     return None
 
 
+def tunnel_deadline(
+    timeouts: StreamTimeouts, since: float, client_shut: bool, server_shut: bool
+) -> Optional[float]:
+    """When a tunnel last active at ``since`` times out if nothing happens (for the sweeper)."""
+    limits = [
+        limit
+        for limit in (
+            timeouts.client_fin if client_shut else timeouts.tunnel_client,
+            timeouts.server_fin if server_shut else timeouts.tunnel_server,
+        )
+        if limit is not None
+    ]
+    return since + min(limits) if limits else None
+
+
 def client_key(peer: Any) -> Optional[bytes]:
     """The hash key of ``balance source``: the client's address bytes; None for unix clients."""
     if isinstance(peer, IPv4Address):

@@ -35,7 +35,7 @@ from .log.targets import LogSink
 from .net.connect import connect
 from .net.probe import peer_closed
 from .runtime import ProxyCounters, ServerState
-from .stream import ServerAttempt, client_key, resolve_timeouts, tunnel_idle
+from .stream import ServerAttempt, client_key, resolve_timeouts, tunnel_deadline, tunnel_idle
 from .sweeper import IdleSweeper
 
 log = Logger()
@@ -259,13 +259,14 @@ class TCPSession:
         self.client_t.loseWriteConnection()
 
     # ----------------------------------------------------------------- endings
-    def check_idle(self, now: float) -> None:
+    def check_idle(self, now: float) -> Optional[float]:
         # The client's write half is shut once the server's FIN was passed on, and back.
-        flags = tunnel_idle(
-            self.ctx.timeouts, now - self.last_activity, self.server_eof, self.client_eof
-        )
+        timeouts = self.ctx.timeouts
+        flags = tunnel_idle(timeouts, now - self.last_activity, self.server_eof, self.client_eof)
         if flags is not None:
             self.abort(flags)
+            return None
+        return tunnel_deadline(timeouts, self.last_activity, self.server_eof, self.client_eof)
 
     def abort(self, flags: str) -> None:
         """End both sides now (a timeout): buffered data is dropped."""

@@ -338,3 +338,27 @@ def test_four_hundred_clients_under_256_fds_all_get_answers(
         statuses.append(answer[:12])
         sock.close()
     assert statuses == [b"HTTP/1.1 200"] * 400
+
+
+def test_timeout_http_request_fires_on_time(
+    sockdir, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """timeout http-request 1s against a head that never completes: 408 within 100 ms of it
+    (HAProxy: 1.00 s), even with a 30 s client timeout making the check period long."""
+    start_backend("a", f"{sockdir}/a.sock")
+    fe = f"{sockdir}/fe.sock"
+    cfg = config(sockdir).replace(f"        server b {sockdir}/b.sock\n", "")
+    start_proxy(
+        cfg.replace("timeout client 30s", "timeout client 30s\n        timeout http-request 1s"),
+        ready=fe,
+    )
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(5)
+    sock.connect(fe)
+    started = time.monotonic()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    answer = sock.recv(65536)
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert 1.0 <= elapsed < 1.1, elapsed

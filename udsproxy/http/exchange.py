@@ -46,7 +46,7 @@ from zope.interface import alsoProvides
 
 from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
 from ..runtime import Outcome, ServerState, status_index
-from ..stream import ServerAttempt, tunnel_idle
+from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
@@ -526,7 +526,7 @@ class Exchange:
             client.exchange = None
         self.write_log()
 
-    def check_tunnel(self, now: float) -> None:
+    def check_tunnel(self, now: float) -> Optional[float]:
         """Idle tunnel: any byte either way is activity; the smaller timeout decides.
 
         As HAProxy: once we shut a side's write half (its peer sent FIN), that side is
@@ -541,20 +541,24 @@ class Exchange:
             if self.flags == "--":
                 self.flags = flags
             self.end_tunnel(abort=True)
+            return None
+        return tunnel_deadline(
+            self.ctx.settings.timeouts, self.server_seen, server_fin, self.client_fin
+        )
 
     # ----------------------------------------------------------------- timeouts
-    def check_idle(self, now: float) -> None:
-        """``timeout server`` over the whole exchange (not while we hold the server back)."""
+    def check_idle(self, now: float) -> Optional[float]:
+        """``timeout server`` over the whole exchange (not while we hold the server back);
+        when it would fire if nothing happens, or None."""
         if self.phase is Phase.TUNNEL:
-            self.check_tunnel(now)
-            return
+            return self.check_tunnel(now)
         limit = self.ctx.settings.server_timeout
         conn = self.upstream
         if limit is None or conn is None or self.phase < Phase.SENDING:
-            return
+            return None
         if conn.gate is not None and PEER in conn.gate.reasons:
             self.server_seen = now  # the client is slow, not the server
-            return
+            return now + limit
         if now - self.server_seen >= limit:
             if self.server is not None:
                 self.server.report(Outcome.RESPONSE_TIMEOUT)
@@ -562,6 +566,8 @@ class Exchange:
                 self.fail(504, "sH", keep_server=False)
             else:
                 self.truncate("sD")
+            return None
+        return self.server_seen + limit
 
     # ----------------------------------------------------------------- endings
     def fail(self, status: int, flags: str, keep_server: bool = False) -> None:

@@ -751,17 +751,18 @@ class ClientConnection(Protocol):
             del self.private[conn.server]
 
     # ----------------------------------------------------------------- timeouts
-    def check_idle(self, now: float) -> None:
+    def check_idle(self, now: float) -> Optional[float]:
+        """Expire what is due; when the next of this connection's timeouts would fire."""
         settings = self.ctx.settings
         ex = self.exchange
         if ex is not None:
-            ex.check_idle(now)
+            next_deadline = ex.check_idle(now)
             if (
                 self.exchange is not ex
                 or settings.client_timeout is None
                 or ex.phase is Phase.TUNNEL
             ):
-                return
+                return next_deadline
             client_limit: float = settings.client_timeout
             upstream = ex.upstream
             if upstream is not None and upstream.gate is not None and PEER in upstream.gate.reasons:
@@ -770,38 +771,57 @@ class ClientConnection(Protocol):
                     self.stalled_since = now
                 elif now - self.stalled_since >= client_limit:
                     ex.truncate("cD")
-                return
+                    return None
+                return earliest(next_deadline, self.stalled_since + client_limit)
             self.stalled_since = None
-            if (
-                not ex.request_done
-                and PEER not in self.gate.reasons
-                and now - self.seen >= client_limit
-            ):
-                if ex.phase < Phase.RESPONDING:
-                    ex.fail(408, "cD")
-                else:
-                    ex.truncate("cD")
-            return
+            if not ex.request_done and PEER not in self.gate.reasons:
+                if now - self.seen >= client_limit:
+                    if ex.phase < Phase.RESPONDING:
+                        ex.fail(408, "cD")
+                    else:
+                        ex.truncate("cD")
+                    return None
+                return earliest(next_deadline, self.seen + client_limit)
+            return next_deadline
         if self.closing:
-            return
+            return None
         if self.head_started is None:
             if self.requests == 0:
                 limit = settings.request_timeout
-                if limit is not None and now - self.cycle_start >= limit:
-                    self.request_timeout()
+                if limit is not None:
+                    if now - self.cycle_start >= limit:
+                        self.request_timeout()
+                        return None
+                    return self.cycle_start + limit
             else:
                 limit = settings.keep_alive_timeout
-                if limit is not None and now - self.cycle_start >= limit:
-                    self.close()  # an idle keep-alive connection closes silently
-        else:
-            limit = settings.request_timeout
-            if limit is not None and now - self.head_started >= limit:
+                if limit is not None:
+                    if now - self.cycle_start >= limit:
+                        self.close()  # an idle keep-alive connection closes silently
+                        return None
+                    return self.cycle_start + limit
+            return None
+        limit = settings.request_timeout
+        if limit is not None:
+            if now - self.head_started >= limit:
                 self.request_timeout()
+                return None
+            return self.head_started + limit
+        return None
 
     def request_timeout(self) -> None:
         """408: the head did not arrive in time."""
         self.ctx.counters.ereq += 1
         self.write_raw_error(408, "cR")
+
+
+def earliest(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    """The earlier of two deadlines, either of which may be None (no deadline)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b
 
 
 def abandon_flags(ex: Exchange) -> str:

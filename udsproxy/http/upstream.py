@@ -404,11 +404,17 @@ class Pools:
             closed += 1
         return closed
 
-    def check_idle(self, now: float) -> None:
+    def check_idle(self, now: float) -> Optional[float]:
+        next_purge: Optional[float] = None
         for pool in self.by_server.values():
             pool.purge(now)
-        if not self.idle_count():
+            if pool.idle:
+                when = pool.idle[0].idle_since + pool.purge_delay
+                if next_purge is None or when < next_purge:
+                    next_purge = when
+        if next_purge is None:
             self.sweeper.discard(self)
+        return next_purge
 
     def close_all(self) -> None:
         for pool in self.by_server.values():
