@@ -194,7 +194,7 @@ class Exchange:
         if (
             self.ctx.settings.prefer_last_server
             and last is not None
-            and last.available
+            and last.usable  # HAProxy: not a drained, weight 0 or NOLB server
             and last.has_free_slot
         ):
             bound = last
@@ -555,6 +555,11 @@ class Exchange:
         limit = self.ctx.settings.server_timeout
         conn = self.upstream
         if limit is None or conn is None or self.phase < Phase.SENDING:
+            return None
+        if self.answered and PEER not in self.client.gate.reasons:
+            # Answered, the body still flowing: the server is waiting for the client (whose
+            # timeout applies), unless it stopped taking the body (the client is held).
+            self.server_seen = now
             return None
         if conn.gate is not None and PEER in conn.gate.reasons:
             self.server_seen = now  # the client is slow, not the server

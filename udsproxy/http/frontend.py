@@ -35,7 +35,7 @@ from ..stream import client_key
 from ..sweeper import IdleSweeper
 from . import pages
 from .chunks import ChunkError, ChunkScan
-from .exchange import Exchange, Phase, render_log
+from .exchange import PRECONNECT, Exchange, Phase, render_log
 from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
@@ -200,6 +200,7 @@ class ClientConnection(Protocol):
         self.gone = False
         self.eof = False
         self.head_started: Optional[float] = None
+        self.closing_since = 0.0
         # Bytes received but not yet given to the parser: what a client pipelines behind the
         # request in progress. The parser gets at most FEED bytes at a time, so a deep
         # pipeline costs the same per request as a shallow one (no re-copying of the whole
@@ -290,6 +291,13 @@ class ClientConnection(Protocol):
                 ex.abandon(abandon_flags(ex))
                 self.abort()
                 return
+        if ex is not None and ex.answered and not ex.request_done and not self.backlog:
+            # Answered early, and the client stopped before its body's end: that body can
+            # never be finished, so neither can the exchange (its slot is freed now).
+            self.exchange = None
+            ex.abandon("CD")
+            self.abort()
+            return
         if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
             try:
                 self.h11.receive_data(b"")
@@ -305,6 +313,8 @@ class ClientConnection(Protocol):
 
     def close(self) -> None:
         """Close once what is written has been sent."""
+        if not self.closing:
+            self.closing_since = self.ctx.sweeper.now
         self.closing = True
         if self.transport is not None:
             BATCH.flush(self.transport)
@@ -774,7 +784,9 @@ class ClientConnection(Protocol):
                     return None
                 return earliest(next_deadline, self.stalled_since + client_limit)
             self.stalled_since = None
-            if not ex.request_done and PEER not in self.gate.reasons:
+            held = self.gate.reasons
+            if not ex.request_done and PEER not in held and PRECONNECT not in held:
+                # (PEER, PRECONNECT: the proxy stopped reading, the client is not idle.)
                 if now - self.seen >= client_limit:
                     if ex.phase < Phase.RESPONDING:
                         ex.fail(408, "cD")
@@ -784,7 +796,15 @@ class ClientConnection(Protocol):
                 return earliest(next_deadline, self.seen + client_limit)
             return next_deadline
         if self.closing:
-            return None
+            # Closing after what is written is sent: a client that does not read it is cut
+            # after timeout client-fin (else client), not kept forever.
+            limit = settings.timeouts.client_fin
+            if limit is None or self.gone:
+                return None
+            if now - self.closing_since >= limit:
+                self.abort()
+                return None
+            return self.closing_since + limit
         if self.head_started is None:
             if self.requests == 0:
                 limit = settings.request_timeout
