@@ -18,15 +18,19 @@ from zope.interface import implementer
 PEER = "peer"  # the other side's write buffer is full
 PIPELINE = "pipeline"  # a next request waits while the current one is answered
 OUTPUT = "output"  # the client has not read what was written to it
+NONE: Set[str] = set()  # shared by every gate never held: never added to
 
 
 @implementer(IPushProducer)
 class ReadGate:
     """Pauses reading ``transport`` while any reason holds."""
 
+    __slots__ = ("transport", "reasons")
+
     def __init__(self, transport: Any) -> None:
         self.transport = transport
-        self.reasons: Set[str] = set()
+        # NONE until a first hold (most connections never are): one set less each.
+        self.reasons: Set[str] = NONE
 
     @property
     def paused(self) -> bool:
@@ -35,6 +39,8 @@ class ReadGate:
     def hold(self, reason: str) -> None:
         if not self.reasons:
             self.transport.pauseProducing()
+            if self.reasons is NONE:
+                self.reasons = set()
         self.reasons.add(reason)
 
     def release(self, reason: str) -> None:

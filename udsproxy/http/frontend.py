@@ -65,6 +65,10 @@ FEED = 16384
 # Written to a client and not read by it yet beyond which no next request starts
 # (Twisted's own high-water mark for a transport's write queue).
 OUTPUT_LIMIT = 65536
+# What a connection's raw head is until its first byte (never fed: replaced before).
+NO_HEAD_YET = RawHead(0, 0)
+# The backlog of a connection that never kept a byte (never added to: replaced before).
+NO_BACKLOG = bytearray()
 CONNECTION_KEEP_ALIVE = (b"connection", b"connection", b"keep-alive")
 TE_CHUNKED = (b"transfer-encoding", b"transfer-encoding", b"chunked")
 
@@ -195,7 +199,8 @@ class ClientConnection(Protocol):
         self.request_complete = False  # the current request's end was seen
         self.requests = 0
         self.last_server: Optional[ServerState] = None
-        self.private: Dict[ServerState, ServerConnection] = {}  # http-reuse never
+        # http-reuse never: this client's own idle server connections (made when needed).
+        self.private: Optional[Dict[ServerState, ServerConnection]] = None
         self.closing = False
         self.gone = False
         self.eof = False
@@ -205,7 +210,7 @@ class ClientConnection(Protocol):
         # request in progress. The parser gets at most FEED bytes at a time, so a deep
         # pipeline costs the same per request as a shallow one (no re-copying of the whole
         # backlog at each request), and reading pauses once it holds a buffer's worth.
-        self.backlog = bytearray()
+        self.backlog = NO_BACKLOG  # a bytearray of its own from the first byte kept
         self.output_wait: Optional[OutputDrain] = None  # waiting for the client to read
         self.processing = False
         self.stalled_since: Optional[float] = None
@@ -218,10 +223,10 @@ class ClientConnection(Protocol):
     def connectionMade(self) -> None:
         ctx = self.ctx
         transport: Any = self.transport
-        self.h11 = self.new_parser()
-        settings = ctx.settings
-        # The head being received, beside h11's buffer: checked as it grows (linear).
-        self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
+        # The parser and the raw head are made with the first byte: an idle connection
+        # (thousands of them, waiting for their first request) costs less meanwhile.
+        self.h11: Any = None
+        self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
         self.cycle_start = self.accepted
@@ -267,10 +272,11 @@ class ClientConnection(Protocol):
                 ex.tunnel_client_lost(reason)
             else:
                 ex.abandon(abandon_flags(ex))
-        for conn in list(self.private.values()):
-            conn.owner = None
-            conn.close()
-        self.private.clear()
+        if self.private:
+            for conn in list(self.private.values()):
+                conn.owner = None
+                conn.close()
+            self.private = None
         ctx = self.ctx
         ctx.sweeper.discard(self)
         ctx.clients.discard(self)
@@ -297,6 +303,9 @@ class ClientConnection(Protocol):
             self.exchange = None
             ex.abandon("CD")
             self.abort()
+            return
+        if self.h11 is None:  # not a byte was sent: nothing to answer
+            self.close()
             return
         if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
             try:
@@ -334,6 +343,11 @@ class ClientConnection(Protocol):
 
     def received(self, data: bytes) -> None:
         self.seen = self.ctx.sweeper.now
+        if self.h11 is None:
+            settings = self.ctx.settings
+            self.h11 = self.new_parser()
+            # The head being received, beside h11's buffer: checked as it grows (linear).
+            self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
         ex = self.exchange
         if ex is not None and ex.phase is Phase.TUNNEL:
             ex.tunnel_from_client(data)
@@ -350,6 +364,8 @@ class ClientConnection(Protocol):
 
     def keep(self, data: bytes) -> None:
         """Hold bytes for later requests; beyond a buffer's worth, stop reading (HAProxy)."""
+        if self.backlog is NO_BACKLOG:
+            self.backlog = bytearray()
         self.backlog += data
         if len(self.backlog) > self.ctx.settings.head_limit:
             self.gate.hold(PIPELINE)
@@ -392,7 +408,7 @@ class ClientConnection(Protocol):
     def take_unparsed(self) -> bytes:
         """Every byte received and not parsed (after a 101 they belong to the tunnel)."""
         data = self.h11.trailing_data[0] + bytes(self.backlog)
-        self.backlog.clear()
+        self.backlog = NO_BACKLOG
         self.gate.release(PIPELINE)
         return data
 
@@ -437,6 +453,8 @@ class ClientConnection(Protocol):
     def _process(self) -> None:
         while not self.closing:
             conn = self.h11  # a new cycle brings a new parser
+            if conn is None:
+                return  # not a byte yet
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
                 if self.requests and self.output_blocked():
@@ -577,7 +595,7 @@ class ClientConnection(Protocol):
         ex = self.exchange
         if ex is None:
             # h11 may have taken the head out of its buffer: the raw head kept beside it.
-            data = bytes(self.raw_head.buf) or self.h11.trailing_data[0]
+            data = bytes(self.raw_head.buf) or (self.h11.trailing_data[0] if self.h11 else b"")
             self.ctx.capture_request_error(self.peer_label(), reason, data, -1)
             self.write_raw_error(400, "CR")
             return
@@ -741,24 +759,29 @@ class ClientConnection(Protocol):
 
     def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
         """This client's own idle connection to ``server`` (http-reuse never)."""
-        return self.private.pop(server, None)
+        private = self.private
+        return private.pop(server, None) if private else None
 
     def keep_private(self, conn: ServerConnection) -> bool:
         """Keep ``conn`` for this client only, when http-reuse is never."""
         if self.ctx.settings.reuse != "never" or self.gone:
             return False
-        old = self.private.get(conn.server)
+        private = self.private
+        if private is None:
+            private = self.private = {}
+        old = private.get(conn.server)
         if old is not None and old is not conn:
             old.owner = None
             old.close()
         conn.owner = self
-        self.private[conn.server] = conn
+        private[conn.server] = conn
         return True
 
     def forget(self, conn: ServerConnection) -> None:
         """A private idle connection closed."""
-        if self.private.get(conn.server) is conn:
-            del self.private[conn.server]
+        private = self.private
+        if private and private.get(conn.server) is conn:
+            del private[conn.server]
 
     # ----------------------------------------------------------------- timeouts
     def check_idle(self, now: float) -> Optional[float]:

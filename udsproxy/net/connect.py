@@ -245,6 +245,19 @@ def pending_output(transport: Any) -> int:
         return 0
 
 
+class _Labels:
+    """Twisted's ``repstr``, made when a connection is printed, not stored per connection."""
+
+    @property
+    def repstr(self) -> str:
+        t: Any = self
+        return f"<{t.logstr} #{t.sessionno} with {t.client!r}>"
+
+    @repstr.setter
+    def repstr(self, value: str) -> None:
+        pass  # tcp.Server sets it when it has a Port (we do not use one)
+
+
 class _WriteNow:
     """``write()`` sends at once when nothing is queued, instead of on the next poll.
 
@@ -279,11 +292,11 @@ class _WriteNow:
         super().write(data)  # type: ignore[misc]
 
 
-class _TCPTransport(_WriteNow, tcp.Server):
+class _TCPTransport(_Labels, _WriteNow, tcp.Server):
     """``tcp.Server`` that writes at once when it can."""
 
 
-class _UNIXTransport(_WriteNow, unix.Server):
+class _UNIXTransport(_Labels, _WriteNow, unix.Server):
     """``unix.Server`` reading with recv(), whose getHost() may be pinned to an address.
 
     A listener binds a temporary name and renames it, so getsockname() on accepted sockets
@@ -329,11 +342,10 @@ def build_transport(
         # read, see http.flow.WriteBatch); holding a partial segment for an ACK only adds
         # latency (and, against a delayed ACK, 40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # tcp.Server only sets repstr when it has a Port, which we do not use.
-    label = peer if peer else "?"
-    name = protocol.__class__.__name__
-    transport.repstr = f"<{name} #{sessionno} with {label!r}>"
-    transport.logstr = f"{name},{sessionno},{label}"
+    # Twisted prefixes what is logged while a connection is handled with its logstr (read
+    # on every event): the protocol's name, shared, rather than a string per connection
+    # (ten thousand idle clients). repstr is made when asked for (see _Labels).
+    transport.logstr = protocol.__class__.__name__
     return transport
 
 

@@ -1,0 +1,74 @@
+"""RSS per idle client connection: start udsproxy, open N idle unix-socket clients, compare.
+
+    python tools/idle_rss.py 10000
+
+Prints the proxy's RSS growth per connection (HAProxy: about 1.1 KB). A measurement, not a
+test: memory targets live in benchmarks. Needs an open-file limit above N (it raises its
+own soft limit to the hard one).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.integration.backends import stop_process  # noqa: E402
+from tests.integration.proxy import spawn_proxy  # noqa: E402
+
+CONFIG = """
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 300s
+    timeout server 30s
+    timeout http-request 300s
+frontend fe
+    bind unix@{fe}
+    default_backend be
+backend be
+    server a {dir}/a.sock
+"""
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main(count: int) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    workdir = tempfile.mkdtemp(prefix="udsp-rss-")
+    fe = f"{workdir}/fe.sock"
+    proxy = spawn_proxy(CONFIG.format(fe=fe, dir=workdir), workdir, ready=fe)
+    try:
+        time.sleep(0.5)
+        before = rss_kib(proxy.proc.pid)
+        clients = []
+        for _ in range(count):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(fe)
+            clients.append(sock)
+        time.sleep(2)  # every connection accepted
+        after = rss_kib(proxy.proc.pid)
+        print(
+            f"{count} idle connections: {(after - before) * 1024 / count:.0f} bytes of RSS each "
+            f"({before} -> {after} KiB)"
+        )
+        for sock in clients:
+            sock.close()
+    finally:
+        stop_process(proxy.proc)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10000)
