@@ -398,14 +398,16 @@ class ServerState(LoadCounters):
 
     # -- changes -------------------------------------------------------------------------
 
-    def set_check_result(self, ok: bool) -> bool:
+    def set_check_result(self, ok: bool, conditional: bool = False) -> bool:
         """Account one health-check result, HAProxy style: one counter in [0, rise+fall-1].
 
         A success climbs one step and jumps to the top once it reaches ``rise`` (UP); a
         failure descends one step and drops to 0 once below ``rise`` (DOWN). So a server
         needs ``rise`` successes in a row to come up and ``fall`` failures to go down.
-        Returns whether the server went UP or DOWN. A failure while health > 0 counts
-        ``chkfail`` (HAProxy's failed_checks).
+        Returns whether the server went UP or DOWN (or from STOPPING back to RUNNING, which
+        HAProxy logs as UP). A failure while health > 0 counts ``chkfail`` (HAProxy's
+        failed_checks). ``conditional``: the pass asks for no new traffic (an HTTP check's
+        404 with ``disable-on-404``): STOPPING instead of RUNNING.
         """
         if not self.checked or self.admin == MAINT:
             return False  # checks are paused in maintenance and ignored when disabled
@@ -425,10 +427,14 @@ class ServerState(LoadCounters):
         # sets the server running (also out of a forced STOPPING), a failure at 0 stops it.
         if ok and self.health >= self.rise:
             if not self.op_up:
+                if conditional:
+                    self.stopping = True
+                    self._update_eweight()
                 self._set_op(True)
                 return True
-            if self.stopping:
-                self.set_stopping(False)
+            if self.stopping != conditional:
+                self.set_stopping(conditional)
+                return not conditional
         elif not ok and self.health == 0 and self.op_up:
             self._set_op(False)
             return True

@@ -313,3 +313,16 @@ def test_slowstart_weight_and_throttle_while_starting() -> None:
     clock.advance(5)
     row = rows(ctx)["a"]
     assert (row["weight"], row["throttle"]) == ("20", "")
+
+
+def test_a_passing_check_after_forced_stopping_logs_up() -> None:
+    """HAProxy (run against it): 'health stopping' on a checked server, then its next L4OK
+    sets it running again and logs 'Server be/a is UP, reason: Layer4 check passed'."""
+    ctx, checks, clock, net, logs = admin()
+    checks.start()
+    clock.advance(0)
+    run(ctx, "set server be/a health stopping")
+    assert rows(ctx)["a"]["status"] == "NOLB"
+    clock.advance(1)
+    assert rows(ctx)["a"]["status"] == "UP"
+    assert logs[-1][1].startswith("Server be/a is UP, reason: Layer4 check passed")

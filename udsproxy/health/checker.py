@@ -393,10 +393,9 @@ class HealthChecks:
         was_backend_up = srv.backend.is_up
         queued = srv.qcur
         srv.record_check(result.status.value, result.code, result.duration, result.desc)
-        changed = srv.set_check_result(result.passed)
+        changed = srv.set_check_result(result.passed, result.status is Status.L7OKC)
         if result.passed:
             self.errors.pop(srv, None)  # HAProxy clears consecutive_errors on a pass
-            srv.set_stopping(result.status is Status.L7OKC)
         proxy = srv.backend.proxy
         log_checks = proxy.has_option("log-health-checks")
         if log_checks and (srv.health, srv.check_status) != before:
