@@ -117,6 +117,7 @@ class Generation:
             clock=process.reactor,
             process=process_info(config, process, len(self.specs)),
             streams=self.streams,
+            health=self.health,
         )
 
     def dispatch(self, words: List[str], session: Any) -> str:

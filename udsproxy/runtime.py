@@ -17,7 +17,6 @@ Nothing here does I/O: time comes from an injected ``IReactorTime``.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -40,6 +39,7 @@ class AdminState(StrEnum):
 READY, DRAIN, MAINT = AdminState.READY, AdminState.DRAIN, AdminState.MAINT
 
 MAX_WEIGHT = 256  # HAProxy's limit for ``weight`` and ``set weight``
+WEIGHT_SCALE = 16  # HAProxy's BE_WEIGHT_SCALE: slowstart ramps in sixteenths
 
 
 class OpState(enum.IntEnum):
@@ -275,6 +275,12 @@ class ServerState(LoadCounters):
         self.checked = config.check.enabled
         # HAProxy starts a checked server UP with health == rise: one failure marks it DOWN.
         self.health = self.rise
+        # Operationally up (HAProxy's cur_state != STOPPED). Checks move it only at the ends
+        # of the counter; ``set server health``, maintenance and an operator's ``disable
+        # health`` leave it where HAProxy leaves it (a DOWN server whose checks are disabled
+        # stays DOWN until ``set server health up`` or leaving maintenance).
+        self.op_up = True
+        self.check_in_progress = False  # a probe is running (show stat's "* " prefix)
         self.admin = MAINT if config.disabled else READY
         self.last_change = backend.clock.seconds()
         # Maintenance from the config (``disabled``: HAProxy's CMAINT) and by a command
@@ -311,17 +317,18 @@ class ServerState(LoadCounters):
 
     # -- derived state -------------------------------------------------------------------
 
-    @property
-    def op_up(self) -> bool:
-        """Operationally up: unchecked servers always are, checked ones at health >= rise."""
-        return not self.checked or self.health >= self.rise
-
     def _update_eweight(self) -> None:
-        """The weight the balancer uses: 0 while draining or stopping, ramped in slowstart."""
+        """The weight the balancer uses: 0 while draining or stopping, ramped in slowstart.
+
+        The ramp climbs in HAProxy's sixteenths (server_recalc_eweight with BE_WEIGHT_SCALE):
+        ``uweight * (16 * elapsed / slowstart + 1) / 16`` rounded up, so ``show stat`` shows
+        the weight HAProxy shows at the same point of the ramp.
+        """
         if self.admin == DRAIN or self.stopping:
             self.eweight = 0
         elif self.ramp is not None and self.uweight:
-            self.eweight = max(1, math.ceil(self.uweight * self.ramp))
+            steps = min(WEIGHT_SCALE, int(WEIGHT_SCALE * self.ramp) + 1)
+            self.eweight = max(1, -(-self.uweight * steps // WEIGHT_SCALE))
         else:
             self.eweight = self.uweight
 
@@ -366,40 +373,44 @@ class ServerState(LoadCounters):
 
     @property
     def status(self) -> str:
-        """The ``show stat`` status column (HAProxy stats.c wording)."""
+        """The ``show stat`` status column, as HAProxy 2.6's stats.c computes it
+        (stats_fill_sv_stats_computestate and srv_hlt_st).
+
+        A server set to weight 0 is not DRAIN there (only the drain admin state is): it
+        stays UP with weight 0.
+        """
         if self.admin == MAINT:
             return "MAINT"
         top = self.rise + self.fall - 1
         if self.op_up:
+            going = f" {self.health - self.rise + 1}/{self.fall}"
             if self.stopping:
-                return (
-                    "NOLB"
-                    if not self.checked or self.health >= top
-                    else (f"NOLB {self.health - self.rise + 1}/{self.fall}")
-                )
-            if self.eweight == 0:
-                return "DRAIN"
-            if self.checked and self.health < top:
-                return f"UP {self.health - self.rise + 1}/{self.fall}"
+                return "NOLB" if not self.checked or self.health == top else "NOLB" + going
+            down_going = self.checked and self.health < top
+            if self.admin == DRAIN:
+                return "DRAIN" + going if down_going else "DRAIN"
+            if down_going:
+                return "UP" + going
             return "UP" if self.checked else "no check"
-        if self.health > 0:
+        if self.checked and self.health:
             return f"DOWN {self.health}/{self.rise}"
         return "DOWN"
 
     # -- changes -------------------------------------------------------------------------
 
-    def set_check_result(self, ok: bool) -> bool:
+    def set_check_result(self, ok: bool, conditional: bool = False) -> bool:
         """Account one health-check result, HAProxy style: one counter in [0, rise+fall-1].
 
         A success climbs one step and jumps to the top once it reaches ``rise`` (UP); a
         failure descends one step and drops to 0 once below ``rise`` (DOWN). So a server
         needs ``rise`` successes in a row to come up and ``fall`` failures to go down.
-        Returns whether the server went UP or DOWN. A failure while health > 0 counts
-        ``chkfail`` (HAProxy's failed_checks).
+        Returns whether the server went UP or DOWN (or from STOPPING back to RUNNING, which
+        HAProxy logs as UP). A failure while health > 0 counts ``chkfail`` (HAProxy's
+        failed_checks). ``conditional``: the pass asks for no new traffic (an HTTP check's
+        404 with ``disable-on-404``): STOPPING instead of RUNNING.
         """
         if not self.checked or self.admin == MAINT:
             return False  # checks are paused in maintenance and ignored when disabled
-        was_up = self.op_up
         top = self.rise + self.fall - 1
         if not ok and self.health > 0:
             self.chkfail += 1
@@ -412,10 +423,58 @@ class ServerState(LoadCounters):
             self.health -= 1
             if self.health < self.rise:
                 self.health = 0
-        if self.op_up != was_up:
-            self._changed(Change.OP, was_up, self.op_up)
+        # HAProxy's check_notify_success / check_notify_failure: a pass at or above rise
+        # sets the server running (also out of a forced STOPPING), a failure at 0 stops it.
+        if ok and self.health >= self.rise:
+            if not self.op_up:
+                if conditional:
+                    self.stopping = True
+                    self._update_eweight()
+                self._set_op(True)
+                return True
+            if self.stopping != conditional:
+                self.set_stopping(conditional)
+                return not conditional
+        elif not ok and self.health == 0 and self.op_up:
+            self._set_op(False)
             return True
         return False
+
+    def _set_op(self, up: bool, accumulate: bool = True) -> None:
+        """The operational state moves: STOPPED <-> RUNNING (STARTING is the ramp)."""
+        self.op_up = up
+        if not up and self.stopping:
+            self.stopping = False
+            self._update_eweight()
+        self._changed(Change.OP, not up, up, accumulate)
+
+    def force_health(self, value: str) -> bool:
+        """``set server health up|stopping|down`` (HAProxy's cli_parse_set_server).
+
+        The counter goes to the top (``up``, ``stopping``) or to 0 (``down``) and the server
+        is set RUNNING, STOPPING or STOPPED whether or not it is checked; in maintenance
+        only the counter moves. Returns whether the operational state changed (a log line).
+        """
+        if value not in ("up", "stopping", "down"):
+            raise ValueError("health must be up, stopping or down")
+        self.health = 0 if value == "down" else self.rise + self.fall - 1
+        if self.admin == MAINT:
+            return False
+        if value == "down":
+            if not self.op_up:
+                return False
+            self._set_op(False)
+            return True
+        stopping = value == "stopping"
+        if self.op_up and self.stopping == stopping:
+            return False
+        if not self.op_up:
+            self.stopping = stopping
+            self._update_eweight()
+            self._set_op(True)
+        else:
+            self.set_stopping(stopping)
+        return True
 
     def set_health(self, health: int) -> None:
         """Move the counter without a check (passive checks' ``sudden-death``, ``mark-down``)."""
@@ -459,13 +518,10 @@ class ServerState(LoadCounters):
         return len(streams)
 
     def set_check_enabled(self, enabled: bool) -> None:
-        """``enable health`` / ``disable health``: an unchecked server counts as up."""
-        if enabled == self.checked:
-            return
-        was_up = self.op_up
+        """``enable health`` / ``disable health``: the check runs or not; as in HAProxy 2.6
+        (which only flips CHK_ST_ENABLED) the server keeps its state: a DOWN server whose
+        checks are disabled stays DOWN (``show stat``: ``DOWN``, no check columns)."""
         self.checked = enabled
-        if self.op_up != was_up:
-            self._changed(Change.OP, was_up, self.op_up)
 
     def set_admin(self, state: AdminState | str) -> None:
         """``set server state ready|drain|maint``."""
@@ -481,14 +537,30 @@ class ServerState(LoadCounters):
         if state == old:
             return
         was_up = self.op_up
+        now = self.backend.clock.seconds()
+        if old == DRAIN and state == READY:
+            # HAProxy counts a drain period as down time when it ends (srv_update_status).
+            self.downtime += now - self.last_change
+        last_change = self.last_change
         self.admin = state
+        up = was_up
+        if state == MAINT:
+            # HAProxy: maintenance stops the server and zeroes the check counter.
+            self.health = 0
+            up = False
+            self.stopping = False
+        elif old == MAINT:
+            if self.checked:
+                self.health = self.rise  # "start OK but check immediately"
+            up = True
+        self.op_up = up
         self._update_eweight()
-        if old == MAINT and self.checked:
-            # HAProxy: "start OK but check immediately" when leaving maintenance.
-            self.health = self.rise
         self._changed(Change.ADMIN, old, state)
-        if self.op_up != was_up:
-            self._changed(Change.OP, was_up, self.op_up)
+        if state == MAINT and not was_up:
+            self.last_change = last_change  # "was DOWN and now enters maintenance"
+        if up != was_up:
+            # Leaving maintenance restarts the clock without counting it as down time.
+            self._changed(Change.OP, was_up, up, accumulate=old != MAINT)
 
     def set_weight(self, weight: int) -> None:
         """``set weight``: 0..256 (a static algorithm's 0%/100% rule is the backend core's)."""
@@ -509,12 +581,13 @@ class ServerState(LoadCounters):
             self.maxconn = maxconn
             self._changed(Change.MAXCONN, old, maxconn)
 
-    def _changed(self, field: Change, old: object, new: object) -> None:
+    def _changed(self, field: Change, old: object, new: object, accumulate: bool = True) -> None:
         if field is Change.OP or field is Change.ADMIN:
             now = self.backend.clock.seconds()
             if field is Change.OP:
                 if new:  # back UP: the DOWN period ends
-                    self.downtime += now - self.last_change
+                    if accumulate:
+                        self.downtime += now - self.last_change
                 else:
                     self.chkdown += 1
                     self.ramp = None  # a slowstart in progress ends with it

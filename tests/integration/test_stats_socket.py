@@ -141,3 +141,80 @@ def test_add_and_del_server_under_load(sockdir: str, proxy: object) -> None:
     rows = csv_rows(socat(admin, "show stat -1 4 -1\n"))
     assert [r["svname"] for r in rows] == ["s0", "s1"]
     assert os.path.exists(admin)
+
+
+HEALTH_CONFIG = """
+    global
+        log stdout format raw local0
+        stats socket {d}/admin.sock level admin
+    defaults
+        mode http
+        log global
+        timeout connect 1s
+        timeout client 10s
+        timeout server 10s
+    frontend web
+        bind {d}/web.sock
+        default_backend app
+    backend app
+        server a {d}/b0.sock check inter 200ms rise 2 fall 2
+        server b {d}/b1.sock
+    """
+
+
+def test_checked_server_columns_follow_its_backend_down_and_back(
+    sockdir: str, start_backend: Callable[..., object], start_proxy: Callable[..., object]
+) -> None:
+    """show stat / show servers state through socat while a checked backend dies and returns:
+    the columns HAProxy 2.6 shows (SOCKERR, its info, chkfail/chkdown, DOWN, then L4OK/UP)."""
+    import time
+
+    a = start_backend("b0", f"{sockdir}/b0.sock")
+    start_backend("b1", f"{sockdir}/b1.sock")
+    proxy = start_proxy(HEALTH_CONFIG.format(d=sockdir), ready=f"{sockdir}/admin.sock")
+    admin = f"{sockdir}/admin.sock"
+
+    def server(name: str) -> Dict[str, str]:
+        rows = {r["svname"]: r for r in csv_rows(socat(admin, "show stat\n"))}
+        return rows[name]
+
+    def wait(name: str, status: str) -> Dict[str, str]:
+        deadline = time.monotonic() + 5
+        while True:
+            row = server(name)
+            if row["status"] == status:
+                return row
+            assert time.monotonic() < deadline, row
+            time.sleep(0.05)
+
+    up = wait("a", "UP")
+    assert (up["check_status"], up["check_desc"], up["check_health"]) == (
+        "L4OK",
+        "Layer4 check passed",
+        "3",
+    )
+    assert (up["chkfail"], up["chkdown"], up["check_rise"], up["check_fall"]) == (
+        "0",
+        "0",
+        "2",
+        "2",
+    )
+    assert server("b")["status"] == "no check" and server("b")["check_status"] == ""
+    a.stop()  # type: ignore[attr-defined]
+    down = wait("a", "DOWN")
+    assert down["check_status"] == "SOCKERR" and down["check_desc"] == "Socket error"
+    assert down["last_chk"] == "General socket error (No such file or directory)"
+    assert (down["chkfail"], down["chkdown"], down["check_health"]) == ("2", "1", "0")
+    state = socat(admin, "show servers state app\n").splitlines()[2].split()
+    assert state[3] == "a" and state[5:7] == ["0", "0"] and state[10:14] == ["5", "2", "0", "6"]
+    start_backend("b0", f"{sockdir}/b0.sock")
+    back = wait("a", "UP")
+    assert back["check_status"] == "L4OK" and back["chkdown"] == "1"
+    assert int(back["downtime"]) >= 0 and back["last_chk"] == ""
+    assert socat(admin, "set server app/a state maint\n") == "\n"
+    assert server("a")["status"] == "MAINT" and server("a")["check_status"] == ""
+    socat(admin, "set server app/a state ready\n")
+    proxy.wait_log("Server app/a is UP/READY (leaving forced maintenance).", timeout=5)  # type: ignore[attr-defined]
+    assert "Server app/a is going DOWN for maintenance. 1 active and 0 backup servers left." in (
+        proxy.log()  # type: ignore[attr-defined]
+    )

@@ -193,8 +193,16 @@ def test_show_stat_header_is_haproxy_26s() -> None:
     assert by[("app", "a")]["addr"] == "unix"
     assert (by[("web", "FRONTEND")]["iid"], by[("app", "BACKEND")]["iid"]) == ("2", "3")
     assert by[("app", "b")]["sid"] == "2" and by[("app", "b")]["type"] == "2"
-    # Health columns stay empty (never a fake 0) until the health checks fill them.
-    assert by[("app", "b")]["check_status"] == "" and by[("app", "b")]["chkfail"] == ""
+    # An unchecked server has no check columns; a checked one before its first check is
+    # INI / Initializing, with no duration yet (HAProxy: status < HCHK_STATUS_CHECKED).
+    assert by[("app", "a")]["check_status"] == "" and by[("app", "a")]["chkfail"] == ""
+    b = by[("app", "b")]
+    assert (b["check_status"], b["check_desc"], b["check_duration"]) == ("INI", "Initializing", "")
+    assert (b["chkfail"], b["chkdown"], b["downtime"], b["hanafail"]) == ("0", "0", "0", "")
+    assert (b["check_rise"], b["check_fall"], b["check_health"]) == ("2", "3", "2")
+    assert by[("app", "b")]["status"] == "UP 1/3"
+    backend = by[("app", "BACKEND")]
+    assert (backend["chkdown"], backend["downtime"], backend["agg_check_status"]) == ("0", "0", "0")
     assert by[("app", "BACKEND")]["algo"] == "roundrobin"
 
 
@@ -216,7 +224,9 @@ def test_show_stat_typed_tags_fields_as_haproxy() -> None:
     assert lines[0] == "F.2.0.0.pxname.1:KNS:str:web"
     assert "F.2.0.17.status.1:SGP:str:OPEN" in lines
     assert "S.3.1.18.weight.1:MaP:u32:1" in lines
-    assert not any(".check_status." in line for line in lines)
+    assert "S.3.2.36.check_status.1:MOP:str:INI" in lines
+    assert "S.3.2.56.last_chk.1:MOP:str:" in lines  # a present, empty string
+    assert not any(line.startswith("S.3.1.") and ".check_status." in line for line in lines)
 
 
 def test_counters_move_under_traffic() -> None:
@@ -351,13 +361,31 @@ def test_state_health_maxconn_changes_reach_the_runtime() -> None:
     assert b.status == "DOWN"
     run(ctx, "set server app/b health up")
     assert b.status == "UP"
-    assert "not enabled" in run(ctx, "set server app/a health down")
+    # As HAProxy 2.6 (run against it): an unchecked server takes the forced state too.
+    assert run(ctx, "set server app/a health down") == "" and a.status == "DOWN"
+    assert run(ctx, "set server app/a health stopping") == "" and a.status == "NOLB"
+    assert run(ctx, "set server app/a health up") == "" and a.status == "no check"
+    assert run(ctx, "set server app/a health sick") == (
+        "'set server <srv> health' expects 'up', 'stopping', or 'down'."
+    )
     run(ctx, "set maxconn server app/a 7")
     assert a.maxconn == 7
     assert run(ctx, "set maxconn server app/a x") == "maxconn string empty or preceded by garbage"
     assert run(ctx, "enable health app/a").startswith("Health check was not configured")
     run(ctx, "disable health app/b")
     assert b.status == "no check"
+    assert run(ctx, "disable health app/a") == ""  # HAProxy: silent, configured or not
+
+
+def test_agent_commands_answer_as_haproxy_for_a_server_without_agent() -> None:
+    """No server has an agent check: HAProxy 2.6's answers for such a server."""
+    _, ctx = setup()
+    assert run(ctx, "enable agent app/b") == (
+        "Agent was not configured on this server, cannot enable."
+    )
+    assert run(ctx, "disable agent app/b") == ""
+    assert run(ctx, "set server app/b agent up") == "agent checks are not enabled on this server."
+    assert run(ctx, "enable agent app/zz") == "No such server."
 
 
 def test_add_server_starts_in_maintenance_with_checks_off() -> None:
@@ -415,8 +443,10 @@ def test_table_matches_haproxy_usage_lines() -> None:
         add server <bk>/<srv>
         clear counters [all]
         del server <bk>/<srv>
+        disable agent
         disable health
         disable server (DEPRECATED)
+        enable agent
         enable health
         enable server  (DEPRECATED)
         get weight <bk>/<srv>

@@ -258,7 +258,8 @@ def test_default_httpchk_accepts_2xx_3xx_and_disable_on_404_stops() -> None:
 
 
 def test_slowstart_ramps_the_weight_after_coming_back() -> None:
-    """Back UP with slowstart 10s: STARTING at weight 1, full weight after 10s (never at start)."""
+    """Back UP with slowstart 10s: STARTING at HAProxy's first sixteenth (weight 20 -> 2, as
+    20 * 1/16 rounded up), 12 halfway (20 * 9/16), full weight after 10s (never at start)."""
     checks, clock, net, logs = setup(
         "backend app\n    server a /run/a.sock check inter 1s rise 1 fall 1 weight 20 slowstart 10s\n"
     )
@@ -271,9 +272,9 @@ def test_slowstart_ramps_the_weight_after_coming_back() -> None:
     assert not srv.op_up
     del net.fail["/run/a.sock"]
     clock.advance(1)
-    assert srv.op_state.name == "STARTING" and srv.eweight == 1
+    assert srv.op_state.name == "STARTING" and srv.eweight == 2
     clock.advance(5)
-    assert srv.eweight == 10
+    assert srv.eweight == 12
     clock.advance(5)
     assert srv.op_state.name == "RUNNING" and srv.eweight == 20
     finish(checks, clock)

@@ -129,14 +129,18 @@ def test_a_success_while_going_down_restores_full_health() -> None:
     assert srv.health == 4
 
 
-def test_disable_health_counts_as_up() -> None:
-    """``disable health`` makes a down server up; ``enable health`` restores the counter."""
+def test_disable_health_keeps_the_state() -> None:
+    """HAProxy 2.6 (checked against it): ``disable health`` only stops the checks; a DOWN
+    server stays DOWN (unchecked: plain ``DOWN``) and an UP one shows ``no check``."""
     srv = checked()
     srv.set_check_result(False)
     srv.set_check_enabled(False)
-    assert srv.op_up and srv.status == "no check"
+    assert not srv.op_up and srv.status == "DOWN"
     srv.set_check_enabled(True)
-    assert not srv.op_up
+    assert not srv.op_up and srv.status == "DOWN"
+    srv.force_health("up")
+    srv.set_check_enabled(False)
+    assert srv.op_up and srv.status == "no check"
 
 
 # -- admin state ---------------------------------------------------------------------------
@@ -178,14 +182,15 @@ def test_unknown_admin_state_is_refused() -> None:
 
 
 def test_weight_limits_and_zero_means_drain_status() -> None:
-    """Weights are 0..256; weight 0 is not usable and reported as DRAIN."""
+    """Weights are 0..256; weight 0 is not usable but, as in HAProxy 2.6 (checked against
+    it: ``set weight be/b 0`` shows ``no check``), not DRAIN: only the drain state is."""
     srv = backend(server("a")).servers[0]
     with pytest.raises(ValueError):
         srv.set_weight(257)
     with pytest.raises(ValueError):
         srv.set_weight(-1)
     srv.set_weight(0)
-    assert not srv.usable and srv.status == "DRAIN"
+    assert not srv.usable and srv.status == "no check"
     srv.set_weight(256)
     assert srv.usable and srv.eweight == 256
 
@@ -382,13 +387,14 @@ def test_health_text_as_log_health_checks_prints_it() -> None:
 
 
 def test_slowstart_ramp_sets_eweight_and_starting_state() -> None:
-    """While ramping the server is STARTING with a share of its weight (at least 1)."""
+    """While ramping the server is STARTING with HAProxy's share of its weight: sixteenths,
+    ``ceil(uweight * (int(16 * ramp) + 1) / 16)`` (10 at 25%: 10 * 5/16 -> 4)."""
     srv = checked(weight=10)
     seen: List[ServerChange] = []
     srv.backend.add_observer(seen.append)
     srv.set_ramp(0.25)
-    assert srv.eweight == 3 and srv.op_state.name == "STARTING"
-    assert seen[-1].field == "weight" and (seen[-1].old, seen[-1].new) == (10, 3)
+    assert srv.eweight == 4 and srv.op_state.name == "STARTING"
+    assert seen[-1].field == "weight" and (seen[-1].old, seen[-1].new) == (10, 4)
     srv.set_ramp(0.01)
     assert srv.eweight == 1
     srv.set_ramp(1.0)
@@ -419,3 +425,83 @@ def test_shutdown_streams_ends_each_registered_stream() -> None:
     srv.streams.update({S(), S()})
     assert srv.shutdown_streams("DD") == 2
     assert ended == ["DD", "DD"] and not srv.streams
+
+
+# -- forced health and maintenance, as HAProxy 2.6 (compared with a real run) ---------------
+
+
+def test_force_health_on_an_unchecked_server() -> None:
+    """``set server health`` works on unchecked servers too: DOWN, NOLB, then ``no check``."""
+    srv = backend(server("b")).servers[0]
+    assert srv.force_health("down") and not srv.op_up and srv.status == "DOWN"
+    assert srv.health == 0 and not srv.usable
+    assert srv.force_health("stopping") and srv.op_up and srv.status == "NOLB"
+    assert srv.eweight == 0 and srv.op_state.name == "STOPPING"
+    assert srv.force_health("up") and srv.status == "no check" and srv.usable
+    assert not srv.force_health("up")  # no change, no log line
+
+
+def test_force_health_on_a_checked_server_moves_the_counter() -> None:
+    """down: health 0 and DOWN (checks must climb back to rise); up: the top of the counter."""
+    srv = checked()
+    srv.force_health("down")
+    assert (srv.health, srv.status, srv.chkdown) == (0, "DOWN", 1)
+    srv.set_check_result(True)
+    assert not srv.op_up and srv.status == "DOWN 1/2"
+    srv.force_health("up")
+    assert (srv.health, srv.status) == (4, "UP")
+
+
+def test_a_passing_check_ends_a_forced_stopping() -> None:
+    """HAProxy's check_notify_success: a pass sets a STOPPING server running again."""
+    srv = checked()
+    srv.force_health("stopping")
+    assert srv.status == "NOLB"
+    srv.set_check_result(True)
+    assert srv.status == "UP" and srv.eweight == 1
+
+
+def test_maint_zeroes_health_and_counts_a_down_transition() -> None:
+    """Entering maint stops a running server (chkdown + 1, health 0); leaving it starts UP at
+    rise ("UP 1/3") without counting the maintenance as down time."""
+    srv = checked()
+    clock = srv.backend.clock
+    clock.advance(5)
+    srv.set_admin("maint")
+    assert (srv.health, srv.chkdown, srv.op_up, srv.status) == (0, 1, False, "MAINT")
+    clock.advance(7)
+    srv.set_admin("ready")
+    assert srv.status == "UP 1/3" and srv.downtime == 0 and srv.last_change == clock.seconds()
+
+
+def test_entering_maint_while_down_keeps_the_last_change() -> None:
+    """ "was DOWN and now enters maintenance": no new transition, no new last change."""
+    srv = checked()
+    srv.set_check_result(False)
+    srv.set_check_result(False)
+    srv.set_check_result(False)
+    down_since = srv.last_change
+    srv.backend.clock.advance(3)
+    srv.set_admin("maint")
+    assert srv.chkdown == 1 and srv.last_change == down_since
+
+
+def test_leaving_drain_counts_the_drain_as_down_time() -> None:
+    """HAProxy adds a drain period to the server's downtime when the drain ends."""
+    srv = checked()
+    srv.force_health("up")
+    clock = srv.backend.clock
+    srv.set_admin("drain")
+    assert srv.status == "DRAIN"
+    clock.advance(4)
+    srv.set_admin("ready")
+    assert srv.downtime == 4 and srv.status == "UP"
+
+
+def test_drain_while_going_down_shows_the_counter() -> None:
+    """``DRAIN 2/3`` as HAProxy shows a drained server whose checks are failing."""
+    srv = checked()
+    srv.force_health("up")
+    srv.set_admin("drain")
+    srv.set_check_result(False)
+    assert srv.status == "DRAIN 2/3"

@@ -61,6 +61,9 @@ class AdminContext:
     clock: Any  # IReactorTime: now, for ages and rates
     process: stat.ProcessInfo
     streams: Callable[[], Iterable[LiveStream]] = field(default=lambda: ())
+    # The generation's health checks (udsproxy.health.checker.HealthChecks): state changes
+    # go through it so they are logged as HAProxy logs them; None: changed without logs.
+    health: Any = None
 
     def now(self) -> float:
         return float(self.clock.seconds())
@@ -201,17 +204,49 @@ def admin_bits(srv: ServerState) -> int:
     return 0
 
 
+# HAProxy 2.6's enum healthcheck_status (srv_check_status) and enum chk_result.
+CHECK_STATUS_NUMBERS = {
+    "INI": 1,
+    "HANA": 4,
+    "SOCKERR": 5,
+    "L4OK": 6,
+    "L4TOUT": 7,
+    "L4CON": 8,
+    "L6OK": 9,
+    "L6TOUT": 10,
+    "L6RSP": 11,
+    "L7TOUT": 12,
+    "L7RSP": 13,
+    "L7OK": 15,
+    "L7OKC": 16,
+    "L7STS": 17,
+}
+CHK_RES_UNKNOWN, CHK_RES_FAILED, CHK_RES_PASSED, CHK_RES_CONDPASS = 0, 2, 3, 4
+PASSED = {"L4OK": CHK_RES_PASSED, "L6OK": CHK_RES_PASSED, "L7OK": CHK_RES_PASSED}
+
+
+def check_result(status: str) -> int:
+    """srv_check_result: the last check's verdict (UNKNOWN before the first one)."""
+    if status in ("", "INI"):
+        return CHK_RES_UNKNOWN
+    if status == "L7OKC":
+        return CHK_RES_CONDPASS
+    return PASSED.get(status, CHK_RES_FAILED)
+
+
 def servers_state_line(ctx: AdminContext, be: BackendState, srv: ServerState, now: float) -> str:
+    """One line of format 1, as HAProxy 2.6's dump_servers_state: srv_op_state is the
+    operational state (0 in maintenance: HAProxy stops the server), the check fields are
+    the last check's status and verdict, the counter, and CHK_ST_* (CONFIGURED 0x02,
+    ENABLED 0x04, PAUSED 0x08 in maintenance)."""
     rt = ctx.runtime
     address = srv.config.address
-    op = 2 if srv.admin != MAINT and srv.op_up else 0
+    op = int(srv.op_state) if srv.admin != MAINT else 0
     configured = srv.config.check.enabled
     check_state = (0x02 if configured else 0) | (0x04 if srv.checked else 0)
     if srv.checked and srv.admin == MAINT:
         check_state |= 0x08
-    result = 0
-    if srv.checked:
-        result = 3 if srv.op_up else 2
+    status = srv.check_status if configured else ""
     fields = [
         rt.iids.get(be.name, 0),
         be.name,
@@ -223,9 +258,9 @@ def servers_state_line(ctx: AdminContext, be: BackendState, srv: ServerState, no
         srv.uweight,
         srv.iweight,
         int(now - srv.last_change),
-        1,  # HCHK_STATUS_INI: check statuses come with the health checks
-        result,
-        srv.health if srv.checked or configured else srv.rise,
+        CHECK_STATUS_NUMBERS.get(status, 1),  # unchecked servers stay at INI
+        check_result(status),
+        srv.health,
         check_state,
         0,
         1 if be.proxy.id is not None else 0,
@@ -492,10 +527,12 @@ SET_SERVER_USAGE = (
 STATES = {"ready": READY, "drain": DRAIN, "maint": MAINT}
 
 
-def force_health(srv: ServerState, up: bool) -> None:
-    """``set server health up|down``: as many check results as the rise/fall counter needs."""
-    for _ in range(srv.rise + srv.fall):
-        srv.set_check_result(up)
+def set_admin(ctx: AdminContext, srv: ServerState, state: str) -> None:
+    """An admin state change through the health checks (logged), or directly."""
+    if ctx.health is not None:
+        ctx.health.set_admin(srv, state)
+    else:
+        srv.set_admin(state)
 
 
 @command(
@@ -512,22 +549,24 @@ def set_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
         state = STATES.get(value or "")
         if state is None:
             raise CommandError("'set server <srv> state' expects 'ready', 'drain' and 'maint'.")
-        srv.set_admin(state)
+        set_admin(ctx, srv, state)
         return ""
     if what == "weight":
         return apply_weight(backend, srv, value)
     if what == "health":
         if value not in ("up", "stopping", "down"):
             raise CommandError("'set server <srv> health' expects 'up', 'stopping', or 'down'.")
-        if value == "stopping":
-            raise CommandError("'set server <srv> health stopping' is not supported by udsproxy.")
-        if not srv.checked:
-            raise CommandError("Health checks are not enabled on this server: nothing to force.")
-        force_health(srv, value == "up")
+        # As HAProxy: checked or not, the server takes the state (an unchecked one keeps it).
+        if ctx.health is not None:
+            ctx.health.force_health(srv, value)
+        else:
+            srv.force_health(value)
         return ""
+    if what == "agent":
+        # No server has an agent check (agent-check is refused in the config).
+        raise CommandError("agent checks are not enabled on this server.")
     if what in (
         "addr",
-        "agent",
         "agent-addr",
         "agent-port",
         "agent-send",
@@ -568,7 +607,7 @@ def set_maxconn_server(ctx: AdminContext, args: List[str], session: CliSession) 
 )
 def enable_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
     _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
-    srv.set_admin(READY)
+    set_admin(ctx, srv, READY)
     return ""
 
 
@@ -580,7 +619,7 @@ def enable_server(ctx: AdminContext, args: List[str], session: CliSession) -> st
 )
 def disable_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
     _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
-    srv.set_admin(MAINT)
+    set_admin(ctx, srv, MAINT)
     return ""
 
 
@@ -589,17 +628,38 @@ def enable_health(ctx: AdminContext, args: List[str], session: CliSession) -> st
     _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
     if not srv.config.check.enabled:
         raise CommandError("Health check was not configured on this server, cannot enable.")
-    srv.set_check_enabled(True)
+    set_check_enabled(ctx, srv, True)
     return ""
 
 
 @command("disable health", ADMIN, "disable health", "disable health checks")
 def disable_health(ctx: AdminContext, args: List[str], session: CliSession) -> str:
+    # HAProxy 2.6 answers nothing, configured or not, and leaves the server's state alone.
     _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
-    if not srv.config.check.enabled:
-        raise CommandError("Health check was not configured on this server, cannot disable.")
-    srv.set_check_enabled(False)
+    if srv.config.check.enabled:
+        set_check_enabled(ctx, srv, False)
     return ""
+
+
+def set_check_enabled(ctx: AdminContext, srv: ServerState, enabled: bool) -> None:
+    if ctx.health is not None:
+        ctx.health.set_enabled(srv, enabled)
+    else:
+        srv.set_check_enabled(enabled)
+
+
+# udsproxy has no agent checks (``agent-check`` is refused in the config), so no server has
+# one configured: HAProxy's answers for such a server.
+@command("enable agent", ADMIN, "enable agent", "enable agent checks")
+def enable_agent(ctx: AdminContext, args: List[str], session: CliSession) -> str:
+    find_server(ctx, args[2] if len(args) > 2 else None)
+    raise CommandError("Agent was not configured on this server, cannot enable.")
+
+
+@command("disable agent", ADMIN, "disable agent", "disable agent checks")
+def disable_agent(ctx: AdminContext, args: List[str], session: CliSession) -> str:
+    find_server(ctx, args[2] if len(args) > 2 else None)
+    return ""  # HAProxy: nothing to disable, nothing said
 
 
 # ------------------------------------------------------------------------------ add / del

@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Tuple
 
-from ..config.model import IPV4, IPV6
+from ..config.model import IPV4, IPV6, Observe
 from ..runtime import (
+    DRAIN,
+    MAINT,
     TIME_SAMPLES,
+    WEIGHT_SCALE,
     BackendState,
     FreqCtr,
     LoadCounters,
@@ -288,9 +291,63 @@ def server_row(rt: Runtime, srv: ServerState, now: float) -> Row:
         row["slim"] = srv.maxconn
     if srv.maxqueue:
         row["qlimit"] = srv.maxqueue
-    if srv.checked:
-        row.update(check_rise=srv.rise, check_fall=srv.fall, check_health=srv.health)
+    if srv.ramp is not None and srv.op_up and not srv.stopping and srv.admin != DRAIN:
+        # HAProxy's server_throttle_rate: the share of the weight in force, in percent.
+        steps = min(WEIGHT_SCALE, int(WEIGHT_SCALE * srv.ramp) + 1)
+        row["throttle"] = (100 * steps + WEIGHT_SCALE - 1) // WEIGHT_SCALE if srv.uweight else 100
+    _health(row, srv, now)
     return row
+
+
+# The check statuses that carry a duration (HAProxy: status >= HCHK_STATUS_CHECKED, i.e. a
+# check finished) and an HTTP code (>= HCHK_STATUS_L57DATA).
+_NO_DURATION = frozenset({"", "INI"})
+_WITH_CODE = frozenset({"L7OK", "L7OKC", "L7STS"})
+CHECK_DESCRIPTIONS = {
+    "INI": "Initializing",
+    "SOCKERR": "Socket error",
+    "L4OK": "Layer4 check passed",
+    "L4TOUT": "Layer4 timeout",
+    "L4CON": "Layer4 connection problem",
+    "L6OK": "Layer6 check passed",
+    "L6TOUT": "Layer6 timeout",
+    "L6RSP": "Layer6 invalid response",
+    "L7TOUT": "Layer7 timeout",
+    "L7RSP": "Layer7 invalid response",
+    "L7OK": "Layer7 check passed",
+    "L7OKC": "Layer7 check conditionally passed",
+    "L7STS": "Layer7 wrong status",
+    "HANA": "Health analyze",
+}
+
+
+def _health(row: Row, srv: ServerState, now: float) -> None:
+    """The check columns, as HAProxy 2.6's stats_fill_sv_stats fills them.
+
+    chkfail, chkdown and downtime while the check is enabled; the check_* and last_chk
+    columns only while it runs (enabled and not paused by maintenance), check_status with
+    ``* `` while a probe is in progress; hanafail with ``observe``.
+    """
+    if srv.config.check.observe != Observe.NONE:
+        row["hanafail"] = srv.hanafail
+    if not srv.checked:
+        return
+    row.update(chkfail=srv.chkfail, chkdown=srv.chkdown, downtime=int(srv.downtime_at(now)))
+    if srv.admin == MAINT:
+        return  # HAProxy's CHK_ST_PAUSED
+    status = srv.check_status
+    row.update(
+        check_status=("* " + status) if srv.check_in_progress else status,
+        check_desc=CHECK_DESCRIPTIONS.get(status, "Unknown"),
+        last_chk=srv.last_chk,
+        check_rise=srv.rise,
+        check_fall=srv.fall,
+        check_health=srv.health,
+    )
+    if status not in _NO_DURATION and srv.check_duration is not None:
+        row["check_duration"] = srv.check_duration
+    if status in _WITH_CODE and srv.check_code is not None:
+        row["check_code"] = srv.check_code
 
 
 def backend_row(rt: Runtime, be: BackendState, now: float) -> Row:
@@ -307,6 +364,7 @@ def backend_row(rt: Runtime, be: BackendState, now: float) -> Row:
         uweight=sum(s.uweight for s in (active or backups)),
         act=len(active),
         bck=len(backups),
+        chkdown=be.chkdown,
         lastchg=int(now - be.last_change),
         pid=1,
         iid=rt.iids.get(be.name, 0),
@@ -318,6 +376,10 @@ def backend_row(rt: Runtime, be: BackendState, now: float) -> Row:
     _load(row, be, now, http)
     if be.proxy.fullconn:
         row["slim"] = be.proxy.fullconn
+    if be.servers:
+        row["downtime"] = int(be.downtime_at(now))
+    # HAProxy 2.6.12 fills these gauges with 0 in the BACKEND row (checked against it).
+    row.update(agg_server_status=0, agg_server_check_status=0, agg_check_status=0)
     return row
 
 

@@ -35,6 +35,8 @@ from twisted.python.failure import Failure
 from udsproxy.config.model import UNIX, Address, Observe, OnError, Proxy
 from udsproxy.net.connect import ConnectError, ConnectKind, connect, explain_access_denied
 from udsproxy.runtime import (
+    DRAIN,
+    MAINT,
     Change,
     Outcome,
     Report,
@@ -141,6 +143,7 @@ class ServerCheck:
             setattr(self, name, None)
         pending, self.pending = self.pending, None
         probe, self.probe = self.probe, None
+        self.server.check_in_progress = False
         if pending is not None:
             pending.cancel()
         if probe is not None and probe.transport is not None:
@@ -159,7 +162,13 @@ class ServerCheck:
         if self.stopped:
             return
         srv = self.server
+        if not srv.checked or srv.admin == MAINT:
+            # HAProxy: a disabled check (``disable health``, a dynamic server before
+            # ``enable health``) or one paused by maintenance keeps its timer, not its probe.
+            self.schedule(self.interval_ms())
+            return
         self.owner.on_probe(srv)
+        srv.check_in_progress = True
         self.started_at = self.clock.seconds()
         cfg = srv.config.check
         timeouts = srv.backend.proxy.timeouts
@@ -209,6 +218,7 @@ class ServerCheck:
         if self.probe is None:
             return
         self.probe = None
+        self.server.check_in_progress = False
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
@@ -332,7 +342,10 @@ class HealthChecks:
             state.add_observer(self._server_changed)
             if any(s.config.check.observe != Observe.NONE for s in state.servers):
                 state.add_report_observer(self._reported)
-        servers = [s for be in self.runtime.backends.values() for s in be.servers if s.checked]
+        # Every server with ``check`` gets its prober, enabled or not (``enable health``).
+        servers = [
+            s for be in self.runtime.backends.values() for s in be.servers if s.config.check.enabled
+        ]
         checks = [ServerCheck(self, s) for s in servers]
         longest = max((c.interval_ms() for c in checks), default=0)
         for index, check in enumerate(checks):
@@ -355,7 +368,7 @@ class HealthChecks:
 
     def _server_changed(self, change: ServerChange) -> None:
         srv = change.server
-        if change.field is Change.ADDED and srv.checked and srv not in self.checks:
+        if change.field is Change.ADDED and srv.config.check.enabled and srv not in self.checks:
             check = self.checks[srv] = ServerCheck(self, srv)
             check.schedule(0)
             if srv.config.check.observe != Observe.NONE:
@@ -380,10 +393,9 @@ class HealthChecks:
         was_backend_up = srv.backend.is_up
         queued = srv.qcur
         srv.record_check(result.status.value, result.code, result.duration, result.desc)
-        changed = srv.set_check_result(result.passed)
+        changed = srv.set_check_result(result.passed, result.status is Status.L7OKC)
         if result.passed:
             self.errors.pop(srv, None)  # HAProxy clears consecutive_errors on a pass
-            srv.set_stopping(result.status is Status.L7OKC)
         proxy = srv.backend.proxy
         log_checks = proxy.has_option("log-health-checks")
         if log_checks and (srv.health, srv.check_status) != before:
@@ -392,26 +404,93 @@ class HealthChecks:
             self.transition(srv, queued, was_backend_up, with_cause=not log_checks)
 
     def transition(
-        self, srv: ServerState, queued: int, was_backend_up: bool, with_cause: bool = True
+        self,
+        srv: ServerState,
+        queued: int,
+        was_backend_up: bool,
+        with_cause: bool = True,
+        cause: Optional[str] = None,
     ) -> None:
         """A server went UP or DOWN: its actions (shutdowns, slowstart) and its log lines."""
         proxy = srv.backend.proxy
-        on_down, on_up = marked_actions(srv)
         if not srv.op_up:
-            if on_down == "shutdown-sessions":
-                srv.shutdown_streams(SHUTDOWN_DOWN)
+            self._went_down(srv)
             requeued = max(0, queued - srv.qcur)
-            self.log(wording.down_line(srv, with_cause, requeued), "alert", proxy)
-            if was_backend_up and not srv.backend.is_up:
-                self.log(wording.no_server_line(srv.backend.name), "emerg", proxy)
+            self.log(wording.down_line(srv, with_cause, requeued, cause), "alert", proxy)
+            self._backend_lost(srv, was_backend_up)
             return
+        self._went_up(srv)
+        self.log(wording.up_line(srv, with_cause, 0, cause), "notice", proxy)
+
+    def _went_down(self, srv: ServerState) -> None:
+        if marked_actions(srv)[0] == "shutdown-sessions":
+            srv.shutdown_streams(SHUTDOWN_DOWN)
+
+    def _went_up(self, srv: ServerState) -> None:
         if srv.config.check.slowstart:
             self._ramp(srv)
-        if on_up == "shutdown-backup-sessions" and not srv.backup and srv.eweight:
+        if marked_actions(srv)[1] == "shutdown-backup-sessions" and not srv.backup and srv.eweight:
             for other in srv.backend.servers:
                 if other.backup:
                     other.shutdown_streams(SHUTDOWN_UP)
-        self.log(wording.up_line(srv, with_cause, 0), "notice", proxy)
+
+    def _backend_lost(self, srv: ServerState, was_backend_up: bool) -> None:
+        if was_backend_up and not srv.backend.is_up:
+            self.log(wording.no_server_line(srv.backend.name), "emerg", srv.backend.proxy)
+
+    # -- the stats socket's changes (logged as HAProxy logs them) ------------------------
+    def force_health(self, srv: ServerState, value: str) -> None:
+        """``set server health up|stopping|down``: the state HAProxy sets, its log line."""
+        queued, was_backend_up, was_up = srv.qcur, srv.backend.is_up, srv.op_up
+        if not srv.force_health(value):
+            return
+        cause = wording.CLI_CAUSE
+        if value == "stopping":
+            if not was_up:
+                self._went_up(srv)
+            self.log(wording.stopping_line(srv, cause, 0), "notice", srv.backend.proxy)
+            self._backend_lost(srv, was_backend_up)
+            return
+        self.transition(srv, queued, was_backend_up, cause=cause)
+
+    def set_admin(self, srv: ServerState, state: str) -> None:
+        """``set server state ready|drain|maint`` (and ``enable/disable server``), with
+        HAProxy's lines: going DOWN for maintenance, leaving forced maintenance, drain."""
+        old, was_up, was_stopping = srv.admin, srv.op_up, srv.stopping
+        queued, was_backend_up = srv.qcur, srv.backend.is_up
+        srv.set_admin(state)
+        new = srv.admin
+        if new == old:
+            return
+        proxy = srv.backend.proxy
+        requeued = max(0, queued - srv.qcur)
+        if new == MAINT:
+            if was_up:
+                self._went_down(srv)
+            level = "notice" if not was_up or was_stopping else "alert"
+            self.log(wording.maint_line(srv, was_up, requeued), level, proxy)
+            self._backend_lost(srv, was_backend_up)
+            return
+        if old == MAINT:
+            if srv.op_up:
+                self._went_up(srv)
+            self.log(wording.leave_maint_line(srv), "notice", proxy)
+            if new == DRAIN:
+                self.log(wording.remains_drain_line(srv), "notice", proxy)
+            return
+        if new == DRAIN:
+            self.log(wording.drain_line(srv, requeued), "notice", proxy)
+            self._backend_lost(srv, was_backend_up)
+        else:
+            self.log(wording.leave_drain_line(srv), "notice", proxy)
+
+    def set_enabled(self, srv: ServerState, enabled: bool) -> None:
+        """``enable health`` / ``disable health``: the prober keeps its timer and probes
+        only while enabled; the server keeps its state (HAProxy 2.6)."""
+        srv.set_check_enabled(enabled)
+        if enabled and self.started and srv not in self.checks and not srv.removed:
+            check = self.checks[srv] = ServerCheck(self, srv)
+            check.schedule(0)
 
     def _ramp(self, srv: ServerState) -> None:
         """slowstart: weight from 1 to full over ``slowstart``, a step every max(1s, 1/20)."""

@@ -132,28 +132,46 @@ def _label(srv: ServerState) -> str:
     return f"{prefix} {srv.backend.name}/{srv.name}"
 
 
-def down_line(srv: ServerState, with_cause: bool, requeued: int) -> str:
-    """``Server app/app1 is DOWN, reason: ... 0 remaining in queue.``"""
+def _left(srv: ServerState, requeued: int) -> str:
+    """HAProxy's srv_append_status tail for a server that is down now."""
     be = srv.backend
-    cause = server_info(srv) if with_cause else ""
     backup_note = " Running on backup." if be.backup_count and not be.active_count else ""
     return (
-        f"{_label(srv)} is DOWN{cause}, address: {srv.config.address}. "
         f"{be.active_count} active and {be.backup_count} backup servers left.{backup_note} "
         f"{srv.scur} sessions active, {requeued} requeued, {srv.qcur} remaining in queue."
     )
 
 
-def up_line(srv: ServerState, with_cause: bool, requeued: int) -> str:
-    """``Server app/app1 is UP, reason: ... 0 total in queue.``"""
+def _online(srv: ServerState, requeued: int) -> str:
+    """HAProxy's srv_append_status tail for a server that is up now."""
     be = srv.backend
-    cause = server_info(srv) if with_cause else ""
     backup_note = " Running on backup." if be.backup_count and not be.active_count else ""
     return (
-        f"{_label(srv)} is UP{cause}, address: {srv.config.address}. "
         f"{be.active_count} active and {be.backup_count} backup servers online.{backup_note} "
         f"{requeued} sessions requeued, {srv.qcur} total in queue."
     )
+
+
+CLI_CAUSE = ", changed from CLI"  # set server health: HAProxy's reason "changed from CLI"
+
+
+def down_line(
+    srv: ServerState, with_cause: bool, requeued: int, cause: Optional[str] = None
+) -> str:
+    """``Server app/app1 is DOWN, reason: ... 0 remaining in queue.``
+
+    ``cause`` replaces the check's reason (``, changed from CLI`` for ``set server health``).
+    """
+    if cause is None:
+        cause = server_info(srv) if with_cause else ""
+    return f"{_label(srv)} is DOWN{cause}, address: {srv.config.address}. {_left(srv, requeued)}"
+
+
+def up_line(srv: ServerState, with_cause: bool, requeued: int, cause: Optional[str] = None) -> str:
+    """``Server app/app1 is UP, reason: ... 0 total in queue.``"""
+    if cause is None:
+        cause = server_info(srv) if with_cause else ""
+    return f"{_label(srv)} is UP{cause}, address: {srv.config.address}. {_online(srv, requeued)}"
 
 
 def check_line(srv: ServerState, result: CheckResult) -> str:
@@ -176,3 +194,47 @@ def check_line(srv: ServerState, result: CheckResult) -> str:
 def no_server_line(backend_name: str) -> str:
     """HAProxy's alert when a backend loses its last usable server."""
     return f"backend '{backend_name}' has no server available!"
+
+
+def stopping_line(srv: ServerState, cause: str, requeued: int) -> str:
+    """``Server app/a is stopping, changed from CLI. 2 active and 0 backup servers online. ...``
+    (with the address, as the DOWN and UP lines)."""
+    return (
+        f"{_label(srv)} is stopping{cause}, address: {srv.config.address}. {_online(srv, requeued)}"
+    )
+
+
+# -- admin transitions (set server state, enable/disable server), HAProxy 2.6's
+# srv_update_status wording, compared with a real run through the stats socket. The
+# address is not added: these lines say what an operator did, not what a check found.
+
+
+def maint_line(srv: ServerState, was_up: bool, requeued: int) -> str:
+    """Entering maintenance: ``is going DOWN for maintenance. ...`` or ``was DOWN and now
+    enters maintenance.``"""
+    if not was_up:
+        return f"{_label(srv)} was DOWN and now enters maintenance."
+    return f"{_label(srv)} is going DOWN for maintenance. {_left(srv, requeued)}"
+
+
+def leave_maint_line(srv: ServerState) -> str:
+    """``Server app/a is UP/READY (leaving forced maintenance).`` (UP/DRAIN into drain)."""
+    op = "UP" if srv.op_up else "DOWN"
+    admin = "DRAIN" if srv.admin == "drain" else "READY"
+    return f"{_label(srv)} is {op}/{admin} (leaving forced maintenance)."
+
+
+def remains_drain_line(srv: ServerState) -> str:
+    """After leaving maintenance into drain: ``Server app/a remains in forced drain mode.``"""
+    return f"{_label(srv)} remains in forced drain mode."
+
+
+def drain_line(srv: ServerState, requeued: int) -> str:
+    """``Server app/a enters drain state. 2 active and 0 backup servers online. ...``"""
+    tail = _online(srv, requeued) if srv.op_up else _left(srv, requeued)
+    return f"{_label(srv)} enters drain state. {tail}"
+
+
+def leave_drain_line(srv: ServerState) -> str:
+    """``Server app/a is UP (leaving forced drain).``"""
+    return f"{_label(srv)} is {'UP' if srv.op_up else 'DOWN'} (leaving forced drain)."
