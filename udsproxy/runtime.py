@@ -224,11 +224,19 @@ class LoadCounters:
     def note_times(self, t_queue: int, t_connect: int, t_response: int, t_total: int) -> None:
         """One stream's times in ms (HAProxy's stream_update_time_stats)."""
         count = self.t_samples = self.t_samples + 1
-        n = TIME_SAMPLES if count > TIME_SAMPLES else 0
-        self.q_time = swrate_add(self.q_time, n, t_queue)
-        self.c_time = swrate_add(self.c_time, n, t_connect)
-        self.r_time = swrate_add(self.r_time, n, t_response)
-        self.t_time = swrate_add(self.t_time, n, t_total)
+        # swrate_add inlined (once per request, four times): the same arithmetic.
+        if count > TIME_SAMPLES:
+            n, m = TIME_SAMPLES, TIME_SAMPLES - 1
+            q, c, r, t = self.q_time, self.c_time, self.r_time, self.t_time
+            self.q_time = q - (q + m) // n + t_queue
+            self.c_time = c - (c + m) // n + t_connect
+            self.r_time = r - (r + m) // n + t_response
+            self.t_time = t - (t + m) // n + t_total
+        else:
+            self.q_time += t_queue
+            self.c_time += t_connect
+            self.r_time += t_response
+            self.t_time += t_total
         if t_queue > self.qtime_max:
             self.qtime_max = t_queue
         if t_connect > self.ctime_max:
@@ -619,16 +627,23 @@ class ServerState(LoadCounters):
 
     def take_slot(self, balanced: bool) -> None:
         """A stream starts using this server; ``balanced``: the balancer chose it."""
+        # Once per stream: written out for the server and its backend.
         be = self.backend
         now = be.clock.seconds()
-        for c in (self, be):
-            c.scur += 1
-            c.stot += 1
-            c.smax = max(c.smax, c.scur)
-            if balanced:
-                c.lbtot += 1
-            c.rate.add(now)
-            c.last_sess = now
+        scur = self.scur = self.scur + 1
+        if scur > self.smax:
+            self.smax = scur
+        scur = be.scur = be.scur + 1
+        if scur > be.smax:
+            be.smax = scur
+        self.stot += 1
+        be.stot += 1
+        if balanced:
+            self.lbtot += 1
+            be.lbtot += 1
+        self.rate.add(now)
+        be.rate.add(now)
+        self.last_sess = be.last_sess = now
 
     def free_slot(self) -> None:
         """A stream stops using this server (the queue hands the slot on)."""
@@ -657,24 +672,33 @@ class ServerState(LoadCounters):
         by the server, else by the proxy), its termination ``flags``, its (queue, connect,
         response, total) times in ms when the server answered, and whether its connection
         was ``reused`` from a pool (None: it had none). Server and backend together."""
+        # Once per request: written out for the server and its backend, no loops or helpers.
         be = self.backend
-        side = abort_side(flags)
-        for c in (self, be):
-            if reused is not None:
-                if reused:
-                    c.reuses += 1
-                else:
-                    c.connects += 1
-            if status is not None:
-                if c is be or answered:
-                    c.hrsp[status_index(status)] += 1
-            if side:
-                if side == "C":
-                    c.cli_abrt += 1
-                else:
-                    c.srv_abrt += 1
-            if times is not None:
-                c.note_times(*times)
+        if reused is not None:
+            if reused:
+                self.reuses += 1
+                be.reuses += 1
+            else:
+                self.connects += 1
+                be.connects += 1
+        if status is not None:
+            i = status // 100 - 1
+            if not 0 <= i < HRSP_OTHER:
+                i = HRSP_OTHER
+            be.hrsp[i] += 1
+            if answered:
+                self.hrsp[i] += 1
+        if flags[1] == "D":
+            side = abort_side(flags)
+            if side == "C":
+                self.cli_abrt += 1
+                be.cli_abrt += 1
+            elif side == "S":
+                self.srv_abrt += 1
+                be.srv_abrt += 1
+        if times is not None:
+            self.note_times(*times)
+            be.note_times(*times)
 
     def note_bytes(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Bytes from the client (in) and to the client (out), as HAProxy counts them."""

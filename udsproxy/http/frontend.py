@@ -457,11 +457,11 @@ class ClientConnection(Protocol):
                 return  # not a byte yet
             ex = self.exchange
             if ex is None and conn.their_state is h11.IDLE:
+                raw = self.raw_head
+                if not raw.buf and not (self.backlog and self.give_backlog()):
+                    return  # nothing of a next request yet
                 if self.requests and self.output_blocked():
                     return  # output_drained() comes back here
-                raw = self.raw_head
-                if not raw.buf and not self.give_backlog():
-                    return  # nothing of a next request yet
                 try:
                     if not raw.check():
                         if self.give_backlog():

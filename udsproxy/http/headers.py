@@ -90,20 +90,6 @@ class RawHead:
     def feed(self, data: bytes) -> None:
         self.buf += data
 
-    def check_request_line(self, start: int) -> None:
-        """An HTTP/0.9 request line (no version) is a 400 as soon as its line ends (HAProxy),
-        not a wait for a blank line that will never come."""
-        buf = self.buf
-        nl = buf.find(b"\n", max(self.line_from, start))
-        if nl < 0:
-            self.line_from = len(buf)
-            return
-        self.line_checked = True
-        if not _HAS_VERSION.search(buf, start, nl + 1):
-            raise HeadError(
-                "request line without an HTTP version (HTTP/0.9)", position=start, flags="CR"
-            )
-
     def check(self) -> bool:
         """True when the head is complete and passes; False when more bytes are needed."""
         if self.complete:
@@ -121,7 +107,19 @@ class RawHead:
                 f"more than {self.limit} bytes of empty lines before a request", position=start
             )
         if not self.line_checked:
-            self.check_request_line(start)
+            # An HTTP/0.9 request line (no version) is a 400 as soon as its line ends
+            # (HAProxy), not a wait for a blank line that will never come.
+            nl = buf.find(b"\n", max(self.line_from, start))
+            if nl < 0:
+                self.line_from = len(buf)
+            else:
+                self.line_checked = True
+                if not _HAS_VERSION.search(buf, start, nl + 1):
+                    raise HeadError(
+                        "request line without an HTTP version (HTTP/0.9)",
+                        position=start,
+                        flags="CR",
+                    )
         pos = max(self.resume, start)
         end = _END_OF_HEAD.search(buf, pos)
         self.scanned += len(buf) - pos
