@@ -78,6 +78,10 @@ class Process:
         self.listeners: Dict[ListenerKey, Listener] = {}
         self.perms_watch = SocketPermsWatch([], self.event)
         self.generation: Optional[Generation] = None
+        # Every generation attached so far whose connections may still be open (a
+        # graceful stop tells each one); pruned on attach.
+        self.generations: List[Generation] = []
+        self.stopping = False
         self.budget: Optional[FdBudget] = None
         self.budget_notes: List[str] = []
         self.started = False
@@ -224,6 +228,9 @@ class Process:
         if self.generation is not None and self.generation is not generation:
             self.generation.health.stop()
         self.generation = generation
+        self.generations = [g for g in self.generations if g.has_connections()]
+        if generation not in self.generations:
+            self.generations.append(generation)
         if self.started:
             generation.health.start()
 
@@ -252,6 +259,41 @@ class Process:
                 spec.listener.start()
                 self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
         self.perms_watch.check_all()
+
+    def soft_stop(self) -> Deferred:
+        """A graceful stop: stop accepting (closing every listener, unlinking only our own
+        socket files), stop the health checks, close idle pooled connections, and have every
+        generation's HTTP clients close after their current response (idle ones now).
+        Fires once no client connection is left (stats socket clients do not count)."""
+        self.stopping = True
+        if self.generation is not None:
+            self.generation.health.stop()
+        for listener in self.listeners.values():
+            listener.stop(unlink=True)
+        self.listeners.clear()
+        for generation in self.generations:
+            for spec in generation.specs:
+                spec.listener = None
+            for ctx in generation.streams.http:
+                ctx.soft_stop()
+        self.pools.close_all()
+        drained: Deferred = Deferred()
+        limit = self.global_limit
+
+        def empty() -> None:
+            limit.on_empty = None
+            if not drained.called:
+                drained.callback(None)
+
+        if limit.current == 0:
+            empty()
+        else:
+            limit.on_empty = empty
+        return drained
+
+    def connections(self) -> int:
+        """Client connections open now, every generation's (stats clients aside)."""
+        return self.global_limit.current
 
     def close(self) -> Deferred:
         """Stop health checks; close pools, listeners (unlinking only our socket files), sinks."""

@@ -104,6 +104,17 @@ class HTTPContext:
         self.on_close = on_close
         self.connector = connector
         self.clients: Set[ClientConnection] = set()
+        self.stopping = False  # a graceful stop: no next request on any connection
+
+    def soft_stop(self) -> None:
+        """A graceful stop (HAProxy's soft stop): every response from now on says
+        ``Connection: close`` and ends its connection; connections idle between requests
+        (or not sent a byte yet) are closed now; requests in flight finish."""
+        self.stopping = True
+        self.settings.client_close = True
+        for client in list(self.clients):
+            if client.idle:
+                client.close()
 
     def write_session_log(self, rec: SessionRecord) -> None:
         if self.sink is not None:
@@ -242,6 +253,14 @@ class ClientConnection(Protocol):
         ctx.on_open()
         ctx.clients.add(self)
         ctx.sweeper.add(self)
+
+    @property
+    def idle(self) -> bool:
+        """No request in progress and no byte of a next one received."""
+        if self.exchange is not None or self.closing or self.backlog:
+            return False
+        conn = self.h11
+        return conn is None or (conn.their_state is h11.IDLE and not self.raw_head.buf)
 
     def new_parser(self) -> Any:
         """An h11 server connection that parses this client's next request."""
@@ -731,6 +750,7 @@ class ClientConnection(Protocol):
             writer is not None
             and writer.done
             and writer.keep_alive
+            and not self.ctx.stopping
             and self.request_complete
             and (not self.eof or self.backlog or conn.trailing_data[0])
         ):
