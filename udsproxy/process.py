@@ -234,6 +234,15 @@ class Process:
         if self.started:
             generation.health.start()
 
+    def start_listeners(self, generation: Generation) -> None:
+        """After a reload's attach: start the listeners bound for ``generation``."""
+        if not self.started:
+            return
+        for spec in generation.specs:
+            if spec.listener is not None and not spec.listener.accepting:
+                spec.listener.start()
+                self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
+
     def _server_changed(self, change: ServerChange) -> None:
         """Servers added or removed at run time: the pools and the permission watch follow."""
         if change.field is Change.ADDED:

@@ -32,6 +32,7 @@ from .generation import Generation, ListenerSpec, shortest_timeout
 from .limits import NofileLimit
 from .notify import Notifier
 from .process import Process, StartupError
+from .reload import Reloader
 
 __all__ = ["ProxyService", "StartupError", "build_service"]
 
@@ -54,7 +55,10 @@ class ProxyService(Service):
         self.generation = Generation(config, self.process, number=1)
         self.control = control
         self.notifier = notifier if notifier is not None else Notifier(None)
-        self.controller = Controller(reactor, self.process, None, self.notifier)
+        self.reloader: Optional[Reloader] = None
+        if control and config.filename:
+            self.reloader = Reloader(self, config.filename, self.notifier)
+        self.controller = Controller(reactor, self.process, self.reloader, self.notifier)
 
     @property
     def config(self) -> Config:

@@ -6,7 +6,9 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
+from typing import Callable, List, Optional
 
 import pytest
 
@@ -123,3 +125,85 @@ def test_sd_notify_ready_and_stopping(sockdir: str, start_backend, start_proxy: 
         proxy.proc.send_signal(signal.SIGTERM)
         assert sd.recv(4096).decode().split("\n")[0] == "STOPPING=1"
         assert proxy.proc.wait(10) == 0
+
+
+class ClientLoop(threading.Thread):
+    """Requests in a loop until told to stop: one keep-alive connection, or a new one each."""
+
+    def __init__(self, address: str, keep_alive: bool) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.keep_alive = keep_alive
+        self.stop = threading.Event()
+        self.backends: List[str] = []
+        self.failures: List[str] = []
+
+    def run(self) -> None:
+        client: Optional[HTTPClient] = None
+        try:
+            while not self.stop.is_set() and len(self.backends) < 5000:
+                try:
+                    if client is None:
+                        client = HTTPClient(self.address)
+                    response = client.request("GET", "/")
+                    if response.status != 200:
+                        self.failures.append(f"status {response.status}")
+                    self.backends.append(response.header("x-backend") or "?")
+                    if response.header("connection") == "close" or not self.keep_alive:
+                        client.close()
+                        client = None
+                except Exception as exc:  # every failure counts: the test wants none
+                    self.failures.append(repr(exc))
+                    if client is not None:
+                        client.close()
+                    client = None
+        finally:
+            if client is not None:
+                client.close()
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        select.select([], [], [], 0.02)
+
+
+def test_reload_adding_a_server_refuses_nothing(
+    sockdir: str, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGHUP during sequential and concurrent keep-alive client loops: zero failed
+    requests, the new server gets traffic; an invalid reload keeps the old config."""
+    start_backend("a", f"{sockdir}/a.sock")
+    start_backend("b", f"{sockdir}/b.sock")
+    fe = f"{sockdir}/fe.sock"
+    one = f"    server a {sockdir}/a.sock"
+    proxy = start_proxy(http_config(sockdir, one), ready=f"unix@{fe}")
+    loops = [ClientLoop(f"unix@{fe}", keep) for keep in (False, True, True)]
+    for loop in loops:
+        loop.start()
+    try:
+        wait_for(lambda: all(len(loop.backends) > 20 for loop in loops), "no traffic")
+        with open(proxy.cfg_path, "w") as f:
+            f.write("backend broken\n    balanse roundrobin\n")
+        proxy.proc.send_signal(signal.SIGHUP)
+        proxy.wait_log("reload failed (1 error); still serving generation 1")
+        with open(proxy.cfg_path, "w") as f:
+            f.write(http_config(sockdir, f"{one}\n    server b {sockdir}/b.sock"))
+        seen = [len(loop.backends) for loop in loops]
+        proxy.proc.send_signal(signal.SIGHUP)
+        proxy.wait_log("reloaded")
+        wait_for(
+            lambda: all("b" in loop.backends[n:] for loop, n in zip(loops, seen)),
+            "the new server got no traffic from every client",
+        )
+    finally:
+        for loop in loops:
+            loop.stop.set()
+        for loop in loops:
+            loop.join(10)
+    assert [loop.failures for loop in loops] == [[], [], []]
+    log = proxy.log()
+    assert "received SIGHUP: reloading the configuration" in log
+    assert "'balanse'" in log
+    assert "servers: 1 kept, 1 new, 0 removed or changed" in log

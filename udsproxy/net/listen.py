@@ -536,6 +536,11 @@ class Listener:
     def closed(self) -> bool:
         return self._socket is None
 
+    @property
+    def accepting(self) -> bool:
+        """Started (paused or not) and not stopped."""
+        return self._started and self._socket is not None
+
     def start(self) -> None:
         """Start accepting (bind_listener already did; a no-op then)."""
         if self._started or self._socket is None:
