@@ -32,6 +32,7 @@ from .errors import BindError, UdsProxyError
 from .http.upstream import Pools
 from .limits import FDS_PER_CONN, AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
 from .log.targets import LogSink, log_event
+from .net.activation import Activation
 from .net.connect import ConnectError, ConnectKind, connect
 from .net.listen import Listener, bind_socket
 from .net.perms import SocketPermsWatch
@@ -85,6 +86,8 @@ class Process:
         self.budget: Optional[FdBudget] = None
         self.budget_notes: List[str] = []
         self.started = False
+        # Sockets inherited from systemd (LISTEN_FDS), adopted by the binds naming them.
+        self.activation = Activation([])
 
     # ----------------------------------------------------------------- shared pieces
     def sink_for(self, targets: Tuple[LogTarget, ...]) -> Optional[LogSink]:
@@ -126,7 +129,9 @@ class Process:
             if spec.key in self.listeners:
                 continue
             try:
-                bound = bind_socket(spec.bind, spec.backlog)
+                bound = self.activation.take(spec.bind.address)
+                if bound is None:
+                    bound = bind_socket(spec.bind, spec.backlog)
             except BindError as exc:
                 errors.append(f"{spec.label}: {exc}")
                 continue

@@ -30,6 +30,7 @@ from .control import Controller
 from .errors import UdsProxyError
 from .generation import Generation, ListenerSpec, shortest_timeout
 from .limits import NofileLimit
+from .net.activation import Activation
 from .notify import Notifier
 from .process import Process, StartupError
 from .reload import Reloader
@@ -53,6 +54,8 @@ class ProxyService(Service):
         self.reactor = reactor
         self.process = Process(reactor, argv, nofile, shortest_timeout(config))
         self.generation = Generation(config, self.process, number=1)
+        if control:
+            self.process.activation = Activation.from_environ()
         self.control = control
         self.notifier = notifier if notifier is not None else Notifier(None)
         self.reloader: Optional[Reloader] = None

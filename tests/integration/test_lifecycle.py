@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Callable, List, Optional
@@ -207,3 +208,49 @@ def test_reload_adding_a_server_refuses_nothing(
     assert "received SIGHUP: reloading the configuration" in log
     assert "'balanse'" in log
     assert "servers: 1 kept, 1 new, 0 removed or changed" in log
+
+
+def test_socket_activation_adopts_inherited_sockets_and_never_unlinks_them(
+    sockdir: str, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """LISTEN_FDS as systemd passes them (fd 3 on, LISTEN_PID, LISTEN_FDNAMES): one socket
+    adopted by name (bind systemd@web), one by address; neither is chmod-ed nor removed."""
+    start_backend("a", f"{sockdir}/a.sock")
+    web, other = f"{sockdir}/web.sock", f"{sockdir}/other.sock"
+    inherited = []
+    for path in (web, other):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(16)
+        os.chmod(path, 0o600)
+        inherited.append(sock)
+    try:
+        fds = [s.fileno() for s in inherited]
+        # systemd sets LISTEN_PID to the service's pid: this puts the fds at 3 and 4 and
+        # execs twistd under its own pid.
+        setup = (
+            f"import os, sys; os.dup2({fds[0]}, 3); os.dup2({fds[1]}, 4); "
+            "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.executable, sys.argv[1:])"
+        )
+        prefix = [sys.executable, "-c", setup]
+        config = http_config(sockdir, f"    server a {sockdir}/a.sock").replace(
+            f"bind {sockdir}/fe.sock", f"bind systemd@web\n    bind {other} mode 666"
+        )
+        proxy = start_proxy(
+            config,
+            prefix=prefix,
+            env={"LISTEN_FDS": "2", "LISTEN_FDNAMES": "web:other"},
+            pass_fds=fds,
+        )
+        # (The sockets accept before the proxy runs: their backlog is ours.)
+        proxy.wait_log(f"listening on unix@{other}")
+        for path in (web, other):
+            with HTTPClient(f"unix@{path}") as client:
+                assert client.request("GET", "/").header("x-backend") == "a"
+        assert os.stat(other).st_mode & 0o777 == 0o600  # not chmod-ed to the bind's 666
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert proxy.proc.wait(10) == 0
+        assert os.path.exists(web) and os.path.exists(other)
+    finally:
+        for sock in inherited:
+            sock.close()
