@@ -120,6 +120,12 @@ class Generation:
             health=self.health,
         )
 
+    def has_connections(self) -> bool:
+        """Whether a client connection accepted by this generation is still open."""
+        return any(ctx.clients for ctx in self.streams.http) or any(
+            ctx.sessions for ctx in self.streams.tcp
+        )
+
     def dispatch(self, words: List[str], session: Any) -> str:
         """Run one stats socket command on this generation."""
         return dispatch(self.admin, words, session)

@@ -42,6 +42,8 @@ class AcceptLimit:
         self.current = 0
         self.listeners: List[Any] = []  # objects with pause()/resume()
         self.limits_of: dict[int, List[AcceptLimit]] = {}
+        # Called each time the count drops to zero (a graceful stop waits for it).
+        self.on_empty: Optional[Callable[[], None]] = None
 
     @property
     def full(self) -> bool:
@@ -67,6 +69,8 @@ class AcceptLimit:
         was_full = self.full
         if self.current > 0:
             self.current -= 1
+            if self.current == 0 and self.on_empty is not None:
+                self.on_empty()
         if was_full and not self.full:
             for listener in self.listeners:
                 if not any(limit.full for limit in self.limits_of[id(listener)]):

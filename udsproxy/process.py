@@ -32,6 +32,7 @@ from .errors import BindError, UdsProxyError
 from .http.upstream import Pools
 from .limits import FDS_PER_CONN, AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
 from .log.targets import LogSink, log_event
+from .net.activation import Activation
 from .net.connect import ConnectError, ConnectKind, connect
 from .net.listen import Listener, bind_socket
 from .net.perms import SocketPermsWatch
@@ -78,9 +79,15 @@ class Process:
         self.listeners: Dict[ListenerKey, Listener] = {}
         self.perms_watch = SocketPermsWatch([], self.event)
         self.generation: Optional[Generation] = None
+        # Every generation attached so far whose connections may still be open (a
+        # graceful stop tells each one); pruned on attach.
+        self.generations: List[Generation] = []
+        self.stopping = False
         self.budget: Optional[FdBudget] = None
         self.budget_notes: List[str] = []
         self.started = False
+        # Sockets inherited from systemd (LISTEN_FDS), adopted by the binds naming them.
+        self.activation = Activation([])
 
     # ----------------------------------------------------------------- shared pieces
     def sink_for(self, targets: Tuple[LogTarget, ...]) -> Optional[LogSink]:
@@ -122,7 +129,9 @@ class Process:
             if spec.key in self.listeners:
                 continue
             try:
-                bound = bind_socket(spec.bind, spec.backlog)
+                bound = self.activation.take(spec.bind.address)
+                if bound is None:
+                    bound = bind_socket(spec.bind, spec.backlog)
             except BindError as exc:
                 errors.append(f"{spec.label}: {exc}")
                 continue
@@ -224,8 +233,20 @@ class Process:
         if self.generation is not None and self.generation is not generation:
             self.generation.health.stop()
         self.generation = generation
+        self.generations = [g for g in self.generations if g.has_connections()]
+        if generation not in self.generations:
+            self.generations.append(generation)
         if self.started:
             generation.health.start()
+
+    def start_listeners(self, generation: Generation) -> None:
+        """After a reload's attach: start the listeners bound for ``generation``."""
+        if not self.started:
+            return
+        for spec in generation.specs:
+            if spec.listener is not None and not spec.listener.accepting:
+                spec.listener.start()
+                self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
 
     def _server_changed(self, change: ServerChange) -> None:
         """Servers added or removed at run time: the pools and the permission watch follow."""
@@ -252,6 +273,41 @@ class Process:
                 spec.listener.start()
                 self.event(f"{spec.label}: listening on {spec.bind.address}", "info")
         self.perms_watch.check_all()
+
+    def soft_stop(self) -> Deferred:
+        """A graceful stop: stop accepting (closing every listener, unlinking only our own
+        socket files), stop the health checks, close idle pooled connections, and have every
+        generation's HTTP clients close after their current response (idle ones now).
+        Fires once no client connection is left (stats socket clients do not count)."""
+        self.stopping = True
+        if self.generation is not None:
+            self.generation.health.stop()
+        for listener in self.listeners.values():
+            listener.stop(unlink=True)
+        self.listeners.clear()
+        for generation in self.generations:
+            for spec in generation.specs:
+                spec.listener = None
+            for ctx in generation.streams.http:
+                ctx.soft_stop()
+        self.pools.close_all()
+        drained: Deferred = Deferred()
+        limit = self.global_limit
+
+        def empty() -> None:
+            limit.on_empty = None
+            if not drained.called:
+                drained.callback(None)
+
+        if limit.current == 0:
+            empty()
+        else:
+            limit.on_empty = empty
+        return drained
+
+    def connections(self) -> int:
+        """Client connections open now, every generation's (stats clients aside)."""
+        return self.global_limit.current
 
     def close(self) -> Deferred:
         """Stop health checks; close pools, listeners (unlinking only our socket files), sinks."""

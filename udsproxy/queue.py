@@ -246,6 +246,13 @@ class BackendQueue:
         if ticket.state is TicketState.WAITING:
             self._fail(ticket, QUEUE_TIMEOUT)
 
+    def fail_all(self, reason: QueueError = NO_SERVER) -> int:
+        """Fail every waiting stream (its backend was removed by a reload: 503)."""
+        waiting = list(self._waiting)
+        for ticket in waiting:
+            self._fail(ticket, reason)
+        return len(waiting)
+
     def close(self, ticket: Ticket) -> None:
         """End a ticket whatever its state; a second call does nothing."""
         state = ticket.state

@@ -11,7 +11,9 @@ to the process":
   generation, then drops privileges to the config's user/group unless twistd's own
   ``-u/-g`` will;
 - ``startService`` logs the effective maxconn and what is not active yet, and starts
-  accepting;
+  accepting; with ``control`` (twistd's run, not tests that embed the service) it installs
+  the signal handlers once the reactor runs (:mod:`udsproxy.control`) and tells systemd
+  READY=1 (:mod:`udsproxy.notify`);
 - ``stopService`` closes the pools and the listeners, unlinking only the socket files that
   are still ours.
 """
@@ -24,10 +26,14 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 
 from .config.model import Config
+from .control import Controller
 from .errors import UdsProxyError
 from .generation import Generation, ListenerSpec, shortest_timeout
 from .limits import NofileLimit
+from .net.activation import Activation
+from .notify import Notifier
 from .process import Process, StartupError
+from .reload import Reloader
 
 __all__ = ["ProxyService", "StartupError", "build_service"]
 
@@ -41,10 +47,21 @@ class ProxyService(Service):
         reactor: Any,
         argv: Optional[List[str]] = None,
         nofile: Optional[NofileLimit] = None,
+        control: bool = False,
+        notifier: Optional[Notifier] = None,
     ) -> None:
         self.setName("udsproxy")
+        self.reactor = reactor
         self.process = Process(reactor, argv, nofile, shortest_timeout(config))
         self.generation = Generation(config, self.process, number=1)
+        if control:
+            self.process.activation = Activation.from_environ()
+        self.control = control
+        self.notifier = notifier if notifier is not None else Notifier(None)
+        self.reloader: Optional[Reloader] = None
+        if control and config.filename:
+            self.reloader = Reloader(self, config.filename, self.notifier)
+        self.controller = Controller(reactor, self.process, self.reloader, self.notifier)
 
     @property
     def config(self) -> Config:
@@ -84,14 +101,29 @@ class ProxyService(Service):
                 process.event(process.budget.warning, "warning")
             process.event(process.budget.describe(), "notice")
         process.start()
+        if self.control:
+            self.reactor.callWhenRunning(self.take_control)
+
+    def take_control(self) -> None:
+        """The reactor runs: take over the signals and tell systemd we are ready."""
+        self.controller.install()
+        if self.controller.usr1_owner is not None:
+            self.process.event(
+                f"SIGUSR1 left to {self.controller.usr1_owner}: stop with SIGTERM", "info"
+            )
+        self.notifier.ready(f"serving {len(self.process.listeners)} listener(s)")
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if not self.controller.stopping:
+            self.notifier.stopping()  # stopped some other way than our signals
         return self.process.close()
 
 
 def build_service(config: Config, reactor: Any) -> MultiService:
     """The whole process for one config, as one MultiService for twistd."""
     top = MultiService()
-    ProxyService(config, reactor).setServiceParent(top)
+    ProxyService(config, reactor, control=True, notifier=Notifier.from_environ()).setServiceParent(
+        top
+    )
     return top

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from tests.integration.backends import stop_process, wait_connectable
 
@@ -60,10 +60,13 @@ def spawn_proxy(
     extra_args: Optional[List[str]] = None,
     timeout: float = 15.0,
     prefix: Optional[List[str]] = None,
+    env: Optional[Dict[str, str]] = None,
+    pass_fds: Sequence[int] = (),
 ) -> ProxyProc:
     """Write ``config`` to workdir, start twistd on it, wait until ``ready`` accepts.
 
-    ``prefix``: a command twistd runs under (``prlimit --nofile=256 --``)."""
+    ``prefix``: a command twistd runs under (``prlimit --nofile=256 --``); ``env``: added
+    to the environment; ``pass_fds``: descriptors the child inherits (socket activation)."""
     cfg_path = os.path.join(workdir, f"proxy-{time.monotonic_ns()}.cfg")
     with open(cfg_path, "w") as f:
         f.write(textwrap.dedent(config))
@@ -76,8 +79,9 @@ def spawn_proxy(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_env(),
+            env={**child_env(), **(env or {})},
             cwd=workdir,
+            pass_fds=pass_fds,
         )
     proxy = ProxyProc(proc, log_path, cfg_path)
     if ready is not None:

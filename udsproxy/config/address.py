@@ -7,7 +7,7 @@ import socket
 from typing import List
 
 from ..errors import ConfigError
-from .model import ABNS, ABNSZ, FD, IPV4, IPV6, SUN_PATH_MAX, UNIX, Address
+from .model import ABNS, ABNSZ, FD, IPV4, IPV6, SUN_PATH_MAX, SYSTEMD, UNIX, Address
 
 PREFIXES = (
     "unix@",
@@ -16,6 +16,7 @@ PREFIXES = (
     "ipv4@",
     "ipv6@",
     "fd@",
+    "systemd@",
     "sockpair@",
     "udp@",
     "udp4@",
@@ -96,7 +97,7 @@ def parse_address(word: str, for_bind: bool) -> List[Address]:
         else:
             raise ConfigError(
                 f"unknown address prefix '{head}' in '{word}'",
-                hint="use unix@, abns@, abnsz@, ipv4@, ipv6@ or fd@",
+                hint="use unix@, abns@, abnsz@, ipv4@, ipv6@, fd@ or systemd@",
             )
     if prefix in _UNSUPPORTED:
         raise ConfigError(f"address '{word}' is not supported", hint=_UNSUPPORTED[prefix])
@@ -126,6 +127,15 @@ def parse_address(word: str, for_bind: bool) -> List[Address]:
         if not for_bind:
             raise ConfigError(f"'{word}': fd@ is only valid on bind lines")
         return [Address(FD, fd=int(rest))]
+    if prefix == "systemd@":
+        if not rest or ":" in rest:
+            raise ConfigError(
+                f"invalid socket name in '{word}'",
+                hint="write systemd@<FileDescriptorName of the .socket unit>",
+            )
+        if not for_bind:
+            raise ConfigError(f"'{word}': systemd@ is only valid on bind lines")
+        return [Address(SYSTEMD, path=rest)]
     family = {"ipv4@": IPV4, "ipv6@": IPV6}.get(prefix, "")
     if rest.startswith("["):
         close = rest.find("]")

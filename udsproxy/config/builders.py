@@ -28,7 +28,7 @@ IMPLEMENTED = "implemented"
 # Areas that will activate planned keywords, and what happens until they do.
 PLANNED_AREAS: Dict[str, str] = {
     "dynamic maxconn": "it has no effect until minconn lands",
-    "reload": "it has no effect until reload support lands",
+    "reload": "no state file is read or written yet; a reload (SIGHUP) carries server states in-process",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
     "routing": "requests go to the default_backend until ACL routing lands",
     "header rules": "headers pass unchanged until header rules land",

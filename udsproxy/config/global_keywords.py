@@ -61,7 +61,7 @@ def g_stats(ctx: Context, args: List[str]) -> None:
                 if i + 1 >= len(opts) or opts[i + 1] != "listeners":
                     raise ConfigError("'expose-fd' expects 'listeners'")
                 ctx.warnings.append(
-                    "'expose-fd listeners' has no effect until reload support lands"
+                    "'expose-fd listeners' has no effect: a reload (SIGHUP) keeps the listeners in-process"
                 )
                 i += 2
             elif word in ("process", "thread"):

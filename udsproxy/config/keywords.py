@@ -173,8 +173,7 @@ KEYWORDS: List[Keyword] = [
         "hard-stop-after",
         "g",
         g_hard_stop_after,
-        "hard-stop-after <time>",
-        status="reload",
+        "hard-stop-after <time>: the longest a graceful stop (SIGTERM) may last",
     ),
     K(
         "spread-checks",

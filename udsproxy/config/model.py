@@ -22,6 +22,7 @@ ABNSZ = "abnsz"  # Linux abstract namespace, exact length (curl, socat, Go, syst
 IPV4 = "ipv4"
 IPV6 = "ipv6"
 FD = "fd"  # an inherited, already bound and listening descriptor
+SYSTEMD = "systemd"  # an inherited descriptor named by LISTEN_FDNAMES (``path``: the name)
 
 SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux
 
@@ -68,6 +69,8 @@ class Address:
             return f"{self.family}@{self.path}"
         if self.family == FD:
             return f"fd@{self.fd}"
+        if self.family == SYSTEMD:
+            return f"systemd@{self.path}"
         if self.family == IPV6:
             return f"[{self.host or '::'}]:{self.port}"
         return f"{self.host or '*'}:{self.port}"

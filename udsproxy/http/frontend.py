@@ -104,6 +104,20 @@ class HTTPContext:
         self.on_close = on_close
         self.connector = connector
         self.clients: Set[ClientConnection] = set()
+        self.stopping = False  # a graceful stop: no next request on any connection
+        # Set by a reload: the context of the next generation on the same listener, which a
+        # keep-alive client moves to between two requests (the new routing applies).
+        self.successor: Optional[HTTPContext] = None
+
+    def soft_stop(self) -> None:
+        """A graceful stop (HAProxy's soft stop): every response from now on says
+        ``Connection: close`` and ends its connection; connections idle between requests
+        (or not sent a byte yet) are closed now; requests in flight finish."""
+        self.stopping = True
+        self.settings.client_close = True
+        for client in list(self.clients):
+            if client.idle:
+                client.close()
 
     def write_session_log(self, rec: SessionRecord) -> None:
         if self.sink is not None:
@@ -242,6 +256,14 @@ class ClientConnection(Protocol):
         ctx.on_open()
         ctx.clients.add(self)
         ctx.sweeper.add(self)
+
+    @property
+    def idle(self) -> bool:
+        """No request in progress and no byte of a next one received."""
+        if self.exchange is not None or self.closing or self.backlog:
+            return False
+        conn = self.h11
+        return conn is None or (conn.their_state is h11.IDLE and not self.raw_head.buf)
 
     def new_parser(self) -> Any:
         """An h11 server connection that parses this client's next request."""
@@ -731,9 +753,12 @@ class ClientConnection(Protocol):
             writer is not None
             and writer.done
             and writer.keep_alive
+            and not self.ctx.stopping
             and self.request_complete
             and (not self.eof or self.backlog or conn.trailing_data[0])
         ):
+            if self.ctx.successor is not None:
+                self.follow_reload()
             # A fresh parser for the next request (between messages a keep-alive connection
             # has no state), fed with what the client sent after this one: what the old
             # parser held (at most FEED bytes), the backlog later, piece by piece.
@@ -756,6 +781,28 @@ class ClientConnection(Protocol):
                 self.process()
         else:
             self.close()
+
+    def follow_reload(self) -> None:
+        """Between two requests: move to the newest generation's context of this listener,
+        so the next request follows the reloaded config (counters and limits move too)."""
+        old = new = self.ctx
+        while new.successor is not None:
+            new = new.successor
+        if self.private:  # kept for servers of the old generation
+            for conn in list(self.private.values()):
+                conn.owner = None
+                conn.close()
+            self.private = None
+        old.clients.discard(self)
+        old.counters.close()
+        old.on_close()
+        self.ctx = new
+        new.counters.open(new.reactor.seconds())
+        new.on_open()
+        new.clients.add(self)
+        if self.ff_value is not None or new.settings.forwardfor is not None:
+            ff = new.settings.forwardfor
+            self.ff_value = ff.client_value(self.client_ip) if ff is not None else None
 
     def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
         """This client's own idle connection to ``server`` (http-reuse never)."""

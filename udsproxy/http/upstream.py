@@ -27,6 +27,7 @@ a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit)
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
@@ -345,6 +346,11 @@ class Pools:
         self.sweeper = sweeper
         self.by_server: Dict[ServerState, ServerPool] = {}
         self.headroom = headroom
+        # Servers of older generations (a reload): their successor, None if removed or
+        # changed; a connection of theirs coming back idle is kept for the successor.
+        self.retired: weakref.WeakKeyDictionary[ServerState, Optional[ServerState]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def pool(self, server: ServerState) -> ServerPool:
         pool = self.by_server.get(server)
@@ -357,6 +363,11 @@ class Pools:
         return pool.take(first, mode) if pool is not None else None
 
     def put(self, conn: ServerConnection) -> bool:
+        if conn.server in self.retired:
+            successor = self.successor(conn.server)
+            if successor is None:
+                return False  # its server was removed or changed by a reload: close it
+            conn.server = successor
         headroom = self.headroom
         if headroom is not None and headroom() <= self.idle_count():
             return False  # the descriptor is worth more to a client than to the pool
@@ -365,6 +376,29 @@ class Pools:
         if self not in self.sweeper:
             self.sweeper.add(self)
         return True
+
+    def successor(self, server: ServerState) -> Optional[ServerState]:
+        """The server of the current generation that ``server`` became (None: gone)."""
+        current: Optional[ServerState] = server
+        while current is not None and current in self.retired:
+            current = self.retired[current]
+        return current
+
+    def retire(self, server: ServerState, successor: Optional[ServerState]) -> None:
+        """A reload replaced ``server``: its idle connections go to ``successor`` (an
+        unchanged server) or are closed (removed or changed)."""
+        self.retired[server] = successor
+        pool = self.by_server.pop(server, None)
+        if pool is None:
+            return
+        if successor is None:
+            while pool.idle:
+                pool.idle.pop().close()
+            return
+        target = self.pool(successor)
+        for conn in pool.idle:
+            conn.server = successor
+        target.idle = sorted(target.idle + pool.idle, key=lambda c: c.idle_since)
 
     def forget_server(self, server: ServerState) -> None:
         """A server was removed: close its idle connections and drop its pool."""

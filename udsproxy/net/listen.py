@@ -36,6 +36,7 @@ from udsproxy.config.model import (
     IPV4,
     IPV6,
     SUN_PATH_MAX,
+    SYSTEMD,
     UNIX,
     Address,
     Bind,
@@ -472,6 +473,13 @@ def bind_socket(bind: Bind, backlog: int, pid: Optional[int] = None) -> BoundSoc
         return _bind_ip(address, backlog)
     if address.family == FD:
         return _adopt_fd(address)
+    if address.family == SYSTEMD:
+        raise _error(
+            address,
+            "no socket was passed by systemd (LISTEN_FDS/LISTEN_PID unset or not ours)",
+            errno.EBADF,
+            "start through the .socket unit, or bind an address",
+        )
     raise _error(address, f"unknown address family {address.family!r}", errno.EAFNOSUPPORT)
 
 
@@ -535,6 +543,11 @@ class Listener:
     @property
     def closed(self) -> bool:
         return self._socket is None
+
+    @property
+    def accepting(self) -> bool:
+        """Started (paused or not) and not stopped."""
+        return self._started and self._socket is not None
 
     def start(self) -> None:
         """Start accepting (bind_listener already did; a no-op then)."""
