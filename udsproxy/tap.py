@@ -73,10 +73,32 @@ class StartGuard(MultiService):
         self.twistd: Mapping[str, Any] = twistd or {}
 
     def privilegedStartService(self) -> None:
+        root = os.geteuid() == 0
         try:
             super().privilegedStartService()
         except UdsProxyError as error:
             self.abort(error)
+        if root and os.geteuid() != 0:
+            self.dropped_privileges()
+
+    def dropped_privileges(self) -> None:
+        """After the drop to global ``user``: keep twistd from warning at exit that it may not
+        delete its pid file. If the new user cannot, the file stays (as HAProxy's does) and
+        twistd replaces it as stale at the next start; said once, now."""
+        pidfile = self.twistd.get("pidfile")
+        if not pidfile or not isinstance(self.twistd, dict):
+            return
+        directory = os.path.dirname(os.path.abspath(pidfile))
+        if os.access(directory, os.W_OK | os.X_OK, effective_ids=True):
+            return  # twistd removes it at exit as the new user
+        from .log.targets import log_event
+        from .net.connect import current_identity
+
+        self.twistd["pidfile"] = ""
+        log_event(
+            f"pid file {pidfile} will stay after stop: {current_identity().describe()} "
+            f"cannot write to {directory} (twistd replaces a stale pid file at the next start)"
+        )
 
     def startService(self) -> None:
         try:
@@ -168,7 +190,14 @@ def makeService(options: Options) -> IService:
     """Build the whole process (listeners, stats socket, demo backends) as one MultiService."""
     from twisted.internet import reactor
 
+    from .log.targets import configure_twistd_log
+
     twistd = getattr(options, "parent", None)
+    if twistd is not None:
+        # Before any log sink is made: where twistd logs decides where log stdout goes.
+        configure_twistd_log(
+            bool(twistd.get("nodaemon")), twistd.get("logfile"), bool(twistd.get("syslog"))
+        )
     guard = StartGuard(twistd)
     if options.parsed is not None:
         from .service import build_service

@@ -92,3 +92,95 @@ def test_haproxy_agrees_on_the_listener_less_config(sockdir: str) -> None:
         f.write(f"backend b\n    server a {sockdir}/a.sock\n")
     result = subprocess.run([HAPROXY, "-c", "-f", cfg], capture_output=True, text=True)
     assert result.returncode == 2
+
+
+def app_config(sockdir: str, extra_global: str = "") -> str:
+    return f"""
+global
+    log stdout format raw local0
+{extra_global}
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend f
+    bind {sockdir}/fe.sock mode 666
+    default_backend b
+backend b
+    server a {sockdir}/a.sock
+"""
+
+
+def test_startup_lines_are_printed_once_with_log_stdout(
+    sockdir, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """twistd -n with log stdout: each start-up line once, no factory chatter."""
+    start_backend("a", f"{sockdir}/a.sock")
+    proxy = start_proxy(app_config(sockdir), ready=f"unix@{sockdir}/fe.sock")
+    log = proxy.wait_log("listening on")
+    assert log.count("listening on") == 1, log
+    assert log.count("global maxconn") == 1, log
+    assert "Starting factory" not in log
+
+
+def test_daemon_mode_writes_request_logs_to_the_logfile(sockdir, start_backend) -> None:  # type: ignore[no-untyped-def]
+    """twistd without -n and log stdout: request lines land in --logfile, said once at start."""
+    from tests.integration.proxy import TWISTD, child_env
+
+    start_backend("a", f"{sockdir}/a.sock")
+    cfg = os.path.join(sockdir, "app.cfg")
+    with open(cfg, "w") as f:
+        f.write(app_config(sockdir))
+    pidfile, logfile = os.path.join(sockdir, "u.pid"), os.path.join(sockdir, "u.log")
+    args = [f"--pidfile={pidfile}", f"--logfile={logfile}", "udsproxy", "--config", cfg]
+    started = subprocess.run(
+        TWISTD + args, capture_output=True, text=True, timeout=30, env=child_env(), cwd=sockdir
+    )
+    assert started.returncode == 0, started.stderr
+    with open(pidfile) as f:
+        pid = int(f.read())
+    try:
+        wait_connectable(f"unix@{sockdir}/fe.sock")
+        assert http_request(f"unix@{sockdir}/fe.sock", "GET", "/").status == 200
+        deadline = time.monotonic() + 5
+        while '"GET / HTTP/1.1"' not in open(logfile).read() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 10
+        while os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    text = open(logfile).read()
+    assert " f b/a " in text and '"GET / HTTP/1.1"' in text, text
+    assert text.count("running as a daemon, so these log lines go to twistd's log file") == 1
+    assert logfile in text
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to drop privileges")
+def test_no_pid_file_warning_after_dropping_privileges(sockdir: str) -> None:
+    """user nobody + a pid file in a root-owned directory: said once at start, no warning at stop."""
+    from tests.integration.proxy import TWISTD, child_env
+
+    os.chmod(sockdir, 0o755)
+    cfg, pidfile = os.path.join(sockdir, "app.cfg"), os.path.join(sockdir, "u.pid")
+    with open(cfg, "w") as f:
+        f.write(app_config(sockdir, "    user nobody\n    group nogroup"))
+    log_path = os.path.join(sockdir, "out.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            TWISTD + ["-n", f"--pidfile={pidfile}", "udsproxy", "--config", cfg],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=sockdir,
+        )
+    try:
+        wait_connectable(f"unix@{sockdir}/fe.sock", proc=proc)
+    finally:
+        stop_process(proc)
+    out = open(log_path).read()
+    assert f"pid file {pidfile} will stay after stop" in out, out
+    assert "No permission to delete pid file" not in out, out
