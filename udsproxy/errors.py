@@ -31,7 +31,10 @@ class ConfigError(UdsProxyError):
         self.hint = hint
 
     def __str__(self) -> str:
-        where = f"{self.filename}:{self.lineno}: " if self.filename else ""
+        # Line 0 is the file as a whole (it cannot be opened, it has no listener).
+        where = (
+            f"{self.filename}{f':{self.lineno}' if self.lineno else ''}: " if self.filename else ""
+        )
         kw = f"'{self.keyword}': " if self.keyword else ""
         hint = f" (hint: {self.hint})" if self.hint else ""
         return f"{where}{kw}{self.message}{hint}"

@@ -28,11 +28,16 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .config.model import Proxy
+from .config.model import UNIX, Proxy
 from .net.connect import ConnectError, ConnectKind
 from .queue import QueueError, Ticket
 from .retry import Action, after_connect_failure
 from .runtime import Outcome, ServerState
+
+# A unix socket's connect errors that no retry cures: the file is missing, or nobody
+# listens on it (a stale file). The app must be (re)started; another server can answer now.
+PERMANENT = frozenset({ConnectKind.ENOENT, ConnectKind.ECONNREFUSED})
+
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -319,13 +324,21 @@ class ServerAttempt:
         server, ticket = self.server, self.ticket
         assert server is not None and ticket is not None
         error = failure.value
+        permanent = False
         if isinstance(error, ConnectError):
             report_connect_error(server, error.kind, error.message)
+            permanent = error.kind in PERMANENT and server.config.address.family == UNIX
         else:
             log.failure("unexpected connect failure", failure)
             report_connect_error(server, ConnectKind.OTHER, repr(error))
         step = after_connect_failure(
-            self.backend.proxy, self.retries, self._sync, self.connect_timeout
+            self.backend.proxy,
+            self.retries,
+            self._sync,
+            self.connect_timeout,
+            server_running=server.available,
+            active_servers=self.backend.state.active_count,
+            permanent=permanent,
         )
         if step.action is Action.GIVE_UP:
             self.state = AttemptState.WAITING

@@ -8,15 +8,32 @@ bundled demo runs. This is the only module that imports the global reactor.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Optional, TextIO
+from typing import Any, List, Mapping, NoReturn, Optional, TextIO
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from .config.model import Config
 from .config.parser import parse_file
-from .errors import ConfigErrors
+from .errors import ConfigError, ConfigErrors, UdsProxyError
+
+# ``--check`` exit codes, as ``haproxy -c``: 2 is "no error, but it would not start".
+CHECK_VALID, CHECK_INVALID, CHECK_NO_LISTENER = 0, 1, 2
+
+
+def no_listener(config: Config) -> str:
+    """The alert for a config that binds nothing (HAProxy: "No enabled listener found")."""
+    return str(
+        ConfigError(
+            "no listener: no frontend or listen section has a 'bind' line and there is no "
+            "'stats socket', so nothing would accept connections",
+            config.filename,
+            hint="add 'frontend <name>' with 'bind <address>' and 'default_backend <backend>', "
+            "or a 'listen' section with 'bind' and its servers",
+        )
+    )
 
 
 def report(config: Optional[Config], errors: Optional[ConfigErrors], out: TextIO) -> None:
@@ -31,6 +48,94 @@ def report(config: Optional[Config], errors: Optional[ConfigErrors], out: TextIO
         out.write(
             f"[ALERT] {count} error{'s' if count != 1 else ''} found; configuration is invalid\n"
         )
+
+
+def problem_lines(error: UdsProxyError) -> List[str]:
+    """One line per problem of a start-up error (``cannot bind:`` lists one per listener)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    return lines or [type(error).__name__]
+
+
+class StartGuard(MultiService):
+    """Ends an expected start-up failure with one line per problem and exit status 1.
+
+    twistd prints a traceback for any exception out of ``privilegedStartService`` or
+    ``startService``; a bind, file or privilege error is the operator's to fix, not a bug,
+    so it is logged as one alert line (address or path, errno name, the fix) and the process
+    exits 1. Any other exception is a bug and keeps its traceback. ``twistd`` is the
+    twistd command line's options (pidfile, nodaemon, logfile, statusPipe).
+    """
+
+    def __init__(self, twistd: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__()
+        self.twistd: Mapping[str, Any] = twistd or {}
+
+    def privilegedStartService(self) -> None:
+        root = os.geteuid() == 0
+        try:
+            super().privilegedStartService()
+        except UdsProxyError as error:
+            self.abort(error)
+        if root and os.geteuid() != 0:
+            self.dropped_privileges()
+
+    def dropped_privileges(self) -> None:
+        """After the drop to global ``user``: keep twistd from warning at exit that it may not
+        delete its pid file. If the new user cannot, the file stays (as HAProxy's does) and
+        twistd replaces it as stale at the next start; said once, now."""
+        pidfile = self.twistd.get("pidfile")
+        if not pidfile or not isinstance(self.twistd, dict):
+            return
+        directory = os.path.dirname(os.path.abspath(pidfile))
+        if os.access(directory, os.W_OK | os.X_OK, effective_ids=True):
+            return  # twistd removes it at exit as the new user
+        from .log.targets import log_event
+        from .net.connect import current_identity
+
+        self.twistd["pidfile"] = ""
+        log_event(
+            f"pid file {pidfile} will stay after stop: {current_identity().describe()} "
+            f"cannot write to {directory} (twistd replaces a stale pid file at the next start)"
+        )
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except UdsProxyError as error:
+            self.abort(error)
+
+    def abort(self, error: UdsProxyError) -> NoReturn:
+        from .log.targets import log_event
+
+        lines = [*problem_lines(error), "udsproxy did not start: exiting with status 1"]
+        for line in lines:
+            log_event(line, "alert")
+        twistd = self.twistd
+        if twistd.get("logfile") not in (None, "", "-") and twistd.get("nodaemon"):
+            # twistd's log is a file: the terminal or supervisor sees the reason too.
+            stream = sys.__stderr__
+            if stream is not None:
+                stream.write("".join(f"[ALERT] {line}\n" for line in lines))
+                stream.flush()
+        pipe = twistd.get("statusPipe")
+        if pipe is not None:
+            # Daemon mode: the waiting parent prints this (twistd truncates it to 100 bytes).
+            try:
+                os.write(pipe, b"1 " + lines[0].encode("utf-8", "replace")[:98])
+                os.close(pipe)
+            except OSError:
+                pass
+        # We leave through SystemExit, which twistd does not catch: its pid file is ours
+        # to remove.
+        pidfile = twistd.get("pidfile")
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+        raise SystemExit(1)
 
 
 class Options(usage.Options):
@@ -61,22 +166,46 @@ class Options(usage.Options):
             self.parsed = parse_file(path)
         except ConfigErrors as errors:
             report(None, errors, sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(CHECK_INVALID) from None
         if self["check"]:
             report(self.parsed, None, sys.stdout)
+            if not self.parsed.has_listener:
+                sys.stdout.flush()
+                sys.stderr.write(f"[ALERT] {no_listener(self.parsed)}\n")
+                sys.stderr.write(
+                    "Configuration file has no error but will not start (no listener)"
+                    f" => exit({CHECK_NO_LISTENER}).\n"
+                )
+                raise SystemExit(CHECK_NO_LISTENER)
             sys.stdout.write(f"Configuration file is valid: {path}\n")
             sys.stdout.flush()
-            raise SystemExit(0)
+            raise SystemExit(CHECK_VALID)
+        if not self.parsed.has_listener:
+            # HAProxy exits 1 at start: running idle forever would hide the mistake.
+            sys.stderr.write(f"[ALERT] {no_listener(self.parsed)}\n")
+            raise SystemExit(1)
 
 
 def makeService(options: Options) -> IService:
     """Build the whole process (listeners, stats socket, demo backends) as one MultiService."""
     from twisted.internet import reactor
 
-    from .service import build_service
+    from .log.targets import configure_twistd_log
 
+    twistd = getattr(options, "parent", None)
+    if twistd is not None:
+        # Before any log sink is made: where twistd logs decides where log stdout goes.
+        configure_twistd_log(
+            bool(twistd.get("nodaemon")), twistd.get("logfile"), bool(twistd.get("syslog"))
+        )
+    guard = StartGuard(twistd)
     if options.parsed is not None:
-        return build_service(options.parsed, reactor)
-    from .demo.run import build_demo_service
+        from .service import build_service
 
-    return build_demo_service(reactor, port=int(options["demo-port"]))
+        inner = build_service(options.parsed, reactor)
+    else:
+        from .demo.run import build_demo_service
+
+        inner = build_demo_service(reactor, port=int(options["demo-port"]))
+    inner.setServiceParent(guard)
+    return guard

@@ -221,8 +221,10 @@ def test_eacces_directory_without_search_permission(sockdir):
     finally:
         server.close()
     assert result["kind"] == "EACCES"
-    assert result["message"] == (
-        f"connect to unix@{path}: permission denied (search permission missing on directory {sub})"
+    assert result["message"].startswith(
+        f"connect to unix@{path}: permission denied [EACCES] "
+        f"(search permission missing on directory {sub} (owner root, group root, mode 0666)"
+        " for user nobody (uid 65534, groups nogroup); fix: "
     )
 
 
@@ -237,7 +239,11 @@ def test_eacces_socket_without_write_permission(sockdir):
         server.close()
     assert result["kind"] == "EACCES"
     assert result["errno"] == errno.EACCES
-    assert f"(no write permission on socket file {path})" in result["message"]
+    assert (
+        f"(no write permission on socket file {path} (owner root, group root, mode 0555) "
+        "for user nobody (uid 65534, groups nogroup); "
+        "fix: add user nobody to group root and set the server's socket mode to 0660)"
+    ) in result["message"]
 
 
 @pytest_twisted.inlineCallbacks

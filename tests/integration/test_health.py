@@ -94,7 +94,8 @@ def test_unsearchable_directory_gives_the_eacces_cause(
     try:
         proxy = start_proxy(cfg, ready=f"unix@{sockdir}/fe.sock")
         log = proxy.wait_log("Server be/a is DOWN", timeout=5)
-        assert f"Permission denied: search permission missing on directory {hidden}" in log
+        assert f"Permission denied: search permission missing on directory {hidden} (" in log
         assert "for user nobody (uid " in log or os.geteuid() != 0
+        assert "; fix: " in log  # the same advice as a connect error's
     finally:
         os.chmod(hidden, 0o700)

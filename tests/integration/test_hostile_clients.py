@@ -194,7 +194,10 @@ def test_framing_leftovers_as_haproxy(sockdir, start_proxy: StartProxy) -> None:
     proxy = start_proxy(
         "global\n    log stdout format raw local0\n"
         + cfg.replace(
-            "    mode http\n", "    mode http\n        log global\n        option httplog\n"
+            "    mode http\n",
+            # dontlognull: the readiness probe's silent connection is not a 400 line here.
+            "    mode http\n        log global\n        option httplog\n"
+            "        option dontlognull\n",
         ),
         ready=fe,
     )

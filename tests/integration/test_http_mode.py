@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -229,3 +230,35 @@ def test_websocket_through_the_proxy(sockdir, start_backend, start_proxy: StartP
         log = proxy.wait_log(f"be/{name} ")
         line = next(x for x in log.splitlines() if f"be/{name} " in x)
         assert " 101 " in line and line.endswith('"GET /ws HTTP/1.1"')
+
+
+def test_a_head_cut_short_is_logged_as_badreq(sockdir, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
+    """``GET / HT`` then a close logs 400 CR-- "<BADREQ>" as HAProxy 2.6; dontlognull
+    drops a connection that sent nothing, and only that one."""
+    fe, quiet = f"{sockdir}/fe.sock", f"{sockdir}/quiet.sock"
+    proxy = start_proxy(
+        proxy_config(
+            f"frontend fe\n    bind {fe}\n    default_backend be\n"
+            f"frontend quiet\n    bind {quiet}\n    option dontlognull\n    default_backend be\n"
+            f"backend be\n    server a {sockdir}/a.sock\n"
+        ),
+        ready=f"unix@{fe}",
+    )
+    for path, data in ((quiet, b""), (quiet, b"GET / HT"), (fe, b"GET / HT"), (fe, b"")):
+        with connect(f"unix@{path}") as sock:
+            if data:
+                sock.sendall(data)
+    # socat's way: send, half-close, read the answer.
+    out = subprocess.run(
+        ["socat", "-", f"UNIX-CONNECT:{fe}"], input=b"GET / HT", capture_output=True, timeout=10
+    ).stdout
+    assert out.startswith(b"HTTP/1.1 400 Bad request\r\n")
+    deadline = time.monotonic() + 5
+    while proxy.log().count('"<BADREQ>"') < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    log = proxy.log()
+    lines = [line for line in log.splitlines() if "<BADREQ>" in line]
+    assert all(" 400 " in line and " CR-- " in line for line in lines), log
+    # (the start-up readiness probe is one more silent connection on fe)
+    assert sum(" fe fe/<NOSRV> " in line for line in lines) >= 3, log
+    assert sum(" quiet quiet/<NOSRV> " in line for line in lines) == 1, log

@@ -186,3 +186,75 @@ def test_demo_port_taken_says_how_to_change_it(sockdir: str) -> None:
     assert f"127.0.0.1:{port} is already in use" in result.stdout + result.stderr
     assert "--demo-port" in result.stdout + result.stderr
     time.sleep(0)  # nothing left running: twistd exited
+
+
+def test_a_config_without_listener_fails_check_and_start(sockdir: str) -> None:
+    """Backends only: --check exits 2 as haproxy -c, start exits 1; both name the file."""
+    cfg = os.path.join(sockdir, "be.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"backend b\n    server a {sockdir}/a.sock\n")
+    check = run_twistd(["udsproxy", "--config", cfg, "--check"])
+    assert check.returncode == 2
+    assert f"[ALERT] {cfg}: no listener:" in check.stderr
+    assert "will not start (no listener) => exit(2)." in check.stderr
+    start = run_twistd(["-n", "--pidfile=", "udsproxy", "--config", cfg])
+    assert start.returncode == 1
+    assert f"[ALERT] {cfg}: no listener:" in start.stderr and "Traceback" not in start.stderr
+
+
+def test_a_missing_config_file_is_named(sockdir: str) -> None:
+    """--config on a missing file names the file and the errno, without a line number."""
+    cfg = os.path.join(sockdir, "nothere.cfg")
+    result = run_twistd(["-n", "--pidfile=", "udsproxy", "--config", cfg])
+    assert result.returncode == 1
+    assert f"[ALERT] {cfg}: cannot open configuration file: No such file" in result.stderr
+    assert "[ENOENT]" in result.stderr and f"{cfg}:0" not in result.stderr
+
+
+def test_address_in_use_is_one_line_without_traceback(sockdir: str) -> None:
+    """Start on a taken port: one alert naming the address and errno, exit 1, pid file gone."""
+    pidfile = os.path.join(sockdir, "u.pid")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        proxy = spawn_proxy(
+            f"frontend f\n    bind 127.0.0.1:{port}\n    bind {sockdir}/fe.sock\n",
+            sockdir,
+        )
+        proxy.proc.wait(20)
+        # The same with a pid file: twistd's pid file is removed on this exit too.
+        args = [f"--pidfile={pidfile}", "-n", "udsproxy", "--config", proxy.cfg_path]
+        result = run_twistd(args)
+    assert result.returncode == 1 and not os.path.exists(pidfile)
+    log = proxy.log()
+    assert proxy.proc.returncode == 1, log
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if f"127.0.0.1:{port}" in line]
+    assert len(lines) == 1 and "[EADDRINUSE]" in lines[0], log
+    assert "did not start" in log
+    assert not os.path.exists(f"{sockdir}/fe.sock")  # the other listener was undone
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to become an unprivileged user")
+def test_privileged_port_as_non_root_is_one_line(sockdir: str) -> None:
+    """bind *:80 as nobody: one line with EACCES and what to do, no traceback, exit 1."""
+    os.chmod(sockdir, 0o777)
+    cfg = os.path.join(sockdir, "p.cfg")
+    with open(cfg, "w") as f:
+        f.write("frontend f\n    bind 127.0.0.1:80\n")
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        + TWISTD
+        + ["-n", "--pidfile=", "udsproxy", "--config", cfg],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
+        cwd=sockdir,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out
+    assert "cannot bind 127.0.0.1:80: permission denied [EACCES]" in out
+    assert "CAP_NET_BIND_SERVICE" in out

@@ -19,12 +19,19 @@ DEBIAN_CFG = "/etc/haproxy/haproxy.cfg"
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_pass_check(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Each example config passes --check (exit 0) and says it is valid."""
+    """Each example config passes --check: exit 0, or 2 for a backend-only fragment, as haproxy -c."""
     options = Options()
     with pytest.raises(SystemExit) as info:
         options.parseOptions(["--config", str(path), "--check"])
-    assert info.value.code == 0
-    assert f"Configuration file is valid: {path}" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "errors found" not in err
+    if "bind" in path.read_text():
+        assert info.value.code == 0
+        assert f"Configuration file is valid: {path}" in out
+    else:
+        assert info.value.code == 2
+        assert f"[ALERT] {path}: no listener: " in err
+        assert "will not start (no listener) => exit(2)." in err
 
 
 def test_examples_are_the_source_documents_configs() -> None:
@@ -72,12 +79,38 @@ def test_check_reports_every_error_and_exits_nonzero(
     assert "2 errors found" in err
 
 
+def test_no_listener_refuses_to_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config that binds nothing is refused at start (exit 1), with the file and a hint."""
+    cfg = tmp_path / "be.cfg"
+    cfg.write_text("backend b\n    server a /a.sock\n")
+    with pytest.raises(SystemExit) as info:
+        Options().parseOptions(["--config", str(cfg)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"[ALERT] {cfg}: no listener: ")
+    assert "hint: add 'frontend <name>' with 'bind <address>'" in err
+
+
+def test_a_stats_socket_alone_is_a_listener(tmp_path: Path) -> None:
+    """A stats socket counts as a listener, as in HAProxy: --check says valid."""
+    cfg = tmp_path / "st.cfg"
+    cfg.write_text(
+        f"global\n    stats socket {tmp_path}/st.sock\nbackend b\n    server a /a.sock\n"
+    )
+    with pytest.raises(SystemExit) as info:
+        Options().parseOptions(["--config", str(cfg), "--check"])
+    assert info.value.code == 0
+
+
 def test_check_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A config file that cannot be read is one clear error."""
     with pytest.raises(SystemExit) as info:
         Options().parseOptions(["--config", str(tmp_path / "none.cfg"), "--check"])
     assert info.value.code == 1
-    assert "cannot read config file: No such file or directory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"[ALERT] {tmp_path / 'none.cfg'}: cannot open configuration file: " in err
+    assert "No such file or directory [ENOENT]" in err and ":0:" not in err
+    assert "check the path given to --config" in err
 
 
 @pytest.mark.skipif(not os.path.exists(DEBIAN_CFG), reason="haproxy (Debian package) not installed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from typing import Callable
 
 import pytest
 from twisted.internet.defer import CancelledError
@@ -16,6 +17,8 @@ from udsproxy.errors import UdsProxyError
 from udsproxy.net.connect import (
     ConnectError,
     ConnectKind,
+    Identity,
+    access_advice,
     classify_errno,
     connect,
     diagnose,
@@ -46,7 +49,7 @@ def test_message_wording():
         format_connect_message(
             APP, "EACCES", errno.EACCES, "search permission missing on directory /run/x"
         )
-        == "connect to unix@/run/x/app.sock: permission denied "
+        == "connect to unix@/run/x/app.sock: permission denied [EACCES] "
         "(search permission missing on directory /run/x)"
     )
     assert format_connect_message(APP, "EAGAIN", errno.EAGAIN) == (
@@ -169,3 +172,59 @@ def test_no_timeout_means_no_timer(tcp_server):
         assert clock.getDelayedCalls() == []
         d.cancel()
         d.addErrback(lambda f: None)
+
+
+APPUSER = Identity(999, "udsproxy", (999,), ("udsproxy",))
+
+
+def fake_stat(uid: int, gid: int, mode: int) -> Callable[[str], os.stat_result]:
+    return lambda path: os.stat_result((mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+
+def no_write(path: str, mode: int) -> bool:
+    return mode != os.W_OK
+
+
+def test_eacces_advice_names_user_owner_mode_and_fix() -> None:
+    """A socket of root:root 0644: the user and groups we run as, its owner and mode, the fix."""
+    text = access_advice(
+        "/run/x/app.sock", access=no_write, stat_path=fake_stat(0, 0, 0o140644), who=APPUSER
+    )
+    assert text == (
+        "no write permission on socket file /run/x/app.sock (owner root, group root, mode 0644)"
+        " for user udsproxy (uid 999, groups udsproxy); fix: add user udsproxy to group root"
+        " and set the server's socket mode to 0660"
+    )
+
+
+def test_eacces_advice_group_writable_socket_needs_only_the_group() -> None:
+    """A group-writable socket of another group: joining the group is the whole fix."""
+    text = access_advice(
+        "/run/x/app.sock", access=no_write, stat_path=fake_stat(0, 0, 0o140660), who=APPUSER
+    )
+    assert text.endswith("fix: add user udsproxy to group root, then restart udsproxy")
+
+
+def test_eacces_advice_member_of_the_group_needs_the_mode() -> None:
+    """Already in the socket's group, which lacks write: the mode is the fix."""
+    text = access_advice(
+        "/run/x/app.sock", access=no_write, stat_path=fake_stat(0, 999, 0o140644), who=APPUSER
+    )
+    assert text.endswith(
+        "fix: set the server's socket mode to 0660 (group udsproxy lacks write permission)"
+    )
+
+
+def test_eacces_advice_for_a_directory_without_search_permission() -> None:
+    """The directory lacking search permission is named with its owner and mode and its fix."""
+
+    def access(path: str, mode: int) -> bool:
+        return not (path == "/run/x" and mode == os.X_OK)
+
+    text = access_advice(
+        "/run/x/app.sock", access=access, stat_path=fake_stat(0, 0, 0o40750), who=APPUSER
+    )
+    assert text.startswith(
+        "search permission missing on directory /run/x (owner root, group root, mode 0750)"
+    )
+    assert text.endswith("fix: add user udsproxy to group root, then restart udsproxy")

@@ -64,6 +64,10 @@ def refused(address: Any, factory: Any) -> Deferred:
     return fail(connect_error(address, errno.ECONNREFUSED))
 
 
+def backlog_full(address: Any, factory: Any) -> Deferred:
+    return fail(connect_error(address, errno.EAGAIN))
+
+
 def accepted(address: Any, factory: Any) -> Deferred:
     proto = factory()
     transport = Transport()
@@ -118,18 +122,30 @@ CFG = """
 """
 
 
-def test_retries_then_redispatch_on_the_last_retry() -> None:
-    """retries 2 + redispatch: a, a, then b on the last retry (HAProxy's default interval -1)."""
+def test_refused_unix_socket_redispatches_at_once() -> None:
+    """retries 2 + redispatch, a refuses: b at once, one retry counted (HAProxy logs +1)."""
     ctx, clock, runtime, connector = setup(
-        CFG.format(extra="retries 2\n        option redispatch"), [refused, refused, accepted]
+        CFG.format(extra="retries 2\n        option redispatch"), [refused, accepted]
     )
     session, client_t = open_session(ctx)
-    assert connector.calls == ["/a.sock", "/a.sock", "/b.sock"]
-    assert session.attempt.retries == 2 and session.attempt.redispatched
+    assert connector.calls == ["/a.sock", "/b.sock"]
+    assert session.attempt.retries == 1 and session.attempt.redispatched
     assert session.target is not None and session.target.name == "b"
     be = runtime.backends["l"]
-    assert be.server("a").wretr == 2 and be.server("a").wredis == 1 and be.server("a").econ == 2
+    assert be.server("a").wretr == 1 and be.server("a").wredis == 1 and be.server("a").econ == 1
     assert be.server("b").scur == 1 and be.server("a").scur == 0
+
+
+def test_hash_algorithm_retries_then_redispatches_on_the_last_retry() -> None:
+    """balance source + a curable error (EAGAIN): a, a, then b on the last retry (interval -1)."""
+    ctx, clock, runtime, connector = setup(
+        CFG.format(extra="retries 2\n        option redispatch\n        balance source"),
+        [backlog_full, backlog_full, accepted],
+    )
+    session, client_t = open_session(ctx, peer=IPv4Address("TCP", "10.0.0.1", 5000))
+    first = connector.calls[0]
+    assert connector.calls[:2] == [first, first] and connector.calls[2] != first
+    assert session.attempt.retries == 2 and session.attempt.redispatched
 
 
 def test_synchronous_failures_retry_at_once_without_turnaround() -> None:

@@ -480,6 +480,12 @@ class Config:
     def backends(self) -> Tuple[Proxy, ...]:
         return tuple(p for p in self.proxies if p.is_backend)
 
+    @property
+    def has_listener(self) -> bool:
+        """True if the config binds anything: a frontend or listen ``bind``, or a stats socket
+        (HAProxy counts its CLI sockets as listeners too)."""
+        return bool(self.global_.stats_sockets) or any(p.binds for p in self.frontends)
+
     def proxy(self, name: str) -> Optional[Proxy]:
         for p in self.proxies:
             if p.name == name:

@@ -9,6 +9,7 @@ by area) and udsproxy extensions that HAProxy would not accept (once per kind pe
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -521,6 +522,13 @@ def parse_text(
     return _Parser(filename, os.environ if env is None else env).run(text)
 
 
+_OPEN_HINTS = {
+    errno.ENOENT: "no such file: check the path given to --config",
+    errno.EACCES: "the user running udsproxy cannot read it or search its directory",
+    errno.EISDIR: "give the path of a file, not a directory",
+}
+
+
 def parse_file(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
     """Read and parse a config file; an unreadable file is a ConfigErrors with one entry."""
     try:
@@ -530,10 +538,11 @@ def parse_file(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
         raise ConfigErrors(
             [
                 ConfigError(
-                    f"cannot read config file: {exc.strerror}",
+                    f"cannot open configuration file: {exc.strerror}"
+                    f" [{errno.errorcode.get(exc.errno or 0, exc.errno)}]",
                     path,
                     0,
-                    hint="check the path and permissions",
+                    hint=_OPEN_HINTS.get(exc.errno or 0, "check the path and permissions"),
                 )
             ]
         ) from None

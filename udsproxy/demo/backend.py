@@ -684,6 +684,8 @@ class TCPEcho(Protocol):
 class BackendFactory(Factory):
     """Builds the protocol of one ``mode`` for one backend ``name``."""
 
+    noisy = False  # no "Starting factory" lines in the demo's output
+
     def __init__(self, name: str, mode: str = "http") -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")

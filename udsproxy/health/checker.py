@@ -33,7 +33,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from udsproxy.config.model import UNIX, Address, Observe, OnError, Proxy
-from udsproxy.net.connect import ConnectError, ConnectKind, connect, explain_access_denied
+from udsproxy.net.connect import ConnectError, ConnectKind, access_advice, connect
 from udsproxy.runtime import (
     DRAIN,
     MAINT,
@@ -238,9 +238,8 @@ def connect_result(address: Address, error: object) -> CheckResult:
         return CheckResult(Status.L4TOUT)
     explanation = ""
     if error.kind is ConnectKind.EACCES and address.family == UNIX:
-        explanation = wording.permission_explanation(
-            explain_access_denied(address.path, creating=False)
-        )
+        # The same text as a connect error's: who we are, the socket's owner and mode, the fix.
+        explanation = access_advice(address.path)
     elif error.kind is ConnectKind.ENOTSOCK and address.family == UNIX:
         explanation = f"{address.path} is not a socket"
     if address.is_unix:

@@ -83,23 +83,6 @@ def socket_error_desc(err: int, explanation: str = "") -> str:
     return f"General socket error ({text})"
 
 
-def current_user() -> str:
-    """``user www-data (uid 33)``: who the proxy is, for permission errors."""
-    uid = os.geteuid()
-    try:
-        import pwd
-
-        name = pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
-        return f"uid {uid}"
-    return f"user {name} (uid {uid})"
-
-
-def permission_explanation(detail: str) -> str:
-    """Our EACCES diagnosis (it names the path) plus the process's user."""
-    return f"{detail} for {current_user()}" if detail else f"for {current_user()}"
-
-
 EACCES = errno_mod.EACCES
 
 

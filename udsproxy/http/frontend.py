@@ -286,14 +286,19 @@ class ClientConnection(Protocol):
         if self.gone:
             return
         self.gone = True
-        self.closing = True
         ex = self.exchange
         if ex is not None:
+            self.closing = True
             self.exchange = None
             if ex.phase is Phase.TUNNEL:
                 ex.tunnel_client_lost(reason)
             else:
                 ex.abandon(abandon_flags(ex))
+        elif not self.closing and (self.head_started is not None or self.requests == 0):
+            # Gone before a complete head (or before any byte): HAProxy logs every such
+            # session as 400 CR-- "<BADREQ>"; dontlognull drops those that sent nothing.
+            self.log_raw_error(400, "CR", 0)
+        self.closing = True
         if self.private:
             for conn in list(self.private.values()):
                 conn.owner = None
@@ -326,8 +331,12 @@ class ClientConnection(Protocol):
             ex.abandon("CD")
             self.abort()
             return
-        if self.h11 is None:  # not a byte was sent: nothing to answer
-            self.close()
+        if self.h11 is None:  # not a byte was sent
+            if self.requests == 0:
+                # HAProxy answers and logs 400 CR-- (dontlognull drops the line).
+                self.write_raw_error(400, "CR")
+            else:
+                self.close()  # a keep-alive client leaving between requests
             return
         if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
             try:
@@ -489,7 +498,8 @@ class ClientConnection(Protocol):
                         if self.give_backlog():
                             continue
                         if self.eof and raw.buf.strip():
-                            self.close()  # a head cut short by the client's close
+                            # A head cut short by the client's close: HAProxy's 400 CR--.
+                            self.write_raw_error(400, "CR")
                         return
                 except HeadError as exc:
                     self.bad_request(exc, bytes(raw.buf))
@@ -632,6 +642,11 @@ class ClientConnection(Protocol):
         page = self.ctx.settings.pages.raw(status, backend_chosen=False)
         BATCH.write(self.transport, page)
         self.ctx.counters.note_response(status)
+        self.log_raw_error(status, flags, len(page))
+        self.close()
+
+    def log_raw_error(self, status: int, flags: str, sent: int) -> None:
+        """The session line of a connection that ended before a complete request head."""
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
@@ -643,8 +658,8 @@ class ClientConnection(Protocol):
             t_request=-1,
             t_total=int((now - self.accepted) * 1000),
             t_active=int((now - started) * 1000),
-            bytes_read=len(page),
-            bytes_in=1,
+            bytes_read=sent,
+            bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
             termination=flags,
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
@@ -652,7 +667,6 @@ class ClientConnection(Protocol):
         )
         self.fill_peer(rec)
         self.ctx.write_session_log(rec)
-        self.close()
 
     # ----------------------------------------------------------------- writing
     def emit(self, produce: Callable[..., bytes], *args: Any) -> int:

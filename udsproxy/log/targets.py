@@ -8,6 +8,15 @@ that cannot be sent right away is dropped and counted, never queued or waited fo
 
 ``log_event`` is the bridge for startup, admin and health events: they go to twistd's log
 through twisted.logger and, when a sink is given, to the proxy's log targets as well.
+
+Where twistd's own log goes decides two things (``twistd_log``, set once at start):
+
+- under ``twistd -n`` without ``--logfile``, twistd's log *is* stdout: an event that a
+  ``log stdout`` (or ``stderr``, when it is the same file) target already printed is not
+  printed a second time by twistd;
+- as a daemon (no ``-n``), stdout and stderr are /dev/null: ``log stdout`` / ``log stderr``
+  lines go to twistd's log file instead (``--logfile``, rotated as twistd rotates it), and
+  the process says so once.
 """
 
 from __future__ import annotations
@@ -116,6 +125,58 @@ def parse_target(word: str) -> TargetAddress:
     return TargetAddress(UDP, host=host, port=port)
 
 
+# -- where twistd's own log goes -----------------------------------------------------------
+
+
+@dataclass
+class TwistdLog:
+    """How twistd was started, as far as logging is concerned (``tap.makeService`` sets it)."""
+
+    daemon: bool = False  # no -n: fds 1 and 2 are /dev/null
+    console_fds: Tuple[int, ...] = ()  # our fds that are twistd's log file (-n, no --logfile)
+    logfile: str = ""  # twistd's --logfile ("" : twistd.log in the run directory)
+    told: bool = False  # the daemon-mode notice was logged
+
+
+twistd_log = TwistdLog()
+
+
+def _same_file(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def configure_twistd_log(nodaemon: bool, logfile: Optional[str], syslog: bool) -> None:
+    """Record where twistd logs: ``-n``, ``--logfile``, ``--syslog`` of its command line."""
+    twistd_log.daemon = not nodaemon
+    twistd_log.logfile = logfile or ""
+    if nodaemon and not syslog and logfile in (None, "", "-"):
+        twistd_log.console_fds = (1, 2) if _same_file(1, 2) else (1,)
+    else:
+        twistd_log.console_fds = ()
+    twistd_log.told = False
+
+
+class _TwistdLogWriter:
+    """A ``log stdout``/``stderr`` target of a daemon: its lines go to twistd's log."""
+
+    is_fd = True
+    is_twistd_log = True
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, data: bytes) -> bool:
+        _session_logger.info("{line}", line=data.rstrip(b"\n").decode("utf-8", "replace"))
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 # -- writers: one per target, each send() either delivers at once or reports a drop --------
 
 
@@ -126,6 +187,7 @@ class _FdWriter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.is_twistd_log = fd in twistd_log.console_fds  # read at start: see TwistdLog
         self._poll = select.poll()
         self._poll.register(fd, select.POLLOUT)
 
@@ -156,6 +218,7 @@ class _DgramWriter:
     """Sends datagrams to a unix or UDP syslog socket, opened lazily and reopened on error."""
 
     is_fd = False
+    is_twistd_log = False
 
     def __init__(self, family: int, address: _SockAddr, connect: bool) -> None:
         self._family = family
@@ -201,7 +264,7 @@ class _DgramWriter:
             self._sock = None
 
 
-_Writer = Union[_FdWriter, _DgramWriter]
+_Writer = Union[_FdWriter, _DgramWriter, _TwistdLogWriter]
 
 
 def _resolve_udp(host: str, port: int) -> Tuple[int, Tuple[str, int]]:
@@ -220,6 +283,15 @@ def _resolve_udp(host: str, port: int) -> Tuple[int, Tuple[str, int]]:
 
 def _make_writer(addr: TargetAddress) -> _Writer:
     if addr.kind == FD:
+        if twistd_log.daemon and addr.fd in (1, 2):
+            if not twistd_log.told:
+                twistd_log.told = True
+                where = twistd_log.logfile or "twistd.log in the run directory"
+                log_event(
+                    f"log {'stdout' if addr.fd == 1 else 'stderr'}: running as a daemon, "
+                    f"so these log lines go to twistd's log file ({where})"
+                )
+            return _TwistdLogWriter(addr.fd)
         return _FdWriter(addr.fd)
     if addr.kind == UNIX:
         return _DgramWriter(socket.AF_UNIX, addr.path, connect=True)
@@ -305,14 +377,17 @@ class LogSink:
         """Log a session (traffic) line, at level ``info`` like HAProxy."""
         self.emit(line, "info")
 
-    def event(self, text: str, level: str) -> None:
-        """Log an event (server up/down, start, stop) at its own level."""
-        self.emit(text, level)
+    def event(self, text: str, level: str) -> bool:
+        """Log an event (server up/down, start, stop) at its own level; True if it was
+        written to a descriptor that is twistd's log too (see ``TwistdLog``)."""
+        return self.emit(text, level)
 
-    def emit(self, text: str, level: str) -> None:
-        """Send ``text`` at ``level`` to every target whose level filter lets it through."""
+    def emit(self, text: str, level: str) -> bool:
+        """Send ``text`` at ``level`` to every target whose level filter lets it through;
+        True if one of them is twistd's own log file (stdout under ``twistd -n``)."""
         if not self._outputs:
-            return
+            return False
+        on_console = False
         severity = level_number(level)
         when = self._clock()
         for out in self._outputs:
@@ -330,9 +405,11 @@ class LogSink:
             limit = out.max_len - 1 if out.writer.is_fd else out.max_len
             if out.writer.send(data[:limit] + b"\n"):
                 out.sent += 1
+                on_console = on_console or out.writer.is_twistd_log
             else:
                 out.dropped += 1
                 LogSink.total_dropped += 1
+        return on_console
 
     def close(self) -> None:
         """Close the sockets this sink opened (inherited descriptors stay open)."""
@@ -357,6 +434,7 @@ _TWISTED_LEVELS = {
 }
 
 _logger = Logger(namespace="udsproxy")
+_session_logger = Logger(namespace="udsproxy.log")
 
 
 def log_event(
@@ -367,7 +445,7 @@ def log_event(
 ) -> None:
     """Write an event to twistd's log (twisted.logger) and, if given, to ``sink``."""
     level_number(level)  # reject unknown level names before logging anything
+    if sink is not None and sink.event(text, level) and logger is None:
+        return  # already on twistd's log file (log stdout under twistd -n): once is enough
     # The text goes in as a field, so braces in it are not taken as format fields.
     (logger or _logger).emit(_TWISTED_LEVELS[level], "{text}", text=text, syslog_level=level)
-    if sink is not None:
-        sink.event(text, level)

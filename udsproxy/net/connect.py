@@ -17,10 +17,12 @@ explanation of EACCES on a socket path, which bind errors reuse.
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import socket
 import stat
-from typing import Any, Callable, Optional, Tuple, Union, cast
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union, cast
 
 from twisted.internet import tcp, unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -106,7 +108,7 @@ def _reason(address: Address, kind: ConnectKind, err: int) -> str:
             return "resource temporarily unavailable (the server's listen backlog is full)"
         return "resource temporarily unavailable (no free local port)"
     if kind == "EACCES":
-        return "permission denied"
+        return "permission denied [EACCES]"
     if kind == "ENOTSOCK":
         return "not a socket"
     if kind == "ETIMEDOUT":
@@ -161,6 +163,103 @@ def explain_access_denied(
     return f"denied on {path} although the file modes allow it (ACL or LSM?)"
 
 
+class Identity(NamedTuple):
+    """Who the process is, as the kernel checks it: effective user and every group."""
+
+    uid: int
+    user: str
+    gids: Tuple[int, ...]  # the effective group first
+    groups: Tuple[str, ...]
+
+    def describe(self) -> str:
+        groups = ", ".join(self.groups) or "none"
+        return f"user {self.user} (uid {self.uid}, groups {groups})"
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def current_identity() -> Identity:
+    """The effective uid and groups of this process, with their names."""
+    uid, egid = os.geteuid(), os.getegid()
+    gids = (egid, *sorted(set(os.getgroups()) - {egid}))
+    return Identity(uid, _user_name(uid), gids, tuple(_group_name(g) for g in gids))
+
+
+def _owner(st: os.stat_result, group: str) -> str:
+    return f"owner {_user_name(st.st_uid)}, group {group}, mode {stat.S_IMODE(st.st_mode):04o}"
+
+
+def _fix(
+    st: os.stat_result, group: str, who: Identity, group_bit: int, what: str, widen: str
+) -> str:
+    """One sentence: the change that grants ``who`` the permission ``st`` lacks for it."""
+    if st.st_gid in who.gids:
+        return f"fix: {widen} (group {group} lacks {what})"
+    if st.st_mode & group_bit:
+        return f"fix: add user {who.user} to group {group}, then restart udsproxy"
+    return f"fix: add user {who.user} to group {group} and {widen}"
+
+
+# What explain_access_denied found -> (the group bit that would grant it, its name, the
+# change that widens it for a group); ``{}`` is the path.
+_REMEDIES = {
+    "search permission missing on directory ": (
+        stat.S_IXGRP,
+        "search permission",
+        "give the directory group search permission (chmod g+x {})",
+    ),
+    "no write permission on directory ": (
+        stat.S_IWGRP,
+        "write permission",
+        "make the directory group-writable (chmod g+w {})",
+    ),
+    "no write permission on socket file ": (
+        stat.S_IWGRP,
+        "write permission",
+        "set the server's socket mode to 0660",
+    ),
+}
+
+
+def access_advice(
+    path: str,
+    creating: bool = False,
+    access: Callable[[str, int], bool] = _effective_access,
+    stat_path: Callable[[str], os.stat_result] = os.stat,
+    who: Optional[Identity] = None,
+) -> str:
+    """An EACCES in full: what lacks which permission (with its owner, group and mode), who
+    the proxy runs as, and the fix in one sentence. Used by connect errors and checks."""
+    who = who if who is not None else current_identity()
+    detail = explain_access_denied(path, creating, access)
+    for prefix, (group_bit, what, widen) in _REMEDIES.items():
+        if detail.startswith(prefix):
+            target = detail[len(prefix) :]
+            try:
+                st = stat_path(target)
+            except OSError:
+                return f"{detail} for {who.describe()}"
+            gid = st.st_gid
+            group = who.groups[who.gids.index(gid)] if gid in who.gids else _group_name(gid)
+            fix = _fix(st, group, who, group_bit, what, widen.format(target))
+            return f"{detail} ({_owner(st, group)}) for {who.describe()}; {fix}"
+    return (
+        f"{detail} for {who.describe()}; fix: look at ACLs (getfacl) and the AppArmor/SELinux log"
+    )
+
+
 def first_missing_directory(path: str) -> Optional[str]:
     """The outermost ancestor directory of ``path`` that does not exist, if any."""
     for directory in _ancestors(path):
@@ -198,7 +297,7 @@ def diagnose(address: Address, err: int) -> Tuple[ConnectKind, int, str]:
             return kind, err, f"directory {missing} does not exist"
         return kind, err, f"socket file {path} does not exist"
     if kind == "EACCES":
-        return kind, err, explain_access_denied(path, creating=False)
+        return kind, err, access_advice(path)
     if kind == "ECONNREFUSED":
         # Linux answers ECONNREFUSED for a path that exists but is not a socket.
         try:
