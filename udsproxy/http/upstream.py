@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from .exchange import Exchange
 
 CLEAN = Failure(ConnectionDone())
+# Free descriptors beyond which the idle connections are not even counted before one more
+# is kept (they are bounded per server by recent concurrency anyway; EMFILE reclaims).
+HEADROOM_PLENTY = 4096
 PLACEHOLDER_HOST = (b"host", b"host", b"-")
 
 
@@ -363,14 +366,18 @@ class Pools:
         return pool.take(first, mode) if pool is not None else None
 
     def put(self, conn: ServerConnection) -> bool:
-        if conn.server in self.retired:
+        retired = self.retired
+        if retired and conn.server in retired:  # (empty until a reload: no weakref per put)
             successor = self.successor(conn.server)
             if successor is None:
                 return False  # its server was removed or changed by a reload: close it
             conn.server = successor
         headroom = self.headroom
-        if headroom is not None and headroom() <= self.idle_count():
-            return False  # the descriptor is worth more to a client than to the pool
+        if headroom is not None:
+            room = headroom()
+            # Counting the idle connections walks every pool: only when room is short.
+            if room < HEADROOM_PLENTY and room <= self.idle_count():
+                return False  # the descriptor is worth more to a client than to the pool
         if not self.pool(conn.server).put(conn, self.sweeper.now):
             return False
         if self not in self.sweeper:
