@@ -380,3 +380,37 @@ def test_servers_added_and_removed_at_run_time_are_checked_and_forgotten() -> No
     be.remove_server(srv)
     assert clock.getDelayedCalls() == []
     finish(checks, clock)
+
+
+def test_a_restart_gap_shorter_than_fall_checks_never_goes_down() -> None:
+    """A thin restart (socket gone for two checks, fall 3) leaves the server UP; a gap of
+    three checks takes it DOWN, and it is UP again one inter plus rise-1 fastinters after
+    the socket is back."""
+    checks, clock, net, logs = setup(
+        "backend app\n    server a /run/a.sock check inter 2s fastinter 200 rise 2 fall 3\n"
+    )
+    srv = checks.runtime.backends["app"].servers[0]
+    checks.start()
+    clock.advance(0)
+    for _ in range(10):
+        clock.advance(2)  # health climbs to the top
+    assert srv.status == "UP"
+
+    def failing_checks(count: int) -> None:
+        net.fail["/run/a.sock"] = errno.ENOENT
+        seen = len(net.connects)
+        while len(net.connects) - seen < count:
+            clock.advance(0.1)
+        del net.fail["/run/a.sock"]
+
+    failing_checks(2)
+    for _ in range(10):
+        clock.advance(0.2)
+    assert srv.op_up and srv.status == "UP" and not any("is DOWN" in t for _, t in logs)
+    failing_checks(3)
+    assert not srv.op_up and any("is DOWN" in t for _, t in logs)
+    back = clock.seconds()
+    while not srv.op_up:
+        clock.advance(0.05)
+    assert clock.seconds() - back <= 2 + 1 * 0.2 + 0.1
+    finish(checks, clock)
