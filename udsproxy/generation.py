@@ -168,36 +168,25 @@ class Generation:
 
             for index, bind in enumerate(fe.binds, start=1):
                 factory: Any
+                # What a listener's context needs in either mode.
+                common: Dict[str, Any] = dict(
+                    frontend=fe,
+                    frontend_counters=counters,
+                    backend=backend,
+                    reactor=process.reactor,
+                    sweeper=process.sweeper,
+                    sink=process.sink_for(fe.logs),
+                    listener_id=index,
+                    on_open=on_open,
+                    on_close=on_close,
+                    connector=process.connect,
+                )
                 if fe.proxy_mode == "http":
-                    hctx = HTTPContext(
-                        frontend=fe,
-                        frontend_counters=counters,
-                        backend=backend,
-                        global_=config.global_,
-                        reactor=process.reactor,
-                        sweeper=process.sweeper,
-                        pools=process.pools,
-                        sink=process.sink_for(fe.logs),
-                        listener_id=index,
-                        on_open=on_open,
-                        on_close=on_close,
-                        connector=process.connect,
-                    )
+                    hctx = HTTPContext(global_=config.global_, pools=process.pools, **common)
                     self.streams.http.append(hctx)
                     factory = HTTPFactory(hctx)
                 else:
-                    tctx = TCPContext(
-                        frontend=fe,
-                        frontend_counters=counters,
-                        backend=backend,
-                        reactor=process.reactor,
-                        sweeper=process.sweeper,
-                        sink=process.sink_for(fe.logs),
-                        listener_id=index,
-                        on_open=on_open,
-                        on_close=on_close,
-                        connector=process.connect,
-                    )
+                    tctx = TCPContext(**common)
                     self.streams.tcp.append(tctx)
                     factory = TCPFactory(tctx)
                 spec = ListenerSpec(
