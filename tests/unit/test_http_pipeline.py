@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from tests.unit.http_harness import Harness, answer_all
 from udsproxy.http import frontend
 from udsproxy.http.flow import OUTPUT, PIPELINE
@@ -74,3 +76,32 @@ def test_no_next_request_starts_while_the_client_does_not_read() -> None:
     assert client.raw().count(b"HTTP/1.1 200 ") == 1
     assert [r.target for r in h.connector.servers[0].requests()] == [b"/1", b"/2"]
     assert not client.protocol.gate.reasons and transport.producer is None
+
+
+class Handle:
+    """A socket handle that records TCP_CORK settings."""
+
+    def __init__(self) -> None:
+        self.cork: list = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        assert (level, option) == (socket.IPPROTO_TCP, socket.TCP_CORK)
+        self.cork.append(value)
+
+
+def test_pipelined_responses_to_a_tcp_client_are_corked_until_the_pipeline_drains() -> None:
+    """Requests waiting behind the current one: TCP_CORK holds the responses so they leave
+    together; once no request is left waiting, the cork comes off (everything flushed)."""
+    h = Harness(ONE)
+    client = h.client()
+    handle = Handle()
+    client.transport.getHandle = lambda: handle  # type: ignore[method-assign]
+    client.send(b"".join(GET % i for i in range(3)))
+    answered = 0
+    while answered < 3:
+        answer_all(h)
+        answered += client.raw().count(b"HTTP/1.1 200 ")
+    assert handle.cork == [1, 0] and not client.protocol.corked
+    client.send(GET % 9)  # a lone request: nothing waits behind it, no cork
+    answer_all(h)
+    assert client.raw().count(b"HTTP/1.1 200 ") == 1 and handle.cork == [1, 0]

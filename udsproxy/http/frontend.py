@@ -14,6 +14,7 @@ stops sending its body or stops reading the response.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -220,6 +221,7 @@ class ClientConnection(Protocol):
         self.eof = False
         self.head_started: Optional[float] = None
         self.closing_since = 0.0
+        self.corked = False  # TCP_CORK set while pipelined requests wait (see next_cycle)
         # Bytes received but not yet given to the parser: what a client pipelines behind the
         # request in progress. The parser gets at most FEED bytes at a time, so a deep
         # pipeline costs the same per request as a shallow one (no re-copying of the whole
@@ -350,6 +352,16 @@ class ClientConnection(Protocol):
 
     def writeConnectionLost(self) -> None:
         pass
+
+    def cork(self, on: bool) -> None:
+        """TCP_CORK on the client's socket (see next_cycle)."""
+        self.corked = on
+        try:
+            self.transport.getHandle().setsockopt(  # type: ignore[union-attr]
+                socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0
+            )
+        except (OSError, AttributeError):
+            pass  # not a TCP socket, or already closed
 
     def close(self) -> None:
         """Close once what is written has been sent."""
@@ -791,6 +803,14 @@ class ClientConnection(Protocol):
             self.cycle_start = self.seen = now
             pending = leftover or self.backlog
             self.head_started = self.ctx.reactor.seconds() if pending else None
+            # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
+            # while its next requests are already here, and sent together once it has no
+            # request left waiting, as one write instead of one small packet per response.
+            if pending:
+                if not self.corked and self.client_ip is not None:
+                    self.cork(True)
+            elif self.corked:
+                self.cork(False)
             if not self.processing:
                 self.process()
         else:
