@@ -179,6 +179,11 @@ def test_no_pid_file_warning_after_dropping_privileges(sockdir: str) -> None:
         )
     try:
         wait_connectable(f"unix@{sockdir}/fe.sock", proc=proc)
+        # The socket accepts once bound, before start-up is logged: wait for the line.
+        deadline = time.monotonic() + 15
+        while f"pid file {pidfile} will stay after stop" not in open(log_path).read():
+            assert time.monotonic() < deadline and proc.poll() is None, open(log_path).read()
+            time.sleep(0.02)
     finally:
         stop_process(proc)
     out = open(log_path).read()

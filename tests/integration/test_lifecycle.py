@@ -45,7 +45,11 @@ def wait_server_scur(admin: str, backend: str, server: str, scur: int) -> None:
     """Poll ``show stat`` until ``backend/server`` has ``scur`` streams (a request in flight)."""
     deadline = time.monotonic() + 10
     while True:
-        for line in stats(admin, "show stat").splitlines():
+        try:
+            answer = stats(admin, "show stat")
+        except OSError:  # the stats socket is bound just after the frontend (a slow start)
+            answer = ""
+        for line in answer.splitlines():
             cols = line.split(",")
             if cols[:2] == [backend, server] and cols[4] == str(scur):
                 return

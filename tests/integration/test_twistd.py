@@ -79,6 +79,8 @@ def test_run_binds_listeners_and_stats_socket(sockdir: str, start_backend) -> No
         ready=f"unix@{fe}",
     )
     try:
+        # Listeners are bound one after the other: the stats socket may follow the frontend.
+        wait_connectable(f"unix@{sockdir}/admin.sock", proc=proxy.proc)
         assert os.stat(fe).st_mode & 0o777 == 0o600
         assert os.stat(f"{sockdir}/admin.sock").st_mode & 0o777 == 0o640
         with connect(f"unix@{sockdir}/admin.sock") as sock:
