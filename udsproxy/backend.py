@@ -14,11 +14,11 @@ observer, so a queue that grants slots after a change sees the balancer's new vi
 from __future__ import annotations
 
 import random
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Tuple
 
 from udsproxy.balance import Balancer, Pick, make_balancer
 from udsproxy.config.model import Server
-from udsproxy.queue import BackendQueue, QueueError, Ticket
+from udsproxy.queue import BackendQueue
 from udsproxy.runtime import BackendState, Runtime, ServerState
 
 STATIC_WEIGHT_ERROR = (
@@ -37,6 +37,9 @@ class Backend:
             state, state.proxy.balance, rng if rng is not None else random.Random()
         )
         self.queue = BackendQueue(state, self.select)
+        # Asking for a slot is the queue's request (see BackendQueue.request), bound here:
+        # the data path calls it once per stream, with no wrapper in between.
+        self.request_slot = self.queue.request
         # Balancer first, queue second: see the module docstring.
         state.add_observer(self.balancer.server_changed)
         state.add_observer(self.queue.server_changed)
@@ -65,17 +68,6 @@ class Backend:
         if srv is None and avoid:
             srv = self.balancer.pick(key)
         return (srv, Pick.OK) if srv is not None else (None, Pick.FULL)
-
-    def request_slot(
-        self,
-        on_granted: Callable[[ServerState], None],
-        on_error: Callable[[QueueError], None],
-        key: Optional[bytes] = None,
-        avoid: Collection[ServerState] = (),
-        server: Optional[ServerState] = None,
-    ) -> Ticket:
-        """Ask for a server slot for one stream; see :meth:`udsproxy.queue.BackendQueue.request`."""
-        return self.queue.request(on_granted, on_error, key=key, avoid=avoid, server=server)
 
     def set_weight(self, srv: ServerState, weight: int) -> None:
         """``set weight``: 0..256; a static algorithm only takes 0 and the initial weight."""

@@ -253,17 +253,6 @@ def status_index(status: int) -> int:
     return i if 0 <= i < HRSP_OTHER else HRSP_OTHER
 
 
-def abort_side(flags: str) -> str:
-    """``C`` or ``S`` when the termination flags say a data transfer was aborted by the
-    client or the server (HAProxy's cli_abrt / srv_abrt), else ``""``."""
-    if len(flags) == 2 and flags[1] == "D":
-        if flags[0] in "Cc":
-            return "C"
-        if flags[0] in "Ss":
-            return "S"
-    return ""
-
-
 class ServerState(LoadCounters):
     """Run-time state of one server: health, admin state, weight, slots and counters."""
 
@@ -688,12 +677,12 @@ class ServerState(LoadCounters):
             be.hrsp[i] += 1
             if answered:
                 self.hrsp[i] += 1
-        if flags[1] == "D":
-            side = abort_side(flags)
-            if side == "C":
+        if flags[1] == "D":  # a data transfer aborted by the client or the server
+            side = flags[0]
+            if side in "Cc":
                 self.cli_abrt += 1
                 be.cli_abrt += 1
-            elif side == "S":
+            elif side in "Ss":
                 self.srv_abrt += 1
                 be.srv_abrt += 1
         if times is not None:

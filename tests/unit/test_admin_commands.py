@@ -466,3 +466,16 @@ def test_table_matches_haproxy_usage_lines() -> None:
         """
     ).splitlines()
     assert sorted(c.usage for c in REGISTRY.commands) == haproxy
+
+
+def test_note_times_keeps_the_averages_swrate_add_defines() -> None:
+    """note_times (swrate_add written out, for speed) keeps exactly the sums swrate_add gives,
+    before and after the window fills."""
+    counters = LoadCounters()
+    expected = [0, 0, 0, 0]
+    for i in range(3000):
+        values = (i % 7, i % 11, i % 13 * 3, i % 17 * 5)
+        counters.note_times(*values)
+        n = 1024 if i + 1 > 1024 else 0
+        expected = [swrate_add(total, n, v) for total, v in zip(expected, values)]
+    assert [counters.q_time, counters.c_time, counters.r_time, counters.t_time] == expected

@@ -92,6 +92,11 @@ def find_server(ctx: AdminContext, spec: Optional[str]) -> Tuple[Backend, Server
     return backend, srv
 
 
+def server_at(ctx: AdminContext, args: List[str]) -> Tuple[Backend, ServerState]:
+    """The ``<backend>/<server>`` word of ``<verb> <noun> <backend>/<server> ...``."""
+    return find_server(ctx, args[2] if len(args) > 2 else None)
+
+
 def find_proxy_id(ctx: AdminContext, word: str) -> int:
     """A proxy's iid from its number or name; -1 stays "all"."""
     try:
@@ -504,7 +509,7 @@ def apply_weight(backend: Backend, srv: ServerState, word: Optional[str]) -> str
 
 @command("get weight", USER, "get weight <bk>/<srv>", "report a server's current weight")
 def get_weight(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    _, srv = server_at(ctx, args)
     return f"{srv.uweight} (initial {srv.iweight})"
 
 
@@ -515,7 +520,7 @@ def get_weight(ctx: AdminContext, args: List[str], session: CliSession) -> str:
     "change a server's weight (use 'set server' instead)",
 )
 def set_weight(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    backend, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    backend, srv = server_at(ctx, args)
     return apply_weight(backend, srv, args[3] if len(args) > 3 else None)
 
 
@@ -542,7 +547,7 @@ def set_admin(ctx: AdminContext, srv: ServerState, state: str) -> None:
     "change a server's state, weight, address or ssl",
 )
 def set_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    backend, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    backend, srv = server_at(ctx, args)
     what = args[3] if len(args) > 3 else ""
     value = args[4] if len(args) > 4 else None
     if what == "state":
@@ -606,7 +611,7 @@ def set_maxconn_server(ctx: AdminContext, args: List[str], session: CliSession) 
     "enable a disabled server (use 'set server' instead)",
 )
 def enable_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    _, srv = server_at(ctx, args)
     set_admin(ctx, srv, READY)
     return ""
 
@@ -618,14 +623,14 @@ def enable_server(ctx: AdminContext, args: List[str], session: CliSession) -> st
     "disable a server for maintenance (use 'set server' instead)",
 )
 def disable_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    _, srv = server_at(ctx, args)
     set_admin(ctx, srv, MAINT)
     return ""
 
 
 @command("enable health", ADMIN, "enable health", "enable health checks")
 def enable_health(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    _, srv = server_at(ctx, args)
     if not srv.config.check.enabled:
         raise CommandError("Health check was not configured on this server, cannot enable.")
     set_check_enabled(ctx, srv, True)
@@ -635,7 +640,7 @@ def enable_health(ctx: AdminContext, args: List[str], session: CliSession) -> st
 @command("disable health", ADMIN, "disable health", "disable health checks")
 def disable_health(ctx: AdminContext, args: List[str], session: CliSession) -> str:
     # HAProxy 2.6 answers nothing, configured or not, and leaves the server's state alone.
-    _, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    _, srv = server_at(ctx, args)
     if srv.config.check.enabled:
         set_check_enabled(ctx, srv, False)
     return ""
@@ -652,13 +657,13 @@ def set_check_enabled(ctx: AdminContext, srv: ServerState, enabled: bool) -> Non
 # one configured: HAProxy's answers for such a server.
 @command("enable agent", ADMIN, "enable agent", "enable agent checks")
 def enable_agent(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    find_server(ctx, args[2] if len(args) > 2 else None)
+    server_at(ctx, args)
     raise CommandError("Agent was not configured on this server, cannot enable.")
 
 
 @command("disable agent", ADMIN, "disable agent", "disable agent checks")
 def disable_agent(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    find_server(ctx, args[2] if len(args) > 2 else None)
+    server_at(ctx, args)
     return ""  # HAProxy: nothing to disable, nothing said
 
 
@@ -704,7 +709,7 @@ def add_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
 
 @command("del server", ADMIN, "del server <bk>/<srv>", "remove a dynamically added server")
 def del_server(ctx: AdminContext, args: List[str], session: CliSession) -> str:
-    backend, srv = find_server(ctx, args[2] if len(args) > 2 else None)
+    backend, srv = server_at(ctx, args)
     if srv.admin != MAINT:
         raise CommandError("Only servers in maintenance mode can be deleted.")
     if srv.scur:
