@@ -62,14 +62,13 @@ class Process:
         reactor: Any,
         argv: Optional[List[str]] = None,
         nofile: Optional[NofileLimit] = None,
-        sweep_timeout_ms: Optional[int] = None,
     ) -> None:
         self.reactor = reactor
         self.argv = list(sys.argv if argv is None else argv)
         self.nofile = nofile
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.global_logs: Tuple[LogTarget, ...] = ()
-        self.sweeper = IdleSweeper(reactor, sweep_timeout_ms)
+        self.sweeper = IdleSweeper(reactor)  # its period is set by each attach
         self.pools = Pools(self.sweeper, self.fd_headroom)
         self.global_limit = AcceptLimit("global", None)
         # Stats clients are not subject to the global maxconn (HAProxy's CLI listeners are
@@ -236,6 +235,11 @@ class Process:
         self.generations = [g for g in self.generations if g.has_connections()]
         if generation not in self.generations:
             self.generations.append(generation)
+        # The sweeper's precision follows the shortest timeout of every generation whose
+        # connections it may still watch: a reload to a shorter timeout is as precise as
+        # a fresh start, and one to longer timeouts does not slow the older connections.
+        shortest = [t for t in (g.shortest_timeout() for g in self.generations) if t]
+        self.sweeper.retune(min(shortest) if shortest else None)
         if self.started:
             generation.health.start()
 
