@@ -9,7 +9,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, List, Optional
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -113,16 +114,11 @@ def test_second_sigterm_stops_at_once(sockdir: str, start_backend, start_proxy: 
 
 def test_sd_notify_ready_and_stopping(sockdir: str, start_backend, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
     """With NOTIFY_SOCKET (abstract @name): READY=1 once listening, STOPPING=1 on SIGTERM."""
-    name = f"udsproxy-test-{os.getpid()}-{os.path.basename(sockdir)}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sd:
-        sd.bind(b"\0" + name.encode())
-        sd.settimeout(10)
+    with notify_socket(sockdir) as (sd, env):
         start_backend("a", f"{sockdir}/a.sock")
         fe = f"{sockdir}/fe.sock"
         proxy = start_proxy(
-            http_config(sockdir, f"    server a {sockdir}/a.sock"),
-            ready=f"unix@{fe}",
-            env={"NOTIFY_SOCKET": "@" + name},
+            http_config(sockdir, f"    server a {sockdir}/a.sock"), ready=f"unix@{fe}", env=env
         )
         ready = sd.recv(4096).decode()
         assert ready.split("\n")[0] == "READY=1" and "STATUS=serving 1 listener(s)" in ready
@@ -174,6 +170,39 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) ->
         select.select([], [], [], 0.02)
 
 
+@contextmanager
+def client_loops(address: str, *keep_alive: bool) -> Iterator[List[ClientLoop]]:
+    """One ClientLoop per flag, serving (20 answers each) when the block starts; stopped
+    and joined when it ends, pass or fail."""
+    loops = [ClientLoop(address, keep) for keep in keep_alive]
+    for loop in loops:
+        loop.start()
+    try:
+        wait_for(lambda: all(len(loop.backends) > 20 for loop in loops), "no traffic")
+        yield loops
+    finally:
+        for loop in loops:
+            loop.stop.set()
+        for loop in loops:
+            loop.join(10)
+
+
+def wait_answers(loops: List[ClientLoop], test: Callable[[List[str]], bool], what: str) -> None:
+    """Wait until the answers each loop gets from now on pass ``test`` (their X-Backend)."""
+    seen = [len(loop.backends) for loop in loops]
+    wait_for(lambda: all(test(lp.backends[n:]) for lp, n in zip(loops, seen)), what)
+
+
+@contextmanager
+def notify_socket(sockdir: str) -> Iterator[Tuple[socket.socket, Dict[str, str]]]:
+    """A datagram socket standing in for systemd's, and the NOTIFY_SOCKET (abstract) naming it."""
+    name = f"udsproxy-test-{os.getpid()}-{os.path.basename(sockdir)}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sd:
+        sd.bind(b"\0" + name.encode())
+        sd.settimeout(10)
+        yield sd, {"NOTIFY_SOCKET": "@" + name}
+
+
 def test_reload_adding_a_server_refuses_nothing(
     sockdir: str, start_backend, start_proxy: StartProxy
 ) -> None:  # type: ignore[no-untyped-def]
@@ -184,29 +213,18 @@ def test_reload_adding_a_server_refuses_nothing(
     fe = f"{sockdir}/fe.sock"
     one = f"    server a {sockdir}/a.sock"
     proxy = start_proxy(http_config(sockdir, one), ready=f"unix@{fe}")
-    loops = [ClientLoop(f"unix@{fe}", keep) for keep in (False, True, True)]
-    for loop in loops:
-        loop.start()
-    try:
-        wait_for(lambda: all(len(loop.backends) > 20 for loop in loops), "no traffic")
+    with client_loops(f"unix@{fe}", False, True, True) as loops:
         with open(proxy.cfg_path, "w") as f:
             f.write("backend broken\n    balanse roundrobin\n")
         proxy.proc.send_signal(signal.SIGHUP)
         proxy.wait_log("reload failed (1 error); still serving generation 1")
         with open(proxy.cfg_path, "w") as f:
             f.write(http_config(sockdir, f"{one}\n    server b {sockdir}/b.sock"))
-        seen = [len(loop.backends) for loop in loops]
         proxy.proc.send_signal(signal.SIGHUP)
         proxy.wait_log("reloaded")
-        wait_for(
-            lambda: all("b" in loop.backends[n:] for loop, n in zip(loops, seen)),
-            "the new server got no traffic from every client",
+        wait_answers(
+            loops, lambda got: "b" in got, "the new server got no traffic from every client"
         )
-    finally:
-        for loop in loops:
-            loop.stop.set()
-        for loop in loops:
-            loop.join(10)
     assert [loop.failures for loop in loops] == [[], [], []]
     log = proxy.log()
     assert "received SIGHUP: reloading the configuration" in log
@@ -229,31 +247,17 @@ def test_reload_changing_a_sockets_mode_and_owner_refuses_nothing(
     if root:
         steps.append("mode 660 uid 65534 gid 65534")
     proxy = start_proxy(base.replace(line, f"{line} mode 644"), ready=f"unix@{fe}")
-    loops = [ClientLoop(f"unix@{fe}", keep) for keep in (False, False, True)]
-    for loop in loops:
-        loop.start()
-    try:
-        wait_for(lambda: all(len(loop.backends) > 20 for loop in loops), "no traffic")
+    with client_loops(f"unix@{fe}", False, False, True) as loops:
         for number, options in enumerate(steps, start=2):
             with open(proxy.cfg_path, "w") as f:
                 f.write(base.replace(line, f"{line} {options}"))
-            seen = [len(loop.backends) for loop in loops]
             proxy.proc.send_signal(signal.SIGHUP)
             proxy.wait_log(f"generation {number}; listeners: 0 new, 1 rebound, 0 closed")
-            # Traffic flows on the new socket, and past the old one's drain.
-            wait_for(
-                lambda seen=seen: all(len(lp.backends) > n + 20 for lp, n in zip(loops, seen)),
-                "no traffic after the reload",
-            )
+            wait_answers(loops, lambda got: len(got) > 20, "no traffic after the reload")
             wait_for(  # the old socket's drain, under the loops
                 lambda n=number - 1: proxy.log().count("the replaced socket is closed") == n,
                 "the replaced socket was never closed",
             )
-    finally:
-        for loop in loops:
-            loop.stop.set()
-        for loop in loops:
-            loop.join(10)
     assert [loop.failures for loop in loops] == [[], [], []]
     st = os.stat(fe)
     if root:
@@ -307,21 +311,12 @@ def test_a_reload_needing_a_lost_privilege_is_refused_whole(
     fe = f"{sockdir}/fe.sock"
     drop = "user nobody\n    group nogroup"
     one = f"    server a {sockdir}/a.sock"
-    name = f"udsproxy-test-{os.getpid()}-{os.path.basename(sockdir)}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sd:
-        sd.bind(b"\0" + name.encode())
-        sd.settimeout(10)
-        proxy = start_proxy(
-            http_config(sockdir, one, drop), ready=f"unix@{fe}", env={"NOTIFY_SOCKET": "@" + name}
-        )
+    with notify_socket(sockdir) as (sd, env):
+        proxy = start_proxy(http_config(sockdir, one, drop), ready=f"unix@{fe}", env=env)
         assert sd.recv(4096).decode().startswith("READY=1")
         proxy.wait_log("dropped privileges to uid=65534")
         mode_before = os.stat(fe).st_mode & 0o777
-        loops = [ClientLoop(f"unix@{fe}", keep) for keep in (False, True)]
-        for loop in loops:
-            loop.start()
-        try:
-            wait_for(lambda: all(len(loop.backends) > 20 for loop in loops), "no traffic")
+        with client_loops(f"unix@{fe}", False, True) as loops:
             needs_root = http_config(
                 sockdir, f"{one}\n    server b {sockdir}/b.sock", drop
             ).replace(
@@ -349,27 +344,14 @@ def test_a_reload_needing_a_lost_privilege_is_refused_whole(
                 "fe.sock"
             ]
             assert os.stat(fe).st_mode & 0o777 == mode_before  # the old socket, untouched
-            seen = [len(loop.backends) for loop in loops]
-            wait_for(
-                lambda: all(len(lp.backends) > n + 20 for lp, n in zip(loops, seen)),
-                "the old config stopped serving",
-            )
+            wait_answers(loops, lambda got: len(got) > 20, "the old config stopped serving")
             assert all("b" not in loop.backends for loop in loops)  # nothing of it applied
             with open(proxy.cfg_path, "w") as f:
                 f.write(http_config(sockdir, f"{one}\n    server b {sockdir}/b.sock", drop))
             proxy.proc.send_signal(signal.SIGHUP)
             assert sd.recv(4096).decode().startswith("RELOADING=1")
             assert sd.recv(4096).decode() == "READY=1\nSTATUS=generation 2 serving"
-            seen = [len(loop.backends) for loop in loops]
-            wait_for(
-                lambda: all("b" in lp.backends[n:] for lp, n in zip(loops, seen)),
-                "the valid reload after the refused one was not applied",
-            )
-        finally:
-            for loop in loops:
-                loop.stop.set()
-            for loop in loops:
-                loop.join(10)
+            wait_answers(loops, lambda got: "b" in got, "the valid reload was not applied")
     assert [loop.failures for loop in loops] == [[], []]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
