@@ -61,6 +61,9 @@ class ProxyBuilder:
     # http-check rules: a proxy's own lines replace those it inherits from defaults.
     http_check_rules: List[model.HttpCheckRule] = field(default_factory=list)
     http_check_inherited: Tuple[model.HttpCheckRule, ...] = ()
+    # ``capture`` lines (frontends only, never inherited).
+    request_captures: List[model.Capture] = field(default_factory=list)
+    response_captures: List[model.Capture] = field(default_factory=list)
 
     def inherit(self, name: str, kind: str, filename: str, lineno: int) -> ProxyBuilder:
         """A new proxy section starting from this defaults section's settings."""
@@ -115,6 +118,8 @@ class ProxyBuilder:
             load_server_state=f.get(  # type: ignore[arg-type]
                 "load-server-state-from-file", model.LoadServerState.NONE
             ),
+            request_captures=tuple(self.request_captures),
+            response_captures=tuple(self.response_captures),
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,

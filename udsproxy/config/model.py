@@ -11,9 +11,12 @@ documented fallback, which the accessors below apply).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from udsproxy.strenum import StrEnum
+
+if TYPE_CHECKING:
+    from udsproxy.logformat import LogFormat
 
 # Address families understood by ``bind`` and ``server``.
 UNIX = "unix"  # a socket file
@@ -373,6 +376,14 @@ class Redispatch:
 
 
 @dataclass(frozen=True)
+class Capture:
+    """``capture request|response header <name> len <length>``: a header value for the log."""
+
+    name: str  # as written; matched case-insensitively
+    length: int  # the value is cut to this many bytes
+
+
+@dataclass(frozen=True)
 class Proxy:
     """A ``frontend``, ``backend`` or ``listen`` section (or a ``defaults`` one)."""
 
@@ -399,6 +410,13 @@ class Proxy:
     # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
     # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
+    # The session log line, compiled from the last of ``log-format``, ``option httplog
+    # [clf]`` and ``option tcplog`` (frontends only; None: no session line).
+    log_format: Optional[LogFormat] = None
+    request_captures: Tuple[Capture, ...] = ()  # in declaration order: %hr's fields
+    response_captures: Tuple[Capture, ...] = ()
+    unique_id_format: Optional[LogFormat] = None  # %ID, and the unique-id-header value
+    unique_id_header: Optional[str] = None
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = field(default="", compare=False)  # for messages only

@@ -18,6 +18,7 @@ from ..errors import ConfigError, ConfigErrors
 from . import keywords as kw
 from .builders import IMPLEMENTED, PLANNED_AREAS, Context, GlobalBuilder, ProxyBuilder
 from .lexer import Line, lex
+from .logformat import compile_proxy_formats
 from .model import (
     ABNS,
     ABNSZ,
@@ -331,6 +332,14 @@ class _Parser:
 
     def finish_proxy(self, builder: ProxyBuilder, glob: Global) -> Proxy:
         proxy = builder.build(glob.logs)
+        proxy, errors, notices = compile_proxy_formats(proxy, builder.fields)
+        for exc in errors:
+            # A format inherited from a defaults section fails once, not once per frontend.
+            if not any(str(e) == str(exc) for e in self.errors):
+                self.errors.append(exc)
+        for notice in notices:
+            if notice not in self.warnings:
+                self.warnings.append(notice)
         return replace(proxy, binds=tuple(self.merge_bind(b, glob) for b in proxy.binds))
 
     # ----------------------------------------------------------------- validation

@@ -29,6 +29,7 @@ from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
 from ..log.targets import LogSink
+from ..logformat.session import SessionLog
 from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
@@ -36,7 +37,7 @@ from ..stream import client_key
 from ..sweeper import IdleSweeper
 from . import pages
 from .chunks import ChunkError, ChunkScan
-from .exchange import PRECONNECT, Exchange, Phase, render_log
+from .exchange import PRECONNECT, Exchange, Phase
 from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
@@ -100,6 +101,7 @@ class HTTPContext:
         self.sweeper = sweeper
         self.pools = pools
         self.sink = sink if sink is not None and sink.enabled else None
+        self.log = SessionLog(frontend, frontend_counters, self.sink)
         self.listener_id = listener_id
         self.on_open = on_open
         self.on_close = on_close
@@ -121,10 +123,7 @@ class HTTPContext:
                 client.close()
 
     def write_session_log(self, rec: SessionRecord) -> None:
-        if self.sink is not None:
-            line = render_log(self.settings, rec)
-            if line is not None:
-                self.sink.session(line)
+        self.log.write(rec)
 
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
@@ -245,6 +244,9 @@ class ClientConnection(Protocol):
         self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
+        # When this request's stream began: the accept, then the end of the previous
+        # request (HAProxy's accept date of a keep-alive connection's next stream).
+        self.stream_accepted = self.accepted
         self.cycle_start = self.accepted
         self.seen = self.accepted
         peer = transport.getPeer()
@@ -283,6 +285,12 @@ class ClientConnection(Protocol):
             rec.listener_id = self.ctx.listener_id
         else:
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def local_address(self) -> Any:
+        """The listener's address this client reached (None for a unix socket)."""
+        if self.client_ip is None or self.transport is None:
+            return None
+        return self.transport.getHost()
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         if self.gone:
@@ -617,6 +625,11 @@ class ClientConnection(Protocol):
             fields.append(CONNECTION_KEEP_ALIVE)
         if chunked:
             fields.append(TE_CHUNKED)
+        if self.ctx.log.unique_id_format is not None:
+            uid = ex.make_unique_id()
+            header = settings.unique_id_header
+            if header is not None:
+                fields.append((header[0], header[1], uid.encode("latin-1", "replace")))
         ff = settings.forwardfor
         if ff is not None:
             field = ff.item_for(self.ff_value, fields)
@@ -665,10 +678,10 @@ class ClientConnection(Protocol):
             frontend=self.ctx.frontend.name,
             backend=None,
             server=None,
-            accept_time=self.accepted,
+            accept_time=self.stream_accepted,
             request_time=started,
             t_request=-1,
-            t_total=int((now - self.accepted) * 1000),
+            t_total=int((now - self.stream_accepted) * 1000),
             t_active=int((now - started) * 1000),
             bytes_read=sent,
             bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
@@ -676,8 +689,11 @@ class ClientConnection(Protocol):
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
             status=status,
+            request_counter=self.ctx.counters.global_counters.next_stream(),
         )
         self.fill_peer(rec)
+        if self.ctx.log.need_optional:
+            self.ctx.log.fill(rec, self.local_address())
         self.ctx.write_session_log(rec)
 
     # ----------------------------------------------------------------- writing
@@ -802,7 +818,8 @@ class ClientConnection(Protocol):
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
             pending = leftover or self.backlog
-            self.head_started = self.ctx.reactor.seconds() if pending else None
+            self.stream_accepted = self.ctx.reactor.seconds()
+            self.head_started = self.stream_accepted if pending else None
             # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
             # while its next requests are already here, and sent together once it has no
             # request left waiting, as one write instead of one small packet per response.

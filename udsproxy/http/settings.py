@@ -6,7 +6,7 @@ its hot path instead of walking config objects per request.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..config.model import Algorithm, Global, Proxy
 from ..stream import resolve_timeouts
@@ -53,9 +53,13 @@ class HTTPSettings:
         # HAProxy: the backend's forwardfor wins over the frontend's.
         ff = (backend.forwardfor if backend is not None else None) or frontend.forwardfor
         self.forwardfor: Optional[ForwardRule] = ForwardRule(ff) if ff is not None else None
-        self.httplog = frontend.has_option("httplog")
-        self.tcplog = frontend.has_option("tcplog")
-        self.dontlognull = frontend.has_option("dontlognull")
+        # unique-id-header: the request's ID goes to the server in this field.
+        header = frontend.unique_id_header
+        self.unique_id_header: Optional[Tuple[bytes, bytes]] = (
+            (header.encode("latin-1"), header.lower().encode("latin-1"))
+            if header is not None and frontend.unique_id_format is not None
+            else None
+        )
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
         )
