@@ -40,11 +40,12 @@ addresses or ``bytes``; ``src`` of a unix-socket client is the string ``"unix"``
 
 from __future__ import annotations
 
-from . import converters as _converters  # noqa: F401  (registers the converters)
-from . import fetches as _fetches  # noqa: F401  (registers the fetches)
+# Importing these modules fills the fetch and converter tables.
 from .acl import DERIVED, FAIL, MISS, PASS, PREDEFINED, Acl, AclExpr, AclTable
 from .condition import Condition, compile_condition, split_condition
 from .context import ConnInfo, Need, RuleContext, Where
+from .converters import MAP_METHODS
+from .fetches import UNIX
 from .patterns import METHODS
 from .sample import (
     CONVERTERS,
@@ -71,6 +72,7 @@ __all__ = [
     "FAIL",
     "FETCHES",
     "FetchDef",
+    "MAP_METHODS",
     "METHODS",
     "MISS",
     "Need",
@@ -78,6 +80,7 @@ __all__ = [
     "PREDEFINED",
     "RuleContext",
     "Sample",
+    "UNIX",
     "Where",
     "compile_condition",
     "compile_sample",

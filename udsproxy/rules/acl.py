@@ -18,8 +18,6 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
-from . import converters as _converters  # noqa: F401  (registers the converters)
-from . import fetches as _fetches  # noqa: F401  (registers the fetches)
 from .context import Need, RuleContext, Where
 from .patterns import (
     DEFAULT_METHOD,

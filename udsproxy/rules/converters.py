@@ -50,7 +50,7 @@ register_converter(
 
 
 # ----------------------------------------------------------------- maps
-_MAP_METHODS = ("str", "beg", "sub", "dir", "dom", "end", "reg", "int", "ip")
+MAP_METHODS = ("str", "beg", "sub", "dir", "dom", "end", "reg", "int", "ip")
 _MAP_INPUT = {"int": INT, "ip": IP}
 _MAP_OUTPUT = {"str": STR, "int": INT, "ip": IP}
 
@@ -108,7 +108,7 @@ def _typed_default(default: Optional[str], out: str, origin: Origin) -> Any:
     return v
 
 
-for _method in _MAP_METHODS:
+for _method in MAP_METHODS:
     for _out in _MAP_OUTPUT:
         _name = f"map_{_method}" + ("" if _out == STR else f"_{_out}")
         register_converter(
