@@ -292,6 +292,11 @@ def check_place(fetch: FetchDef, origin: Origin) -> None:
 def _place_hint(fetch: FetchDef, where: Where) -> str:
     if fetch.need & Need.RESPONSE:
         return "response fetches (status, res.hdr ...) belong in http-response rules"
+    if where is Where.TCP_CONNECTION:
+        return (
+            "tcp-request connection rules see the connection only (src, src_port, dst, "
+            "dst_port); use tcp-request content or http-request rules"
+        )
     if fetch.need & Need.REQUEST and where is Where.HTTP_RESPONSE:
         return "save it in http-request with set-var, then read var() in the response"
     if fetch.need & Need.REQUEST:
