@@ -148,6 +148,12 @@ def compile_acl_expr(words: List[str], origin: Origin) -> AclExpr:
     if not words:
         raise origin.error("an ACL needs a criterion", hint="e.g. path_beg /api")
     criterion, derived_method = _split_criterion(words[0], origin)
+    name = criterion.split("(", 1)[0].split(",", 1)[0]
+    if name not in FETCHES:
+        raise origin.error(
+            f"unknown fetch '{name}'",
+            hint=did_you_mean(name, [*FETCHES, *DERIVED]) or "see section 7.3 of HAProxy's manual",
+        )
     parsed: Parsed = parse_expr(criterion, origin)
     check_place(parsed.fetch, origin)
     if parsed.converters:
