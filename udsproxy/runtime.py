@@ -894,6 +894,7 @@ class ProxyCounters:
         self.bout = 0
         self.ereq = 0  # request errors (bad requests, client timeouts)
         self.dreq = 0  # denied requests
+        self.dcon = 0  # connections refused by tcp-request connection rules
         self.last_request_error: Optional[CapturedError] = None
         self.request_errors = 0  # captured so far (``show errors``: event #)
         self.log_count = 0  # session lines logged (``%lc``)
@@ -921,7 +922,7 @@ class ProxyCounters:
         self.req_rate.max = 0
 
     def clear_all(self) -> None:
-        for name in ("stot", "bin", "bout", "ereq", "dreq"):
+        for name in ("stot", "bin", "bout", "ereq", "dreq", "dcon"):
             setattr(self, name, 0)
         self.smax = self.scur
         self.init_stream_counters()

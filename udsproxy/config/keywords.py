@@ -53,6 +53,7 @@ from .proxy_keywords import (
     planned_option,
     planned_proxy,
 )
+from .rule_keywords import p_acl, p_tcp_request, p_use_backend, p_use_server
 from .servers import p_bind, p_default_server, p_server
 
 
@@ -444,16 +445,31 @@ KEYWORDS: List[Keyword] = [
     K(
         "acl",
         "fbl",
-        planned_proxy("acl", 2, "acl <name> <criterion> [flags] [values]"),
-        "acl <name> <criterion> [flags] [values]",
-        status="routing",
+        p_acl,
+        "acl <name> <criterion>[,<converter>...] [-i] [-f <file>] [-m <method>] [--] "
+        "[<pattern> ...]: a named test; lines with one name are ORed",
     ),
     K(
         "use_backend",
         "fl",
-        planned_proxy("use_backend", 1, "use_backend <backend> [if|unless <cond>]"),
-        "use_backend <backend> [if|unless <cond>]",
-        status="routing",
+        p_use_backend,
+        "use_backend <backend>|<%[expr]> [if|unless <cond>]: the first matching rule picks "
+        "the backend, per request (a computed name that does not exist: 503)",
+    ),
+    K(
+        "use-server",
+        "bl",
+        p_use_server,
+        "use-server <server> if|unless <cond>: send matching requests to this server "
+        "(skipped while it is down)",
+    ),
+    K(
+        "tcp-request",
+        "dfbl",
+        p_tcp_request,
+        "tcp-request connection accept|reject [if|unless <cond>] (at accept, layer 4 only)"
+        "  |  tcp-request content accept|reject [if|unless <cond>] (mode tcp)"
+        "  |  tcp-request inspect-delay <time>",
     ),
     K(
         "http-request",
@@ -492,7 +508,6 @@ REFUSED: Dict[str, str] = {
     "stick": "stick tables are not supported",
     "compression": "compression is not supported",
     "lua-load": "Lua is not supported; extend udsproxy in Python instead",
-    "tcp-request": "tcp-request rules are not supported",
     "tcp-response": "tcp-response rules are not supported",
 }
 

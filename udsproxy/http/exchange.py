@@ -81,6 +81,9 @@ class Exchange:
     __slots__ = (
         "client",
         "ctx",
+        "backend",
+        "settings",
+        "pinned",
         "request",
         "method",
         "request_time",
@@ -123,6 +126,10 @@ class Exchange:
         self.client = client
         ctx = client.ctx
         self.ctx = ctx
+        # The route: the frontend's default, until use_backend rules choose another.
+        self.backend = ctx.backend
+        self.settings = ctx.settings
+        self.pinned: Optional[ServerState] = None  # use-server: the server rules chose
         self.request = request
         self.method: bytes = request.method
         now = ctx.reactor.seconds()
@@ -205,14 +212,15 @@ class Exchange:
 
     def ask_slot(self, key: Optional[bytes]) -> None:
         """Ask the backend for a slot, balanced on ``key``."""
-        backend = self.ctx.backend
+        backend = self.backend
         if backend is None:
             self.fail(503, "SC")
             return
-        bound = None
+        bound = self.pinned
         last = self.client.last_server
         if (
-            self.ctx.settings.prefer_last_server
+            bound is None
+            and self.settings.prefer_last_server
             and last is not None
             and last.usable  # HAProxy: not a drained, weight 0 or NOLB server
             and last.has_free_slot
@@ -220,7 +228,7 @@ class Exchange:
             bound = last
         ctx = self.ctx
         self.attempt = ServerAttempt(
-            backend, self, ctx.reactor, ctx.connector, ctx.settings.timeouts.connect, self.started
+            backend, self, ctx.reactor, ctx.connector, self.settings.timeouts.connect, self.started
         )
         self.attempt.request(key, bound)
 
@@ -230,7 +238,7 @@ class Exchange:
         self.server = server
         conn = self.client.private_connection(server)
         if conn is None and not self.resent:
-            conn = self.ctx.pools.take(server, self.client.requests == 1, self.ctx.settings.reuse)
+            conn = self.ctx.pools.take(server, self.client.requests == 1, self.settings.reuse)
         return conn
 
     def server_protocol(self, server: ServerState) -> ServerConnection:
@@ -311,9 +319,9 @@ class Exchange:
         conn = self.unpair()
         if conn is None:
             return
-        if keep and conn.reusable and not self.ctx.settings.server_close:
+        if keep and conn.reusable and not self.settings.server_close:
             conn.recycle()
-            if self.client.keep_private(conn) or self.ctx.pools.put(conn):
+            if self.client.keep_private(conn, self.settings.reuse) or self.ctx.pools.put(conn):
                 return
         conn.close()
 
@@ -567,7 +575,7 @@ class Exchange:
         conn = self.upstream
         server_fin = conn is not None and conn.server_fin
         flags = tunnel_idle(
-            self.ctx.settings.timeouts, now - self.server_seen, server_fin, self.client_fin
+            self.settings.timeouts, now - self.server_seen, server_fin, self.client_fin
         )
         if flags is not None:
             if self.flags == "--":
@@ -575,7 +583,7 @@ class Exchange:
             self.end_tunnel(abort=True)
             return None
         return tunnel_deadline(
-            self.ctx.settings.timeouts, self.server_seen, server_fin, self.client_fin
+            self.settings.timeouts, self.server_seen, server_fin, self.client_fin
         )
 
     # ----------------------------------------------------------------- timeouts
@@ -584,7 +592,7 @@ class Exchange:
         when it would fire if nothing happens, or None."""
         if self.phase is Phase.TUNNEL:
             return self.check_tunnel(now)
-        limit = self.ctx.settings.server_timeout
+        limit = self.settings.server_timeout
         conn = self.upstream
         if limit is None or conn is None or self.phase < Phase.SENDING:
             return None
@@ -703,7 +711,7 @@ class Exchange:
         ctx = self.ctx
         now = ctx.reactor.seconds()
         req = self.request
-        backend = ctx.backend
+        backend = self.backend
         attempt = self.attempt
         server = self.server
         client = self.client

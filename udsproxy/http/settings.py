@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+from ..backend import Backend
 from ..config.model import Algorithm, Global, Proxy
+from ..routing import ServerRules, server_rules
 from ..stream import resolve_timeouts
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
@@ -62,4 +64,20 @@ class HTTPSettings:
         )
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
+        )
+
+
+class Route:
+    """Where ``use_backend`` sends a request: the backend, the HTTP settings of the
+    frontend/backend pair, and the backend's ``use-server`` rules (None: none)."""
+
+    __slots__ = ("backend", "settings", "servers")
+
+    def __init__(self, backend: Optional[Backend], settings: HTTPSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.servers: Optional[ServerRules] = (
+            server_rules(backend.proxy.use_servers, backend.servers)
+            if backend is not None
+            else None
         )
