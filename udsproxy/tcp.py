@@ -234,6 +234,14 @@ class TCPSession:
         self.bytes_out = 0
         self.counter = ctx.counters.global_counters.next_stream()  # %rt
         self.server_source: Optional[Tuple[str, int]] = None  # %bi:%bp
+        # %fi:%fp of a TCP listener and the connection of %[expr]: read while the socket is
+        # open, only for formats that print them.
+        self.local: Any = transport.getHost() if ctx.log.need_frontend_addr else None
+        self.log_conn = (
+            connection_info(transport, ctx.frontend.name, ctx.listener_id)
+            if ctx.log.need_samples
+            else None
+        )
         clock = ctx.reactor
         self.accepted = clock.seconds()
         self.last_activity = self.accepted
@@ -406,6 +414,7 @@ class TCPSession:
                 return
         if self.server_t is not None:
             self.server_t.loseWriteConnection()
+            self.end_if_both_ended()
         elif self.peer_is_unix and peer_closed(self.client_t.fileno()):
             # Gone for good, not half-closed: leave the queue (or the connect) now.
             self.client_t.abortConnection()
@@ -414,6 +423,16 @@ class TCPSession:
         self.server_eof = True
         self.last_activity = self.ctx.sweeper.now
         self.client_t.loseWriteConnection()
+        self.end_if_both_ended()
+
+    def end_if_both_ended(self) -> None:
+        """Both sides sent their FIN: nothing more can flow, the session is over (as
+        HAProxy); each side gets what is buffered, then the close. Neither would close
+        first otherwise, each waiting for the other: a session left until its timeout."""
+        if self.client_eof and self.server_eof:
+            self.client_t.loseConnection()
+            if self.server_t is not None:
+                self.server_t.loseConnection()
 
     # ----------------------------------------------------------------- endings
     def check_idle(self, now: float) -> Optional[float]:
@@ -536,10 +555,16 @@ class TCPSession:
         if log.response_captures is not None:
             rec.response_captures = [None] * len(log.response_captures)
         if log.need_optional:
-            local = None if ip is None else self.client_t.getHost()
-            log.fill(rec, local, target, self.server_source)
+            log.fill(rec, None if ip is None else self.local, target, self.server_source)
+        if log.need_samples:
+            assert self.log_conn is not None
+            rec.sample = rules = self.rules or RuleContext(self.log_conn)
+            rules.backend = self.backend.name if self.backend is not None else None
+            rules.server = target.name if target is not None else None
         if log.unique_id_format is not None:
             rec.unique_id = log.unique_id(rec)
+            if isinstance(rec.sample, RuleContext):
+                rec.sample.unique_id = rec.unique_id
         log.write(rec)
 
 

@@ -22,9 +22,11 @@ from ..logformat import (
     UNIQUE_ID,
     LogFormat,
     SampleCompiler,
+    SampleEvaluator,
     Usage,
     compile_format,
 )
+from ..rules import Where, compile_sample
 from .builders import Context, need, no_more
 from .model import Capture, Notice, Proxy
 from .values import parse_int
@@ -142,11 +144,19 @@ def p_capture(ctx: Context, args: List[str]) -> None:
     captures.append(Capture(args[2], length))
 
 
-def _compile(
-    line: FormatLine, usage: Usage, http: bool, samples: Optional[SampleCompiler]
-) -> LogFormat:
+def _samples(line: FormatLine, where: Where) -> SampleCompiler:
+    """``%[expr]``: compiled by the rules engine for evaluation at ``where``."""
+
+    def compile_one(text: str) -> SampleEvaluator:
+        sample = compile_sample(text, where=where, filename=line.filename, lineno=line.lineno)
+        return sample.text_of  # type: ignore[return-value]
+
+    return compile_one
+
+
+def _compile(line: FormatLine, usage: Usage, http: bool, where: Where) -> LogFormat:
     try:
-        return compile_format(line.text, usage, http_mode=http, samples=samples)
+        return compile_format(line.text, usage, http_mode=http, samples=_samples(line, where))
     except ConfigError as exc:
         keyword = line.keyword if line.keyword in (LOG_FORMAT, UNIQUE_ID_FORMAT) else LOG_FORMAT
         raise ConfigError(
@@ -159,7 +169,7 @@ def _compile(
 
 
 def compile_proxy_formats(
-    proxy: Proxy, fields: Dict[str, object], samples: Optional[SampleCompiler] = None
+    proxy: Proxy, fields: Dict[str, object]
 ) -> Tuple[Proxy, List[ConfigError], List[Notice]]:
     """``proxy`` with its formats compiled (frontends only), the errors and the warnings."""
     if not proxy.is_frontend:
@@ -184,12 +194,17 @@ def compile_proxy_formats(
         )
         log_line = replace(log_line, text=TCPLOG)
     compiled: List[Optional[LogFormat]] = []
-    for line, usage in ((log_line, LOG), (fields.get(UNIQUE_ID_FORMAT), UNIQUE_ID)):
+    # A unique ID is made when the request is (HAProxy: with the request's fetches only).
+    id_where = Where.HTTP_REQUEST if http else Where.TCP_CONTENT
+    for line, usage, where in (
+        (log_line, LOG, Where.LOG),
+        (fields.get(UNIQUE_ID_FORMAT), UNIQUE_ID, id_where),
+    ):
         if not isinstance(line, FormatLine):
             compiled.append(None)
             continue
         try:
-            fmt = _compile(line, usage, http, samples)
+            fmt = _compile(line, usage, http, where)
         except ConfigError as exc:
             errors.append(exc)
             compiled.append(None)

@@ -46,6 +46,7 @@ from zope.interface import alsoProvides
 
 from ..log import SessionRecord
 from ..logformat.session import address_pair, request_line
+from ..rules import RuleContext
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
@@ -120,6 +121,8 @@ class Exchange:
         "res_caps",
         "unique_id",
         "server_source",
+        "rules",
+        "res_items",
     )
 
     def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
@@ -174,6 +177,8 @@ class Exchange:
         )
         self.unique_id: Optional[str] = None
         self.server_source: Optional[Tuple[str, int]] = None
+        self.rules: Optional[RuleContext] = None  # made by routing rules, or for %[expr]
+        self.res_items: Any = ()  # the response's fields, kept when %[expr] may read them
 
     def __repr__(self) -> str:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
@@ -384,6 +389,8 @@ class Exchange:
             self.status = event.status_code
             if self.res_caps is not None:
                 self.capture_response(event)
+            if self.ctx.log.need_samples:
+                self.res_items = full_items(event.headers)
             self.phase = Phase.RESPONDING
             self.bytes_out += client.send_response_head(event)
         elif kind is h11.EndOfMessage:
@@ -748,7 +755,29 @@ class Exchange:
         client.fill_peer(rec)
         if ctx.log.need_optional:
             ctx.log.fill(rec, client.local_address(), server, self.server_source)
+        if ctx.log.need_samples:
+            rec.sample = self.rule_context()
         return rec
+
+    def rule_context(self) -> RuleContext:
+        """The request as fetches see it, with what is known of it now (``%[expr]``)."""
+        rules = self.rules
+        if rules is None:
+            req = self.request
+            rules = self.rules = RuleContext(
+                self.client.conn_info(),
+                req.method,
+                req.target,
+                req.http_version,
+                full_items(req.headers),
+            )
+        backend = self.backend
+        rules.backend = backend.name if backend is not None else None
+        rules.server = self.server.name if self.server is not None else None
+        rules.unique_id = self.unique_id
+        rules.status = self.status
+        rules.res_headers = self.res_items
+        return rules
 
     def make_unique_id(self) -> str:
         """This request's ID (``unique-id-format``), made once: %ID and the header's value."""

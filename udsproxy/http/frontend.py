@@ -296,7 +296,12 @@ class ClientConnection(Protocol):
         if isinstance(peer, (IPv4Address, IPv6Address)):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
+        self.local: Any = None  # see local_address()
+        if ctx.log.need_frontend_addr:
+            self.local_address()
         self.rule_conn: Optional[ConnInfo] = None
+        if ctx.log.need_samples:
+            self.conn_info()  # while the socket is open: the log line's %[expr] read it
         if ctx.connection_rules and not connection_verdict(
             ctx.connection_rules, RuleContext(self.conn_info())
         ):
@@ -339,10 +344,14 @@ class ClientConnection(Protocol):
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
 
     def local_address(self) -> Any:
-        """The listener's address this client reached (None for a unix socket)."""
-        if self.client_ip is None or self.transport is None:
+        """The listener's address this client reached (None for a unix socket), read while
+        the socket is open and kept: only for formats that print it (%fi, %fp)."""
+        if self.client_ip is None:
             return None
-        return self.transport.getHost()
+        local = self.local
+        if local is None and not self.gone:
+            local = self.local = self.transport.getHost()  # type: ignore[union-attr]
+        return local
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         if self.gone:
@@ -665,7 +674,7 @@ class ClientConnection(Protocol):
         server; False when the request was answered (a computed backend name that names
         no backend: 503, and a log line naming it)."""
         ctx = self.ctx
-        rctx = RuleContext(
+        rctx = ex.rules = RuleContext(
             self.conn_info(), request.method, request.target, request.http_version, items
         )
         route = ctx.default_route
@@ -774,6 +783,10 @@ class ClientConnection(Protocol):
 
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:
         """The session line of a connection that ended before a complete request head."""
+        log = self.ctx.log
+        null = self.h11 is None  # not a byte came
+        if log.sink is None or log.format is None or (null and log.dontlognull):
+            return  # as HAProxy: no line, and no request number taken for it
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
@@ -786,7 +799,7 @@ class ClientConnection(Protocol):
             t_total=int((now - self.stream_accepted) * 1000),
             t_active=int((now - started) * 1000),
             bytes_read=sent,
-            bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
+            bytes_in=0 if null else 1,
             termination=flags,
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
@@ -794,8 +807,10 @@ class ClientConnection(Protocol):
             request_counter=self.ctx.counters.global_counters.next_stream(),
         )
         self.fill_peer(rec)
-        if self.ctx.log.need_optional:
-            self.ctx.log.fill(rec, self.local_address())
+        if log.need_optional:
+            log.fill(rec, self.local_address())
+        if log.need_samples:  # no request: only the connection's fetches have a value
+            rec.sample = RuleContext(self.conn_info())
         self.ctx.write_session_log(rec)
 
     # ----------------------------------------------------------------- writing

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import List, Tuple, Union
 
 from ..errors import ConfigError
+from ..rules.sample import find_sample_end
 
 
 class Flag(enum.IntFlag):
@@ -86,34 +87,6 @@ def apply_flags(arg: str, flags: Flag, warnings: List[str]) -> Flag:
     return flags
 
 
-def expression_end(fmt: str, start: int) -> int:
-    """The index of the ``]`` closing the sample expression that starts at ``start``, or -1.
-
-    Brackets inside a fetch's or converter's parentheses (a regex, a map default) do not
-    end it; neither do characters inside quotes there.
-    """
-    depth = 0
-    quote = ""
-    i = start
-    while i < len(fmt):
-        c = fmt[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif depth and c in "'\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")" and depth:
-            depth -= 1
-        elif c == "]" and not depth:
-            return i
-        i += 1
-    return -1
-
-
 def _name_end(fmt: str, i: int) -> int:
     while i < len(fmt) and fmt[i].isascii() and fmt[i].isalnum():
         i += 1
@@ -180,7 +153,7 @@ def parse(fmt: str, flags: Flag, merge_spaces: bool) -> Tuple[List[Node], List[s
             var_flags = apply_flags(arg, flags, warnings)
         flush()
         if fmt[j] == "[":
-            end = expression_end(fmt, j + 1)
+            end = find_sample_end(fmt, j + 1)
             if end < 0:
                 raise ConfigError(
                     f"missing ']' after '{fmt[j + 1 :]}'", hint="end the expression with ']'"

@@ -24,6 +24,7 @@ from .variables import (
     NEED_FRONTEND_ADDR,
     NEED_REQUEST_CAPTURES,
     NEED_RESPONSE_CAPTURES,
+    NEED_SAMPLES,
     NEED_SERVER_ADDR,
     NEED_SERVER_SOURCE,
 )
@@ -71,6 +72,8 @@ class SessionLog:
         self.need_optional = (
             self.need_frontend_addr or self.need_server_addr or self.need_server_source
         )
+        # %[expr]: the record carries the request's rule context (``rec.sample``).
+        self.need_samples = NEED_SAMPLES in needs
         # Header captures, as (lower-case name, length), when a format prints them.
         self.request_captures = _captures(frontend, "request", NEED_REQUEST_CAPTURES in needs)
         self.response_captures = _captures(frontend, "response", NEED_RESPONSE_CAPTURES in needs)
@@ -101,14 +104,18 @@ class SessionLog:
         return value
 
     def line(self, rec: SessionRecord) -> Optional[str]:
-        """The session line for ``rec``, None for none (no format, or dontlognull)."""
+        """The session line for ``rec``, None for none (no format, dontlognull, or a line
+        that a variable ended before anything was written: HAProxy sends no empty line)."""
         fmt = self.format
         if fmt is None or (self.dontlognull and rec.bytes_in == 0):
             return None
         counters = self.counters
         rec.log_count = counters.log_count
+        line = fmt.render(rec)
+        if not line:
+            return None
         counters.log_count += 1
-        return fmt.render(rec)
+        return line
 
     def write(self, rec: SessionRecord) -> None:
         """Log ``rec``'s line to the sink, if there is one."""
