@@ -128,7 +128,8 @@ def idle_ms(rec: SessionRecord) -> int:
     """Ti: from the stream's accept to the request's first byte; -1 without a request."""
     if rec.request_time is None:
         return -1
-    return max(0, int((rec.request_time - rec.accept_time) * 1000))
+    # In whole microseconds first (4 ms must not become 3.999).
+    return max(0, (round(rec.request_time * 1e6) - round(rec.accept_time * 1e6)) // 1000)
 
 
 def _tq(rec: SessionRecord) -> int:
