@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from tests.integration.backends import http_request
+from tests.integration.backends import free_port, http_request
 from tests.integration.proxy import StartProxy
+from tests.integration.test_log_format_haproxy import head
 
 
 def test_log_format_line_and_unique_id_header(
@@ -16,18 +17,9 @@ def test_log_format_line_and_unique_id_header(
     same ID, the captured headers and samples of the request and the response."""
     start_backend("a", f"{sockdir}/a.sock")
     fe = f"{sockdir}/fe.sock"
-    config = f"""
-global
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind {fe}
-    option dontlognull
+    config = (
+        head("http", fe, free_port())
+        + f"""\
     capture request header User-Agent len 8
     capture response header X-Backend len 10
     unique-id-format %[req.hdr(x-request-id)]-%rt
@@ -37,6 +29,7 @@ frontend fe
 backend b
     server a {sockdir}/a.sock
 """
+    )
     proxy = start_proxy(config, ready=f"unix@{fe}")
     answer = http_request(
         f"unix@{fe}",

@@ -84,6 +84,26 @@ def compare(fields: Kinds, ours: List[List[str]], theirs: List[List[str]]) -> No
         assert not wrong, f"line {n}: " + "; ".join(wrong)
 
 
+def head(mode: str, fe: str, port: int) -> str:
+    """The global and defaults sections and a frontend listening on ``fe`` and ``port``
+    that logs to stdout (what follows is the frontend's own lines)."""
+    return f"""
+global
+    log stdout format raw local0
+defaults
+    mode {mode}
+    log global
+    retries 2
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind {fe}
+    bind 127.0.0.1:{port}
+    option dontlognull
+"""
+
+
 Step = Callable[[str, int], object]  # one request to the frontend (unix path, TCP port)
 
 
@@ -168,20 +188,9 @@ FLAG_FIELDS: Kinds = [
 
 def http_config(sockdir: str, fields: Kinds) -> Callable[[str, int], str]:
     def config(fe: str, port: int) -> str:
-        return f"""
-global
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    retries 2
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind {fe}
-    bind 127.0.0.1:{port}
-    option dontlognull
+        return (
+            head("http", fe, port)
+            + f"""\
     log-format "{log_format(fields)}"
     capture request header X-Foo len 9
     capture request header User-Agent len 20
@@ -195,6 +204,7 @@ backend b
 backend dead
     server gone {sockdir}/gone.sock
 """
+        )
 
     return config
 
@@ -256,19 +266,9 @@ def test_httplog_and_clf_with_captures_as_haproxy(  # type: ignore[no-untyped-de
     start_backend("a", f"{sockdir}/a.sock")
 
     def config(fe: str, port: int) -> str:
-        return f"""
-global
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind {fe}
-    bind 127.0.0.1:{port}
-    option dontlognull
+        return (
+            head("http", fe, port)
+            + f"""\
     {option}
     capture request header X-Foo len 9
     capture request header User-Agent len 20
@@ -277,6 +277,7 @@ frontend fe
 backend b
     server a {sockdir}/a.sock
 """
+        )
 
     steps: List[Step] = [
         lambda fe, port: http_request(f"unix@{fe}", "GET", "/?a=%22", headers=[("X-Foo", 'a"b|c')]),
@@ -326,25 +327,16 @@ def test_tcp_log_format_as_haproxy(sockdir, start_backend, start_proxy) -> None:
     start_backend("echo", f"{sockdir}/echo.sock", mode="tcp-echo")
 
     def config(fe: str, port: int) -> str:
-        return f"""
-global
-    log stdout format raw local0
-defaults
-    mode tcp
-    log global
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind {fe}
-    bind 127.0.0.1:{port}
-    option dontlognull
+        return (
+            head("tcp", fe, port)
+            + f"""\
     log-format "{log_format(TCP_FIELDS)}"
     unique-id-format %b-%s
     default_backend b
 backend b
     server e {sockdir}/echo.sock
 """
+        )
 
     def echo(address: object) -> bytes:
         with connect(address) as sock:  # type: ignore[arg-type]

@@ -14,18 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
-from ..logformat import (
-    CLF,
-    HTTPLOG,
-    LOG,
-    TCPLOG,
-    UNIQUE_ID,
-    LogFormat,
-    SampleCompiler,
-    SampleEvaluator,
-    Usage,
-    compile_format,
-)
+from ..logformat import CLF, HTTPLOG, LOG, TCPLOG, UNIQUE_ID, LogFormat, compile_format
+from ..logformat.compiler import SampleCompiler, SampleEvaluator, Usage
 from ..rules import Where, compile_sample
 from .builders import Context, need, no_more
 from .model import Capture, Notice, Proxy
