@@ -12,6 +12,7 @@ import pytest
 
 from tests.unit.test_config_parser import errors, one_error, parse
 from udsproxy.config.model import Capture, Proxy
+from udsproxy.errors import ConfigError
 from udsproxy.logformat import CLF, HTTPLOG, TCPLOG, UNIQUE_ID, compile_format
 
 
@@ -239,3 +240,24 @@ def test_no_not_active_notice_for_logging_keywords() -> None:
         )
     )
     assert not [n for n in cfg.notices if "not active" in n.text]
+
+
+def test_compile_lf_for_action_values() -> None:
+    """compile_lf: what http-request actions compile their values with (spaces literal,
+    samples %XX-encoded for a header), errors located and worded as HAProxy's."""
+    from udsproxy.config.logformat import compile_lf
+    from udsproxy.log.formats import SessionRecord
+    from udsproxy.logformat import HTTP_VALUE
+    from udsproxy.rules import ConnInfo, RuleContext, Where
+
+    fmt = compile_lf(
+        "%[path] id=%ID  %[req.hdr(x)]", HTTP_VALUE, http=True, where=Where.HTTP_REQUEST
+    )
+    ctx = RuleContext(ConnInfo(), b"GET", b"/a?b", b"1.1", [(b"X", b"x", b"v\x01")])
+    rec = SessionRecord(unique_id="u", sample=ctx)
+    assert fmt.render(rec) == "/a id=u  v%01"
+    with pytest.raises(ConfigError) as info:
+        compile_lf("%[res.hdr(x)]", HTTP_VALUE, http=True, where=Where.HTTP_REQUEST,
+                   filename="a.cfg", lineno=9)  # fmt: skip
+    assert (info.value.filename, info.value.lineno) == ("a.cfg", 9)
+    assert str(info.value).startswith("a.cfg:9: failed to parse lf-string : ")

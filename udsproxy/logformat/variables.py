@@ -36,7 +36,7 @@ from ..log.formats import (
     RFC5424_SPECIALS,
     URL_CODES,
     SessionRecord,
-    encoding_table,
+    encoder,
     format_accept_date,
     format_gmt_date,
     format_local_date,
@@ -77,16 +77,16 @@ class Variable:
 
 # -- helpers the code calls (all in HELPERS) ------------------------------------------------
 
-_TEXT_E = encoding_table((), "", RFC5424_SPECIALS)
-_URL = encoding_table(URL_CODES, "#")
-_URL_E = encoding_table(URL_CODES, "#", RFC5424_SPECIALS)
-_HDR = encoding_table(HDR_CODES, "#")
-_HDR_E = encoding_table(HDR_CODES, "#", RFC5424_SPECIALS)
+_TEXT_E = encoder((), "", RFC5424_SPECIALS)
+_URL = encoder(URL_CODES, "#")
+_URL_E = encoder(URL_CODES, "#", RFC5424_SPECIALS)
+_HDR = encoder(HDR_CODES, "#")
+_HDR_E = encoder(HDR_CODES, "#", RFC5424_SPECIALS)
 
 
 def _esc(value: Optional[str]) -> str:
     """+E on a string: ``"``, ``\\`` and ``]`` get a backslash."""
-    return value.translate(_TEXT_E) if value else ""
+    return _TEXT_E(value) if value else ""
 
 
 def _hex_ip(host: Optional[str], absent: str) -> str:
@@ -259,16 +259,16 @@ def _line(line: Optional[str]) -> str:
     return BADREQ if line is None else line
 
 
-def _block(values: Sequence[Optional[str]], table: Dict[int, str]) -> str:
+def _block(values: Sequence[Optional[str]], encode: Callable[[str], str]) -> str:
     """%hr/%hs: ``{v1|v2}``, each value encoded, an absent header as nothing."""
-    return "{" + "|".join(v.translate(table) if v else "" for v in values) + "}"
+    return "{" + "|".join(encode(v) if v else "" for v in values) + "}"
 
 
-def _list(values: Sequence[Optional[str]], table: Dict[int, str], quote: bool) -> str:
+def _list(values: Sequence[Optional[str]], encode: Callable[[str], str], quote: bool) -> str:
     """%hrl/%hsl: values separated by spaces, ``-`` for an absent header when unquoted."""
     if quote:
-        return " ".join(f'"{v.translate(table)}"' if v else '""' for v in values)
-    return " ".join("-" if v is None else v.translate(table) for v in values)
+        return " ".join(f'"{encode(v)}"' if v else '""' for v in values)
+    return " ".join("-" if v is None else encode(v) for v in values)
 
 
 _HOSTNAME: Optional[str] = None
@@ -368,12 +368,12 @@ def _port_of(port: Code) -> Factory:
     return lambda flags: f"_port({port}, {text_code('None', flags)}, {Flag.HEXA in flags})"
 
 
-def _encoded(code: str, table: str = "_URL") -> Factory:
-    """``#XX``-encoded text (HAProxy's lf_encode_*): ``code`` with ``{table}`` the encoding
-    table (+E's variant with E); Q quotes the whole."""
+def _encoded(code: str, encode: str = "_URL") -> Factory:
+    """``#XX``-encoded text (HAProxy's lf_encode_*): ``code`` with ``{encode}`` the encoder
+    (+E's variant with E); Q quotes the whole."""
 
     def factory(flags: Flag) -> Code:
-        out = code.format(table=table + "_E" if Flag.ESCAPE in flags else table)
+        out = code.format(encode=encode + "_E" if Flag.ESCAPE in flags else encode)
         return f"'\"%s\"' % {out}" if Flag.QUOTE in flags else out
 
     return factory
@@ -381,13 +381,13 @@ def _encoded(code: str, table: str = "_URL") -> Factory:
 
 def _request(part: str) -> Factory:
     """The request line or a part of it (``part``: a helper of the line)."""
-    return _encoded(f"{part}(rec.request_line).translate({{table}})")
+    return _encoded(f"{{encode}}({part}(rec.request_line))")
 
 
 def _captures_list(field: str) -> Factory:
     def factory(flags: Flag) -> Code:
-        table = "_HDR_E" if Flag.ESCAPE in flags else "_HDR"
-        return f"_list(rec.{field}, {table}, {Flag.QUOTE in flags})"
+        encode = "_HDR_E" if Flag.ESCAPE in flags else "_HDR"
+        return f"_list(rec.{field}, {encode}, {Flag.QUOTE in flags})"
 
     return factory
 
@@ -418,7 +418,7 @@ def _captures(letter: str, field: str, need: str) -> Dict[str, Variable]:
     """%hr/%hrl (``letter`` r) or %hs/%hsl (s): printed only where the record has captures."""
     return {
         f"h{letter}": Variable(
-            _encoded(f"_block(rec.{field}, {{table}})", "_HDR"), need=need, optional_on=field
+            _encoded(f"_block(rec.{field}, {{encode}})", "_HDR"), need=need, optional_on=field
         ),
         f"h{letter}l": Variable(_captures_list(field), need=need, optional_on=field),
     }
