@@ -64,11 +64,56 @@ def _be_name(origin: Origin) -> FetchFn:
 
 
 L4 = Need.L4
-register_fetch(FetchDef("src", IP, L4, _src, help="the client's address (unix: 'unix')"))
-register_fetch(FetchDef("src_port", INT, L4, _attr("conn.src_port"), help="the client's port"))
-register_fetch(FetchDef("dst", IP, L4, _dst, help="the address the client connected to"))
-register_fetch(FetchDef("dst_port", INT, L4, _attr("conn.dst_port"), help="the listener's port"))
-register_fetch(FetchDef("fe_name", STR, L4, _attr("conn.frontend"), help="the frontend's name"))
+register_fetch(
+    FetchDef(
+        "src",
+        IP,
+        L4,
+        _src,
+        help="the client's address (unix: 'unix')",
+        inline="(ctx.conn.src or UNIX)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "src_port",
+        INT,
+        L4,
+        _attr("conn.src_port"),
+        help="the client's port",
+        inline="ctx.conn.src_port",
+    )
+)
+register_fetch(
+    FetchDef(
+        "dst",
+        IP,
+        L4,
+        _dst,
+        help="the address the client connected to",
+        inline="(ctx.conn.dst or UNIX)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "dst_port",
+        INT,
+        L4,
+        _attr("conn.dst_port"),
+        help="the listener's port",
+        inline="ctx.conn.dst_port",
+    )
+)
+register_fetch(
+    FetchDef(
+        "fe_name",
+        STR,
+        L4,
+        _attr("conn.frontend"),
+        help="the frontend's name",
+        inline="ctx.conn.frontend",
+    )
+)
 register_fetch(FetchDef("fe_id", INT, L4, _attr("conn.listener_id"), help="the listener's number"))
 register_fetch(FetchDef("be_name", STR, Need.BACKEND, _be_name, help="the backend's name"))
 register_fetch(FetchDef("srv_name", STR, Need.SERVER, _attr("server"), help="the server's name"))
@@ -76,8 +121,8 @@ register_fetch(
     FetchDef("unique-id", STR, L4, _attr("unique_id"), help="the request's unique ID"),
     "unique_id",
 )
-register_fetch(FetchDef("always_true", BOOL, L4, _const(True)))
-register_fetch(FetchDef("always_false", BOOL, L4, _const(False)))
+register_fetch(FetchDef("always_true", BOOL, L4, _const(True), inline="True"))
+register_fetch(FetchDef("always_false", BOOL, L4, _const(False), inline="False"))
 register_fetch(
     FetchDef("str", STR, L4, lambda origin, s: lambda ctx: s, (Arg("<string>"),), 1),
 )
@@ -287,12 +332,57 @@ register_fetch(
     "shdr_cnt",
 )
 register_fetch(FetchDef("res.hdr_val", INT, Need.RESPONSE, _hdr_val(True), HDR_ARGS, 1), "shdr_val")
-register_fetch(FetchDef("status", INT, Need.RESPONSE, _attr("status"), help="the response status"))
+register_fetch(
+    FetchDef(
+        "status",
+        INT,
+        Need.RESPONSE,
+        _attr("status"),
+        help="the response status",
+        inline="ctx.status",
+    )
+)
 
-register_fetch(FetchDef("path", STR, R, _attr("path"), help="the path, without the query"))
-register_fetch(FetchDef("url", STR, R, _attr("url"), help="the request target as sent"))
-register_fetch(FetchDef("query", STR, R, _attr("query"), help="what follows '?'"))
-register_fetch(FetchDef("method", STR, R, _attr("method_str"), help="the request method"))
+register_fetch(
+    FetchDef(
+        "path",
+        STR,
+        R,
+        _attr("path"),
+        help="the path, without the query",
+        inline="(ctx.path if ctx._path is U else ctx._path)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "url",
+        STR,
+        R,
+        _attr("url"),
+        help="the request target as sent",
+        inline="(ctx.url if ctx._url is U else ctx._url)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "query",
+        STR,
+        R,
+        _attr("query"),
+        help="what follows '?'",
+        inline="(ctx.query if ctx._query is U else ctx._query)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "method",
+        STR,
+        R,
+        _attr("method_str"),
+        help="the request method",
+        inline="(ctx.method_str if ctx._method is U else ctx._method)",
+    )
+)
 
 
 def _req_ver(origin: Origin) -> FetchFn:

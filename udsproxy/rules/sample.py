@@ -82,6 +82,9 @@ class FetchDef:
     volatile: bool = False
     response_twin: str = ""  # the fetch this one means in http-response rules ("hdr")
     help: str = ""
+    # The value as a Python expression over ``ctx`` for generated conditions (see
+    # ``codegen``); "" when the fetch has arguments or needs a call.
+    inline: str = ""
 
     def usage(self) -> str:
         if not self.args:
@@ -300,7 +303,7 @@ def _place_hint(fetch: FetchDef, where: Where) -> str:
     if fetch.need & Need.REQUEST and where is Where.HTTP_RESPONSE:
         return "save it in http-request with set-var, then read var() in the response"
     if fetch.need & Need.REQUEST:
-        return "HTTP fetches need 'mode http' rules (http-request, use_backend)"
+        return "HTTP fetches need 'mode http' (in this section or its defaults)"
     return f"use it in rules where {NEED_NAMES[fetch.need & ~where.available]} is known"
 
 
