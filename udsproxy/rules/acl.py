@@ -360,7 +360,9 @@ def _proto_http(origin: Origin) -> Callable[[RuleContext], Any]:
 if "req.proto_http" not in FETCHES:
     from .sample import register_fetch
 
-    register_fetch(FetchDef("req.proto_http", BOOL, Need.REQUEST, _proto_http))
+    register_fetch(
+        FetchDef("req.proto_http", BOOL, Need.REQUEST, _proto_http, help="a valid HTTP request")
+    )
 
 
 def unknown_acl(name: str, table: AclTable, origin: Origin) -> ConfigError:
