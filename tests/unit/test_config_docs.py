@@ -38,7 +38,7 @@ def test_issue_fetches_and_converters_are_listed() -> None:
     ):  # fmt: skip
         assert f"| `{fetch}" in block or f"`{fetch.rstrip('(')}`" in block, fetch
     for conv in (
-        "lower", "upper", "map(", "map_beg(", "map_dom(", "map_reg(", "regsub(", "field(",
+        "lower", "upper", "map`", "map_beg(", "map_dom(", "map_reg(", "regsub(", "field(",
         "word(", "base64", "hex", "ipmask(", "length", "bool", "not",
     ):  # fmt: skip
         assert f"`{conv}" in block, conv

@@ -87,14 +87,7 @@ class FetchDef:
     inline: str = ""
 
     def usage(self) -> str:
-        if not self.args:
-            return self.name
-        parts = [a.name for a in self.args]
-        req = ",".join(parts[: self.min_args])
-        opt = "".join(f"[,{p}]" for p in parts[self.min_args :])
-        if not req:
-            opt = opt.replace("[,", "[", 1)
-        return f"{self.name}({req}{opt})"
+        return usage(self.name, self.args, self.min_args)
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,20 @@ class ConverterDef:
     min_args: int = 0
     help: str = ""
 
-    usage = FetchDef.usage
+    def usage(self) -> str:
+        return usage(self.name, self.args, self.min_args)
+
+
+def usage(name: str, args: Tuple[Arg, ...], min_args: int) -> str:
+    """``name(<a>,<b>[,<c>])``: the required arguments, then the optional ones."""
+    if not args:
+        return name
+    parts = [a.name for a in args]
+    req = ",".join(parts[:min_args])
+    opt = "".join(f"[,{p}]" for p in parts[min_args:])
+    if not req:
+        opt = opt.replace("[,", "[", 1)
+    return f"{name}({req}{opt})"
 
 
 FETCHES: Dict[str, FetchDef] = {}
