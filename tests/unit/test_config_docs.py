@@ -42,6 +42,6 @@ def test_issue_fetches_and_converters_are_listed() -> None:
         "word(", "base64", "hex", "ipmask(", "length", "bool", "not",
     ):  # fmt: skip
         assert f"`{conv}" in block, conv
-    for word in ("path_beg", "hdr_dom", "-m str|", "METH_GET", "`tcp-request`", "`use-server`"):
+    for word in ("path_beg", "hdr_dom", "|str|beg|", "METH_GET", "`tcp-request`", "`use-server`"):
         assert word in block, word
     assert "routing" not in block  # no "planned: routing" left
