@@ -31,6 +31,7 @@ from typing import (
 from twisted.internet.address import IPv4Address, IPv6Address
 
 from .config.model import NameFormat, TcpAction, TcpRule, UseBackend, UseServer
+from .log.targets import log_event
 from .rules import MISS, PASS, ConnInfo, RuleContext, to_text
 from .rules.codegen import first_match
 from .runtime import ServerState
@@ -47,6 +48,15 @@ class Missing:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
+
+    def log(self, frontend: str, outcome: str, sink: Any) -> None:
+        """The event line naming the backend that does not exist, and what follows."""
+        log_event(
+            f"frontend '{frontend}': use_backend {self.text} names backend '{self.name}', "
+            f"which does not exist: {outcome}",
+            "warning",
+            sink,
+        )
 
 
 def name_function(fmt: NameFormat) -> Callable[[RuleContext], str]:

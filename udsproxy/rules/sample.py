@@ -342,11 +342,8 @@ def parse_expr(
             f"unknown fetch '{name}'",
             hint=did_you_mean(name, FETCHES) or "see section 7.3 of HAProxy's manual",
         )
-    args: List[str] = []
-    parens = pos < len(text) and text[pos] == "("
-    if parens:
-        args, pos = _parse_args(text, pos, origin, name)
-    parsed = Parsed(fetch, _check_args("fetch", fetch, args, parens, origin), name=name)
+    args, pos = _call_args("fetch", fetch, text, pos, origin)
+    parsed = Parsed(fetch, args, name=name)
     while pos < len(text):
         if text[pos] != ",":
             raise origin.error(
@@ -360,12 +357,19 @@ def parse_expr(
                 f"unknown converter '{cname}'",
                 hint=did_you_mean(cname, CONVERTERS) or "see section 7.3.1 of HAProxy's manual",
             )
-        cargs: List[str] = []
-        parens = pos < len(text) and text[pos] == "("
-        if parens:
-            cargs, pos = _parse_args(text, pos, origin, cname)
-        parsed.converters.append((conv, _check_args("converter", conv, cargs, parens, origin)))
+        cargs, pos = _call_args("converter", conv, text, pos, origin)
+        parsed.converters.append((conv, cargs))
     return parsed
+
+
+def _call_args(kind: str, d: Any, text: str, pos: int, origin: Origin) -> Tuple[List[Any], int]:
+    """The checked arguments of the fetch or converter ``d`` whose name ends at ``pos``
+    (none without parentheses), and the position after them."""
+    args: List[str] = []
+    parens = pos < len(text) and text[pos] == "("
+    if parens:
+        args, pos = _parse_args(text, pos, origin, d.name)
+    return _check_args(kind, d, args, parens, origin), pos
 
 
 def chain(parsed: Parsed, origin: Origin) -> Tuple[List[ConvFn], str]:
