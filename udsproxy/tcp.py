@@ -31,7 +31,7 @@ from zope.interface import implementer
 from .backend import Backend
 from .config.model import Algorithm, Proxy
 from .log import SessionRecord
-from .log.targets import LogSink, log_event
+from .log.targets import LogSink
 from .logformat.session import SessionLog, address_pair
 from .net.connect import connect
 from .net.probe import peer_closed
@@ -294,12 +294,7 @@ class TCPSession:
         if ctx.router is not None:
             chosen = ctx.router.select(rules)
             if type(chosen) is Missing:
-                log_event(
-                    f"frontend '{ctx.frontend.name}': use_backend {chosen.text} names backend "
-                    f"'{chosen.name}', which does not exist: connection closed",
-                    "warning",
-                    ctx.sink,
-                )
+                chosen.log(ctx.frontend.name, "connection closed", ctx.sink)
                 self.backend = None
                 self.flags = "SC"
                 self.close_client()

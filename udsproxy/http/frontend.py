@@ -28,7 +28,7 @@ from zope.interface import implementer
 from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
-from ..log.targets import LogSink, log_event
+from ..log.targets import LogSink
 from ..logformat.session import SessionLog
 from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
@@ -681,12 +681,7 @@ class ClientConnection(Protocol):
         if ctx.router is not None:
             chosen = ctx.router.select(rctx)
             if type(chosen) is Missing:
-                log_event(
-                    f"frontend '{ctx.frontend.name}': use_backend {chosen.text} names backend "
-                    f"'{chosen.name}', which does not exist: 503",
-                    "warning",
-                    ctx.sink,
-                )
+                chosen.log(ctx.frontend.name, "503", ctx.sink)
                 ex.backend = None
                 ex.fail(503, "SC")
                 return False
