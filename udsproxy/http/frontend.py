@@ -297,11 +297,8 @@ class ClientConnection(Protocol):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
         self.local: Any = None  # see local_address()
-        if ctx.log.need_frontend_addr:
-            self.local_address()
         self.rule_conn: Optional[ConnInfo] = None
-        if ctx.log.need_samples:
-            self.conn_info()  # while the socket is open: the log line's %[expr] read it
+        self.read_addresses()
         if ctx.connection_rules and not connection_verdict(
             ctx.connection_rules, RuleContext(self.conn_info())
         ):
@@ -342,6 +339,15 @@ class ClientConnection(Protocol):
             rec.listener_id = self.ctx.listener_id
         else:
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def read_addresses(self) -> None:
+        """What the log formats read of this connection's addresses (%fi, %[src] ...),
+        read now while the socket is open: the line may be written after it closed."""
+        log = self.ctx.log
+        if log.need_frontend_addr:
+            self.local_address()
+        if log.need_samples:
+            self.conn_info()
 
     def local_address(self) -> Any:
         """The listener's address this client reached (None for a unix socket), read while
@@ -969,6 +975,7 @@ class ClientConnection(Protocol):
         if self.ff_value is not None or new.settings.forwardfor is not None:
             ff = new.settings.forwardfor
             self.ff_value = ff.client_value(self.client_ip) if ff is not None else None
+        self.read_addresses()  # the new config's formats may print more of them
 
     def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
         """This client's own idle connection to ``server`` (http-reuse never)."""

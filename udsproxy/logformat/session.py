@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, FrozenSet, Optional, Tuple
 
 from ..config.model import Proxy
-from ..log.formats import SessionRecord
+from ..log.formats import SessionRecord, is_null_session
 from .compiler import LogFormat, http_encode
 from .variables import (
     NEED_FRONTEND_ADDR,
@@ -104,7 +104,7 @@ class SessionLog:
         """The session line for ``rec``, None for none (no format, dontlognull, or a line
         that a variable ended before anything was written: HAProxy sends no empty line)."""
         fmt = self.format
-        if fmt is None or (self.dontlognull and rec.bytes_in == 0):
+        if fmt is None or (self.dontlognull and is_null_session(rec)):
             return None
         counters = self.counters
         rec.log_count = counters.log_count
