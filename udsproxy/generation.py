@@ -184,6 +184,7 @@ class Generation:
                     on_open=on_open,
                     on_close=on_close,
                     connector=process.connect,
+                    backends=self.backends,
                 )
                 if fe.proxy_mode == "http":
                     hctx = HTTPContext(global_=config.global_, pools=process.pools, **common)

@@ -18,7 +18,7 @@ decides and the log says which side (``cD`` / ``sD``).
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, List, Mapping, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -30,10 +30,23 @@ from zope.interface import implementer
 
 from .backend import Backend
 from .config.model import Algorithm, Proxy
-from .log import SessionRecord, format_tcplog, is_null_session
+from .log import SessionRecord
 from .log.targets import LogSink
+from .logformat.session import SessionLog, address_pair
 from .net.connect import connect
 from .net.probe import peer_closed
+from .routing import (
+    Missing,
+    Router,
+    TcpVerdict,
+    compile_connection_rules,
+    connection_info,
+    connection_verdict,
+    content_verdict,
+    routes_by_name,
+    server_rules,
+)
+from .rules import RuleContext
 from .runtime import ProxyCounters, ServerState
 from .stream import ServerAttempt, client_key, resolve_timeouts, tunnel_deadline, tunnel_idle
 from .sweeper import IdleSweeper
@@ -45,9 +58,10 @@ PRECONNECT_BUFFER = 65536
 
 
 class Phase(enum.Enum):
-    """SERVER (waiting for a slot or connecting: the attempt's state says which) -> TUNNEL
-    -> CLOSED; CLOSED from anywhere."""
+    """[INSPECT (tcp-request content rules wait for data) ->] SERVER (waiting for a slot or
+    connecting: the attempt's state says which) -> TUNNEL -> CLOSED; CLOSED from anywhere."""
 
+    INSPECT = "inspect"
     SERVER = "server"
     TUNNEL = "tunnel"
     CLOSED = "closed"
@@ -71,6 +85,7 @@ class TCPContext:
         on_open: Callable[[], None] = lambda: None,
         on_close: Callable[[], None] = lambda: None,
         connector: Callable[..., Any] = connect,
+        backends: Optional[Mapping[str, Backend]] = None,
     ) -> None:
         self.frontend = frontend
         self.connector = connector  # net.connect; tests pass a fake
@@ -82,17 +97,58 @@ class TCPContext:
         self.listener_id = listener_id
         self.on_open = on_open
         self.on_close = on_close
+        self.default_route = TCPRoute(frontend, backend)
         # A TCP session is a tunnel from the start: its timeouts are the tunnel's.
+        self.timeouts = self.default_route.timeouts
+        self.router: Optional[Router[TCPRoute]] = None
+        if frontend.use_backends and backends is not None:
+            self.router = Router(
+                frontend.use_backends,
+                routes_by_name(
+                    list(backends),
+                    lambda name: self.route_to(backends[name]),
+                ),
+                self.default_route,
+            )
+        self.connection_rules = compile_connection_rules(frontend.tcp_connection)
+        self.content_rules = frontend.tcp_content
+        self.inspect_delay = frontend.inspect_delay
+        # Whether a session needs a RuleContext to find its backend and server.
+        self.rules = bool(
+            self.router is not None or self.content_rules or self.default_route.servers
+        )
+        # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
+        self.sessions: Set[TCPSession] = set()
+        # The session line (the config made 'option httplog' on a TCP frontend tcplog).
+        self.log = SessionLog(frontend, frontend_counters, self.sink)
+
+    def route_to(self, backend: Backend) -> Optional[TCPRoute]:
+        """The route to ``backend`` (None: not a TCP backend)."""
+        if backend is self.backend:
+            return self.default_route
+        if backend.proxy.proxy_mode != "tcp":
+            return None
+        return TCPRoute(self.frontend, backend)
+
+
+class TCPRoute:
+    """Where a session goes: the backend, its timeouts with the frontend's, whether it
+    hashes the source address, and its ``use-server`` rules."""
+
+    __slots__ = ("backend", "timeouts", "source_key", "servers")
+
+    def __init__(self, frontend: Proxy, backend: Optional[Backend]) -> None:
+        self.backend = backend
         self.timeouts = resolve_timeouts(frontend, backend.proxy if backend is not None else None)
         # Only 'source' hashes in TCP mode: HTTP hashes fall back to round robin (HAProxy).
         self.source_key = (
             backend is not None and backend.proxy.balance.algorithm == Algorithm.SOURCE
         )
-        # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
-        self.sessions: Set[TCPSession] = set()
-        # HAProxy: httplog on a TCP frontend falls back to tcplog.
-        self.tcplog = frontend.has_option("tcplog") or frontend.has_option("httplog")
-        self.dontlognull = frontend.has_option("dontlognull")
+        self.servers = (
+            server_rules(backend.proxy.use_servers, backend.servers)
+            if backend is not None
+            else None
+        )
 
 
 @implementer(IHalfCloseableProtocol)
@@ -104,15 +160,25 @@ class ClientSide(Protocol):
         self.session: Optional[TCPSession] = None
 
     def connectionMade(self) -> None:
-        self.session = TCPSession(self.ctx, self)
+        ctx = self.ctx
+        transport: Any = self.transport
+        if ctx.connection_rules and not connection_verdict(
+            ctx.connection_rules,
+            RuleContext(connection_info(transport, ctx.frontend.name, ctx.listener_id)),
+        ):
+            # tcp-request connection reject: not a session, not logged (HAProxy's dcon).
+            ctx.counters.dcon += 1
+            transport.loseConnection()
+            return
+        self.session = TCPSession(ctx, self)
 
     def dataReceived(self, data: bytes) -> None:
-        assert self.session is not None
-        self.session.from_client(data)
+        if self.session is not None:
+            self.session.from_client(data)
 
     def readConnectionLost(self) -> None:
-        assert self.session is not None
-        self.session.client_fin()
+        if self.session is not None:
+            self.session.client_fin()
 
     def writeConnectionLost(self) -> None:
         pass
@@ -166,6 +232,16 @@ class TCPSession:
         self.flags = "--"
         self.bytes_in = 0
         self.bytes_out = 0
+        self.counter = ctx.counters.global_counters.next_stream()  # %rt
+        self.server_source: Optional[Tuple[str, int]] = None  # %bi:%bp
+        # %fi:%fp of a TCP listener and the connection of %[expr]: read while the socket is
+        # open, only for formats that print them.
+        self.local: Any = transport.getHost() if ctx.log.need_frontend_addr else None
+        self.log_conn = (
+            connection_info(transport, ctx.frontend.name, ctx.listener_id)
+            if ctx.log.need_samples
+            else None
+        )
         clock = ctx.reactor
         self.accepted = clock.seconds()
         self.last_activity = self.accepted
@@ -175,14 +251,90 @@ class TCPSession:
         ctx.counters.open(self.accepted)
         ctx.on_open()
         ctx.sessions.add(self)
-        if ctx.backend is None:
+        self.route = ctx.default_route
+        self.backend = self.route.backend
+        self.timeouts = self.route.timeouts
+        self.rules: Optional[RuleContext] = None
+        self.inspect_timer: Any = None
+        if not ctx.rules:
+            self.connect(None)
+            return
+        self.rules = RuleContext(connection_info(self.client_t, ctx.frontend.name, ctx.listener_id))
+        self.rules.backend = None
+        if ctx.content_rules:
+            self.phase = Phase.INSPECT
+            if ctx.inspect_delay:
+                self.rules.final = False
+                self.inspect_timer = clock.callLater(
+                    ctx.inspect_delay / 1000.0, self.inspect_expired
+                )
+        self.inspect()
+
+    # ----------------------------------------------------------------- rules
+    def inspect(self) -> None:
+        """tcp-request content rules on what arrived; then routing (use_backend, use-server)."""
+        rules = self.rules
+        assert rules is not None
+        ctx = self.ctx
+        if self.phase is Phase.INSPECT:
+            rules.payload = b"".join(self.held)
+            if self.client_eof or self.held_size >= PRECONNECT_BUFFER:
+                rules.final = True  # no more can come: the contents are definitive
+            verdict = content_verdict(ctx.content_rules, rules)
+            if verdict == TcpVerdict.WAIT:
+                return
+            self.stop_inspecting()
+            if verdict == TcpVerdict.REJECT:
+                ctx.counters.dreq += 1
+                self.flags = "PR"
+                self.close_client()
+                return
+            self.phase = Phase.SERVER
+        route = self.route
+        if ctx.router is not None:
+            chosen = ctx.router.select(rules)
+            if type(chosen) is Missing:
+                chosen.log(ctx.frontend.name, "connection closed", ctx.sink)
+                self.backend = None
+                self.flags = "SC"
+                self.close_client()
+                return
+            route = self.route = chosen  # type: ignore[assignment]
+            self.backend = route.backend
+            self.timeouts = route.timeouts
+        pinned = route.servers.pick(rules) if route.servers is not None else None
+        self.connect(pinned)
+
+    def inspect_expired(self) -> None:
+        """tcp-request inspect-delay is over: a last evaluation on definitive contents."""
+        self.inspect_timer = None
+        if self.phase is Phase.INSPECT and self.rules is not None:
+            self.rules.final = True
+            self.inspect()
+
+    def stop_inspecting(self) -> None:
+        timer, self.inspect_timer = self.inspect_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def connect(self, pinned: Optional[ServerState]) -> None:
+        """Ask the route's backend for a server slot (``pinned``: use-server's choice)."""
+        route = self.route
+        backend = route.backend
+        if backend is None:
             self.flags = "SC"
             self.close_client()
             return
         self.attempt = ServerAttempt(
-            ctx.backend, self, clock, ctx.connector, ctx.timeouts.connect, self.accepted
+            backend,
+            self,
+            self.ctx.reactor,
+            self.ctx.connector,
+            route.timeouts.connect,
+            self.accepted,
         )
-        self.attempt.request(key=client_key(peer) if ctx.source_key else None)
+        key = client_key(self.peer) if route.source_key else None
+        self.attempt.request(key=key, bound=pinned)
 
     @property
     def target(self) -> Optional[ServerState]:
@@ -211,6 +363,8 @@ class TCPSession:
         self.server = server
         self.server_t = server_t
         self.phase = Phase.TUNNEL
+        if self.ctx.log.need_server_source:
+            self.server_source = address_pair(server_t.getHost())
         client_t = self.client_t
         server_t.registerProducer(client_t, True)
         client_t.registerProducer(server_t, True)
@@ -238,6 +392,8 @@ class TCPSession:
         if self.held_size >= PRECONNECT_BUFFER and not self.client_paused:
             self.client_paused = True
             self.client_t.pauseProducing()
+        if self.phase is Phase.INSPECT:
+            self.inspect()
 
     def from_server(self, data: bytes) -> None:
         self.bytes_out += len(data)
@@ -247,8 +403,13 @@ class TCPSession:
     def client_fin(self) -> None:
         self.client_eof = True
         self.last_activity = self.ctx.sweeper.now
+        if self.phase is Phase.INSPECT:
+            self.inspect()  # the contents are definitive now
+            if self.phase is Phase.CLOSED or self.client_gone:
+                return
         if self.server_t is not None:
             self.server_t.loseWriteConnection()
+            self.end_if_both_ended()
         elif self.peer_is_unix and peer_closed(self.client_t.fileno()):
             # Gone for good, not half-closed: leave the queue (or the connect) now.
             self.client_t.abortConnection()
@@ -257,11 +418,21 @@ class TCPSession:
         self.server_eof = True
         self.last_activity = self.ctx.sweeper.now
         self.client_t.loseWriteConnection()
+        self.end_if_both_ended()
+
+    def end_if_both_ended(self) -> None:
+        """Both sides sent their FIN: nothing more can flow, the session is over (as
+        HAProxy); each side gets what is buffered, then the close. Neither would close
+        first otherwise, each waiting for the other: a session left until its timeout."""
+        if self.client_eof and self.server_eof:
+            self.client_t.loseConnection()
+            if self.server_t is not None:
+                self.server_t.loseConnection()
 
     # ----------------------------------------------------------------- endings
     def check_idle(self, now: float) -> Optional[float]:
         # The client's write half is shut once the server's FIN was passed on, and back.
-        timeouts = self.ctx.timeouts
+        timeouts = self.timeouts
         flags = tunnel_idle(timeouts, now - self.last_activity, self.server_eof, self.client_eof)
         if flags is not None:
             self.abort(flags)
@@ -308,6 +479,7 @@ class TCPSession:
         if self.phase is Phase.CLOSED:
             return
         self.phase = Phase.CLOSED
+        self.stop_inspecting()
         self.ctx.sessions.discard(self)
         self.ctx.sweeper.discard(self)
         self.write_log()  # before releasing: HAProxy's counters include this session
@@ -333,41 +505,62 @@ class TCPSession:
         ctx = self.ctx
         if ctx.sink is None:
             return
+        log = ctx.log
+        peer = self.peer
+        ip = peer if isinstance(peer, (IPv4Address, IPv6Address)) else None
+        if log.format is None:
+            # No format: HAProxy's one line per connection.
+            if not (log.dontlognull and self.bytes_in == 0):
+                client = f"unix:{ctx.listener_id}" if ip is None else f"{ip.host}:{ip.port}"
+                name = ctx.frontend.name
+                ctx.sink.session(f"Connect from {client} to {name} ({name}/TCP)")
+            return
         now = ctx.reactor.seconds()
         attempt = self.attempt
+        target = self.target
+        total = int((now - self.accepted) * 1000)
         rec = SessionRecord(
             frontend=ctx.frontend.name,
-            backend=ctx.backend.name if ctx.backend is not None else None,
-            server=self.target.name if self.target is not None else None,
+            backend=self.backend.name if self.backend is not None else None,
+            server=target.name if target is not None else None,
             accept_time=self.accepted,
             t_queue=attempt.t_queue if attempt is not None else None,
             t_connect=attempt.t_connect if attempt is not None else None,
-            t_total=int((now - self.accepted) * 1000),
+            t_active=total,  # HAProxy: Tt less an idle time TCP sessions do not have
+            t_total=total,
             bytes_read=self.bytes_out,
             bytes_in=self.bytes_in,
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
-            beconn=ctx.backend.state.beconn if ctx.backend is not None else 0,
-            srv_conn=self.target.scur if self.target is not None else 0,
+            beconn=self.backend.state.beconn if self.backend is not None else 0,
+            srv_conn=target.scur if target is not None else 0,
             retries=attempt.retries if attempt is not None else 0,
             redispatched=attempt.redispatched if attempt is not None else False,
+            status=0,  # no HTTP transaction
+            request_counter=self.counter,
         )
-        if isinstance(self.peer, (IPv4Address, IPv6Address)):
-            rec.client_ip, rec.client_port = self.peer.host, self.peer.port
-        else:
+        if ip is None:
             rec.listener_id = ctx.listener_id
-        if ctx.dontlognull and is_null_session(rec):
-            return
-        if ctx.tcplog:
-            ctx.sink.session(format_tcplog(rec))
         else:
-            client = (
-                f"{rec.client_ip}:{rec.client_port}" if rec.client_ip else f"unix:{ctx.listener_id}"
-            )
-            ctx.sink.session(
-                f"Connect from {client} to {ctx.frontend.name} ({ctx.frontend.name}/TCP)"
-            )
+            rec.client_ip, rec.client_port = ip.host, ip.port
+        # A TCP stream has its capture slots too (HAProxy prints them empty: {}).
+        if log.request_captures is not None:
+            rec.request_captures = [None] * len(log.request_captures)
+        if log.response_captures is not None:
+            rec.response_captures = [None] * len(log.response_captures)
+        if log.need_optional:
+            log.fill(rec, None if ip is None else self.local, target, self.server_source)
+        if log.need_samples:
+            assert self.log_conn is not None
+            rec.sample = rules = self.rules or RuleContext(self.log_conn)
+            rules.backend = self.backend.name if self.backend is not None else None
+            rules.server = target.name if target is not None else None
+        if log.unique_id_format is not None:
+            rec.unique_id = log.unique_id(rec)
+            if isinstance(rec.sample, RuleContext):
+                rec.sample.unique_id = rec.unique_id
+        log.write(rec)
 
 
 class TCPFactory(Factory):

@@ -233,15 +233,20 @@ class FakeClient:
 
 
 class LogSinkStub:
-    """Collects session lines."""
+    """Collects session lines and events."""
 
     enabled = True
 
     def __init__(self) -> None:
         self.lines: List[str] = []
+        self.events: List[Tuple[str, str]] = []
 
     def session(self, line: str) -> None:
         self.lines.append(line)
+
+    def event(self, text: str, level: str) -> bool:
+        self.events.append((level, text))
+        return False
 
 
 BASE = """
@@ -284,6 +289,7 @@ class Harness:
             sink=self.sink,  # type: ignore[arg-type]
             listener_id=1,
             connector=self.connector,
+            backends=self.backends,
         )
 
     def client(self, peer: Any = None) -> FakeClient:

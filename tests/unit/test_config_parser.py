@@ -408,7 +408,7 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
             stats socket /run/s.sock mode 600 level admin
         backend b
             mode http
-            acl is_api path_beg /api
+            http-request set-header X-A b
             server a /a.sock send-proxy
             server c /c.sock send-proxy
         """
@@ -417,12 +417,12 @@ def test_planned_keywords_give_one_notice_per_area() -> None:
     proxy = [t for t in texts if "(PROXY protocol)" in t]
     assert len(proxy) == 1 and "send-proxy (server option) (line 7)" in proxy[0]
     assert "no PROXY header" in proxy[0]
-    routing = [t for t in texts if "(routing)" in t]
-    assert len(routing) == 1 and "acl (line 6)" in routing[0]
+    rules = [t for t in texts if "(header rules)" in t]
+    assert len(rules) == 1 and "http-request (line 6)" in rules[0]
     assert not any("mode http" in t for t in texts)  # HTTP mode itself is active
     assert not any("(stats socket)" in t for t in texts)  # the stats socket is active
     be = cfg.proxy("b")
-    assert be is not None and ("acl", ("is_api", "path_beg", "/api")) in be.planned
+    assert be is not None and ("http-request", ("set-header", "X-A", "b")) in be.planned
 
 
 def test_twistd_owned_keywords_warn_with_the_equivalent() -> None:

@@ -33,7 +33,8 @@ class TCPStream(LiveStream):
         self.proto, source = _proto_and_source(session.peer)
         self.source = source or f"unix:{ctx.listener_id}"
         self.frontend = ctx.frontend.name
-        self.backend = ctx.backend.name if ctx.backend is not None else None
+        backend = session.backend
+        self.backend = backend.name if backend is not None else None
         self.server: Optional[ServerState] = session.target
         self.started = session.accepted
 
@@ -52,8 +53,9 @@ class HTTPStream(LiveStream):
         self.proto = "unix_stream" if client.client_ip is None else "tcpv4"
         self.source = client.peer_label()
         self.frontend = ctx.frontend.name
-        self.backend = ctx.backend.name if ctx.backend is not None else None
         ex = client.exchange
+        backend = ex.backend if ex is not None else ctx.backend
+        self.backend = backend.name if backend is not None else None
         self.server = ex.server if ex is not None else None
         self.started = ex.started if ex is not None else client.accepted
 

@@ -241,6 +241,7 @@ def frontend_row(rt: Runtime, fe: ProxyCounters, now: float) -> Row:
         bin=fe.bin,
         bout=fe.bout,
         dreq=fe.dreq,
+        dcon=fe.dcon,
         dresp=0,
         ereq=fe.ereq,
         status="OPEN",

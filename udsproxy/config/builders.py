@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
+from ..rules import AclTable
 from . import model
 from .model import (
     Balance,
@@ -30,7 +31,6 @@ PLANNED_AREAS: Dict[str, str] = {
     "dynamic maxconn": "it has no effect until minconn lands",
     "reload": "no state file is read or written yet; a reload (SIGHUP) carries server states in-process",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
-    "routing": "requests go to the default_backend until ACL routing lands",
     "header rules": "headers pass unchanged until header rules land",
     "PROXY protocol": "no PROXY header is read or sent until the PROXY protocol lands",
     "TCP keep-alive": "no SO_KEEPALIVE is set until TCP keep-alive lands",
@@ -61,6 +61,16 @@ class ProxyBuilder:
     # http-check rules: a proxy's own lines replace those it inherits from defaults.
     http_check_rules: List[model.HttpCheckRule] = field(default_factory=list)
     http_check_inherited: Tuple[model.HttpCheckRule, ...] = ()
+    # ``capture`` lines (frontends only, never inherited).
+    request_captures: List[model.Capture] = field(default_factory=list)
+    response_captures: List[model.Capture] = field(default_factory=list)
+    # Rules: the proxy's own (ACLs and rules are not inherited from defaults).
+    acls: AclTable = field(default_factory=AclTable)
+    use_backends: List[model.UseBackend] = field(default_factory=list)
+    use_servers: List[model.UseServer] = field(default_factory=list)
+    tcp_connection: List[model.TcpRule] = field(default_factory=list)
+    tcp_content: List[model.TcpRule] = field(default_factory=list)
+    rule_modes: List[Tuple[int, str]] = field(default_factory=list)  # (line, mode read for)
 
     def inherit(self, name: str, kind: str, filename: str, lineno: int) -> ProxyBuilder:
         """A new proxy section starting from this defaults section's settings."""
@@ -115,6 +125,13 @@ class ProxyBuilder:
             load_server_state=f.get(  # type: ignore[arg-type]
                 "load-server-state-from-file", model.LoadServerState.NONE
             ),
+            request_captures=tuple(self.request_captures),
+            response_captures=tuple(self.response_captures),
+            use_backends=tuple(self.use_backends),
+            use_servers=tuple(self.use_servers),
+            tcp_connection=tuple(self.tcp_connection),
+            tcp_content=tuple(self.tcp_content),
+            inspect_delay=f.get("inspect-delay"),  # type: ignore[arg-type]
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,

@@ -30,11 +30,18 @@ from .global_keywords import (
     refuse,
     twistd_owned,
 )
+from .logformat import (
+    o_httplog,
+    o_tcplog,
+    p_capture,
+    p_log_format,
+    p_unique_id_format,
+    p_unique_id_header,
+)
 from .logtargets import log_line
 from .proxy_keywords import (
     bool_option,
     o_forwardfor,
-    o_httplog,
     o_redispatch,
     p_default_backend,
     p_http_reuse,
@@ -46,6 +53,7 @@ from .proxy_keywords import (
     planned_option,
     planned_proxy,
 )
+from .rule_keywords import p_acl, p_tcp_request, p_use_backend, p_use_server
 from .servers import p_bind, p_default_server, p_server
 
 
@@ -291,7 +299,7 @@ KEYWORDS: List[Keyword] = [
     K(
         "option tcplog",
         "dfl",
-        bool_option("tcplog"),
+        o_tcplog,
         "option tcplog: HAProxy's TCP log line per session",
         negatable=True,
     ),
@@ -299,8 +307,34 @@ KEYWORDS: List[Keyword] = [
         "option httplog",
         "dfl",
         o_httplog,
-        "option httplog: HAProxy's HTTP log line per request",
+        "option httplog [clf]: HAProxy's HTTP log line per request (clf: Common Log Format)",
         negatable=True,
+    ),
+    K(
+        "log-format",
+        "dfl",
+        p_log_format,
+        "log-format <format>: the session line, with HAProxy's %variables, %[<expr>] samples "
+        "and %{+Q,+X,+E} flags",
+    ),
+    K(
+        "capture",
+        "fl",
+        p_capture,
+        "capture request|response header <name> len <length>: log a header's value in "
+        "httplog's {...} blocks (%hr, %hs)",
+    ),
+    K(
+        "unique-id-format",
+        "dfl",
+        p_unique_id_format,
+        "unique-id-format <format>: an ID for each request (%ID), a log-format string",
+    ),
+    K(
+        "unique-id-header",
+        "dfl",
+        p_unique_id_header,
+        "unique-id-header <name>: send the request's ID to the server in this header",
     ),
     K(
         "option dontlognull",
@@ -411,16 +445,31 @@ KEYWORDS: List[Keyword] = [
     K(
         "acl",
         "fbl",
-        planned_proxy("acl", 2, "acl <name> <criterion> [flags] [values]"),
-        "acl <name> <criterion> [flags] [values]",
-        status="routing",
+        p_acl,
+        "acl <name> <criterion>[,<converter>...] [-i] [-f <file>] [-m <method>] [--] "
+        "[<pattern> ...]: a named test; lines with one name are ORed",
     ),
     K(
         "use_backend",
         "fl",
-        planned_proxy("use_backend", 1, "use_backend <backend> [if|unless <cond>]"),
-        "use_backend <backend> [if|unless <cond>]",
-        status="routing",
+        p_use_backend,
+        "use_backend <backend>|<%[expr]> [if|unless <cond>]: the first matching rule picks "
+        "the backend, per request (a computed name that does not exist: 503)",
+    ),
+    K(
+        "use-server",
+        "bl",
+        p_use_server,
+        "use-server <server> if|unless <cond>: send matching requests to this server "
+        "(skipped while it is down)",
+    ),
+    K(
+        "tcp-request",
+        "dfbl",
+        p_tcp_request,
+        "tcp-request connection accept|reject [if|unless <cond>] (at accept, layer 4 only)"
+        "  |  tcp-request content accept|reject [if|unless <cond>] (mode tcp)"
+        "  |  tcp-request inspect-delay <time>",
     ),
     K(
         "http-request",
@@ -457,10 +506,8 @@ REFUSED: Dict[str, str] = {
     "cookie": "cookie persistence is not supported",
     "stick-table": "stick tables are not supported",
     "stick": "stick tables are not supported",
-    "capture": "captures are not supported",
     "compression": "compression is not supported",
     "lua-load": "Lua is not supported; extend udsproxy in Python instead",
-    "tcp-request": "tcp-request rules are not supported",
     "tcp-response": "tcp-response rules are not supported",
 }
 

@@ -11,9 +11,13 @@ documented fallback, which the accessors below apply).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from udsproxy.strenum import StrEnum
+
+if TYPE_CHECKING:
+    from udsproxy.logformat import LogFormat
+    from udsproxy.rules import Condition, Sample
 
 # Address families understood by ``bind`` and ``server``.
 UNIX = "unix"  # a socket file
@@ -374,6 +378,56 @@ class Redispatch:
 
 
 @dataclass(frozen=True)
+class Capture:
+    """``capture request|response header <name> len <length>``: a header value for the log."""
+
+    name: str  # as written; matched case-insensitively
+    length: int  # the value is cut to this many bytes
+
+
+@dataclass(frozen=True)
+class NameFormat:
+    """A name computed per request (``use_backend %[...]``): literal text and samples."""
+
+    text: str  # as written
+    parts: Tuple[Union[str, Sample], ...]
+
+
+@dataclass(frozen=True)
+class UseBackend:
+    """``use_backend <name>|<format> [if|unless <cond>]``."""
+
+    backend: Union[str, NameFormat]  # a backend name, or one computed per request
+    condition: Optional[Condition] = None  # None: always
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+@dataclass(frozen=True)
+class UseServer:
+    """``use-server <server> if|unless <cond>``."""
+
+    server: str
+    condition: Condition
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+class TcpAction(Word):
+    """What a ``tcp-request connection|content`` rule does when its condition holds."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class TcpRule:
+    """``tcp-request connection|content accept|reject [if|unless <cond>]``."""
+
+    action: TcpAction
+    condition: Optional[Condition] = None  # None: always
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+@dataclass(frozen=True)
 class Proxy:
     """A ``frontend``, ``backend`` or ``listen`` section (or a ``defaults`` one)."""
 
@@ -400,6 +454,18 @@ class Proxy:
     # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
     # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
+    # The session log line, compiled from the last of ``log-format``, ``option httplog
+    # [clf]`` and ``option tcplog`` (frontends only; None: no session line).
+    log_format: Optional[LogFormat] = None
+    request_captures: Tuple[Capture, ...] = ()  # in declaration order: %hr's fields
+    response_captures: Tuple[Capture, ...] = ()
+    unique_id_format: Optional[LogFormat] = None  # %ID, and the unique-id-header value
+    unique_id_header: Optional[str] = None
+    use_backends: Tuple[UseBackend, ...] = ()  # in file order, before default_backend
+    use_servers: Tuple[UseServer, ...] = ()  # in file order, before balancing
+    tcp_connection: Tuple[TcpRule, ...] = ()  # tcp-request connection, at accept
+    tcp_content: Tuple[TcpRule, ...] = ()  # tcp-request content, on the first bytes
+    inspect_delay: Optional[int] = None  # tcp-request inspect-delay (ms); None: no wait
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = field(default="", compare=False)  # for messages only

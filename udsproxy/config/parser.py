@@ -12,12 +12,13 @@ import difflib
 import errno
 import os
 from dataclasses import replace
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError, ConfigErrors
 from . import keywords as kw
 from .builders import IMPLEMENTED, PLANNED_AREAS, Context, GlobalBuilder, ProxyBuilder
 from .lexer import Line, lex
+from .logformat import compile_proxy_formats
 from .model import (
     ABNS,
     ABNSZ,
@@ -30,6 +31,8 @@ from .model import (
     Observe,
     Proxy,
     SocketPerms,
+    TcpRule,
+    UseBackend,
 )
 from .servers import BIND_OPTIONS, SERVER_OPTIONS
 
@@ -331,6 +334,24 @@ class _Parser:
 
     def finish_proxy(self, builder: ProxyBuilder, glob: Global) -> Proxy:
         proxy = builder.build(glob.logs)
+        proxy, errors, notices = compile_proxy_formats(proxy, builder.fields)
+        for exc in errors:
+            # A format inherited from a defaults section fails once, not once per frontend.
+            if not any(str(e) == str(exc) for e in self.errors):
+                self.errors.append(exc)
+        for notice in notices:
+            if notice not in self.warnings:
+                self.warnings.append(notice)
+        final = "http" if proxy.mode == "http" else "tcp"
+        for lineno, mode in builder.rule_modes:
+            if ("http" if mode == "http" else "tcp") != final:
+                self.fail(
+                    f"{proxy.kind} '{proxy.name}': this rule was read for mode {mode}, but "
+                    f"the section's mode is {proxy.mode}",
+                    lineno,
+                    "mode",
+                    "put the 'mode' line before the rules (conditions depend on it)",
+                )
         return replace(proxy, binds=tuple(self.merge_bind(b, glob) for b in proxy.binds))
 
     # ----------------------------------------------------------------- validation
@@ -363,6 +384,7 @@ class _Parser:
         for p in proxies:
             if not p.is_frontend:
                 continue
+            self.validate_routing(p, seen_be)
             if p.default_backend is not None:
                 be = seen_be.get(p.default_backend)
                 if be is None:
@@ -382,6 +404,47 @@ class _Parser:
                         "default_backend",
                         "set the same 'mode' in both (tcp, http or unix)",
                     )
+
+    def validate_routing(self, p: Proxy, backends: Dict[str, Proxy]) -> None:
+        """use_backend names that exist and share the frontend's mode; tcp-request content
+        only in TCP mode; content rules that read the payload wait for it."""
+        for rule in p.use_backends:
+            name = rule.backend
+            if not isinstance(name, str):
+                continue
+            be = backends.get(name)
+            if be is None:
+                close = difflib.get_close_matches(name, list(backends), n=1)
+                self.fail(
+                    f"{p.kind} '{p.name}': use_backend '{name}' does not exist",
+                    rule.lineno,
+                    "use_backend",
+                    f"did you mean '{close[0]}'?" if close else "declare a backend with that name",
+                )
+            elif be.proxy_mode != p.proxy_mode:
+                self.fail(
+                    f"{p.mode} {p.kind} '{p.name}' cannot use {be.mode} backend '{be.name}'",
+                    rule.lineno,
+                    "use_backend",
+                    "set the same 'mode' in both (tcp, http or unix)",
+                )
+        if p.tcp_content and p.proxy_mode == "http":
+            self.fail(
+                f"{p.kind} '{p.name}': tcp-request content rules in mode http are not supported",
+                p.tcp_content[0].lineno,
+                "tcp-request content",
+                "use http-request rules, or route in a mode tcp frontend",
+            )
+        rules: List[Union[TcpRule, UseBackend]] = [*p.tcp_content, *p.use_backends]
+        volatile = [r.lineno for r in rules if r.condition is not None and r.condition.volatile]
+        if volatile and not p.inspect_delay and p.proxy_mode == "tcp":
+            self.warn(
+                f"{p.kind} '{p.name}': rules read the request's bytes (req.len, req.payload) "
+                "without 'tcp-request inspect-delay': they see what arrived at accept, usually "
+                "nothing (as HAProxy warns)",
+                volatile[0],
+                "tcp-request inspect-delay",
+            )
 
     def validate_proxy(self, p: Proxy) -> None:
         if p.is_frontend and not p.binds and p.name not in self.bind_attempted:
@@ -413,6 +476,17 @@ class _Parser:
                 if s.id in sids:
                     self.fail(f"server id {s.id} already used by '{sids[s.id]}'", s.lineno, "id")
                 sids[s.id] = s.name
+        for rule in p.use_servers:
+            if rule.server not in names:
+                close = difflib.get_close_matches(rule.server, list(names), n=1)
+                self.fail(
+                    f"backend '{p.name}': use-server '{rule.server}' names no server of it",
+                    rule.lineno,
+                    "use-server",
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "use-server names a server of the same backend",
+                )
         if p.mode == "unix":
             for b in p.binds:
                 if b.address.family not in (UNIX, ABNS, ABNSZ):

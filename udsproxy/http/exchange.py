@@ -36,7 +36,7 @@ pooled. Any other answer to an upgrade request keeps the exchange plain HTTP.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -44,13 +44,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
-from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
+from ..log import SessionRecord
+from ..logformat.session import address_pair, request_line
+from ..rules import RuleContext
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
-from .headers import full_items, is_bodyless, upgrade_field
+from .headers import capture_headers, full_items, is_bodyless, upgrade_field
 from .upstream import ServerConnection
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ class Exchange:
     __slots__ = (
         "client",
         "ctx",
+        "backend",
+        "settings",
+        "pinned",
         "request",
         "method",
         "request_time",
@@ -110,12 +115,24 @@ class Exchange:
         "upgrade",
         "client_fin",
         "answered",
+        "counter",
+        "head_size",
+        "req_caps",
+        "res_caps",
+        "unique_id",
+        "server_source",
+        "rules",
+        "res_items",
     )
 
     def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
         self.client = client
         ctx = client.ctx
         self.ctx = ctx
+        # The route: the frontend's default, until use_backend rules choose another.
+        self.backend = ctx.backend
+        self.settings = ctx.settings
+        self.pinned: Optional[ServerState] = None  # use-server: the server rules chose
         self.request = request
         self.method: bytes = request.method
         now = ctx.reactor.seconds()
@@ -132,7 +149,8 @@ class Exchange:
         self.body_size = 0
         self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
         self.replayable = self.method in IDEMPOTENT
-        self.bodyless = is_bodyless(full_items(request.headers))
+        items = full_items(request.headers)
+        self.bodyless = is_bodyless(items)
         self.request_done = False
         self.trailers: Any = []
         self.head: Optional[List[Any]] = None  # the request fields to send
@@ -147,6 +165,20 @@ class Exchange:
         self.upgrade: Optional[Any] = None  # the (name, value) Upgrade field asked for
         self.client_fin = False  # in a tunnel: the client half-closed
         self.answered = False  # the response is complete while the request body still flows
+        # For the log line (see log.SessionRecord): the stream's number, the head's size,
+        # the header captures (only when a format prints them), the unique ID.
+        self.counter = ctx.counters.global_counters.next_stream()
+        self.head_size = client.raw_head.size
+        wanted = ctx.log.request_captures
+        self.req_caps = None if wanted is None else capture_headers(items, wanted)
+        wanted = ctx.log.response_captures
+        self.res_caps: Optional[List[Optional[str]]] = (
+            None if wanted is None else [None] * len(wanted)
+        )
+        self.unique_id: Optional[str] = None
+        self.server_source: Optional[Tuple[str, int]] = None
+        self.rules: Optional[RuleContext] = None  # made by routing rules, or for %[expr]
+        self.res_items: Any = ()  # the response's fields, kept when %[expr] may read them
 
     def __repr__(self) -> str:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
@@ -185,14 +217,15 @@ class Exchange:
 
     def ask_slot(self, key: Optional[bytes]) -> None:
         """Ask the backend for a slot, balanced on ``key``."""
-        backend = self.ctx.backend
+        backend = self.backend
         if backend is None:
             self.fail(503, "SC")
             return
-        bound = None
+        bound = self.pinned
         last = self.client.last_server
         if (
-            self.ctx.settings.prefer_last_server
+            bound is None
+            and self.settings.prefer_last_server
             and last is not None
             and last.usable  # HAProxy: not a drained, weight 0 or NOLB server
             and last.has_free_slot
@@ -200,7 +233,7 @@ class Exchange:
             bound = last
         ctx = self.ctx
         self.attempt = ServerAttempt(
-            backend, self, ctx.reactor, ctx.connector, ctx.settings.timeouts.connect, self.started
+            backend, self, ctx.reactor, ctx.connector, self.settings.timeouts.connect, self.started
         )
         self.attempt.request(key, bound)
 
@@ -210,7 +243,7 @@ class Exchange:
         self.server = server
         conn = self.client.private_connection(server)
         if conn is None and not self.resent:
-            conn = self.ctx.pools.take(server, self.client.requests == 1, self.ctx.settings.reuse)
+            conn = self.ctx.pools.take(server, self.client.requests == 1, self.settings.reuse)
         return conn
 
     def server_protocol(self, server: ServerState) -> ServerConnection:
@@ -261,6 +294,8 @@ class Exchange:
             conn.send(end_of_message(self.trailers))
         self.phase = Phase.WAITING if self.request_done else Phase.SENDING
         self.sent_at = self.ctx.reactor.seconds()
+        if self.ctx.log.need_server_source:
+            self.server_source = address_pair(conn.transport.getHost())  # type: ignore[union-attr]
         client = self.client
         client.gate.release(PRECONNECT)
         # Each side's transport is the other's producer: a full buffer pauses the reader.
@@ -289,9 +324,9 @@ class Exchange:
         conn = self.unpair()
         if conn is None:
             return
-        if keep and conn.reusable and not self.ctx.settings.server_close:
+        if keep and conn.reusable and not self.settings.server_close:
             conn.recycle()
-            if self.client.keep_private(conn) or self.ctx.pools.put(conn):
+            if self.client.keep_private(conn, self.settings.reuse) or self.ctx.pools.put(conn):
                 return
         conn.close()
 
@@ -352,6 +387,10 @@ class Exchange:
         elif kind is h11.Response:
             self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
             self.status = event.status_code
+            if self.res_caps is not None:
+                self.capture_response(event)
+            if self.ctx.log.need_samples:
+                self.res_items = full_items(event.headers)
             self.phase = Phase.RESPONDING
             self.bytes_out += client.send_response_head(event)
         elif kind is h11.EndOfMessage:
@@ -362,6 +401,12 @@ class Exchange:
             elif event.status_code == 100 or event.status_code == 103:
                 self.bytes_out += client.send_informational(event)
         # ConnectionClosed: connectionLost follows
+
+    def capture_response(self, response: Any) -> None:
+        """``capture response header``: the server's values, as it sent them."""
+        wanted = self.ctx.log.response_captures
+        assert wanted is not None
+        self.res_caps = capture_headers(full_items(response.headers), wanted)
 
     def server_data(self, data: bytes) -> None:
         """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
@@ -434,6 +479,8 @@ class Exchange:
             return
         self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
         self.status = 101
+        if self.res_caps is not None:
+            self.capture_response(response)
         self.bytes_out += client.send_switch(response)
         if client.gone or self.phase is Phase.DONE:
             return
@@ -535,7 +582,7 @@ class Exchange:
         conn = self.upstream
         server_fin = conn is not None and conn.server_fin
         flags = tunnel_idle(
-            self.ctx.settings.timeouts, now - self.server_seen, server_fin, self.client_fin
+            self.settings.timeouts, now - self.server_seen, server_fin, self.client_fin
         )
         if flags is not None:
             if self.flags == "--":
@@ -543,7 +590,7 @@ class Exchange:
             self.end_tunnel(abort=True)
             return None
         return tunnel_deadline(
-            self.ctx.settings.timeouts, self.server_seen, server_fin, self.client_fin
+            self.settings.timeouts, self.server_seen, server_fin, self.client_fin
         )
 
     # ----------------------------------------------------------------- timeouts
@@ -552,7 +599,7 @@ class Exchange:
         when it would fire if nothing happens, or None."""
         if self.phase is Phase.TUNNEL:
             return self.check_tunnel(now)
-        limit = self.ctx.settings.server_timeout
+        limit = self.settings.server_timeout
         conn = self.upstream
         if limit is None or conn is None or self.phase < Phase.SENDING:
             return None
@@ -666,45 +713,86 @@ class Exchange:
         server.note_stream(status, answered, self.flags, times, self.reused if sent else None)
 
     # ----------------------------------------------------------------- log
-    def write_log(self) -> None:
+    def make_record(self) -> SessionRecord:
+        """What the log line (or the unique ID) says of this request now."""
         ctx = self.ctx
-        sink = ctx.sink
-        if sink is None:
-            return
         now = ctx.reactor.seconds()
         req = self.request
-        backend = ctx.backend
+        backend = self.backend
         attempt = self.attempt
+        server = self.server
+        client = self.client
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=backend.name if backend is not None else None,
-            server=self.server.name if self.server is not None else None,
-            accept_time=self.client.accepted,
+            server=server.name if server is not None else None,
+            accept_time=client.stream_accepted,
             request_time=self.request_time,
             t_request=self.t_request,
             t_queue=attempt.t_queue if attempt is not None else None,
             t_connect=attempt.t_connect if attempt is not None else None,
             t_response=self.t_response,
             t_active=int((now - self.request_time) * 1000),
-            t_total=int((now - self.client.accepted) * 1000),
+            t_total=int((now - client.stream_accepted) * 1000),
             bytes_read=self.bytes_out,
-            bytes_in=self.bytes_in + 1,  # a request was received: never a null session
+            bytes_in=self.head_size + self.bytes_in,  # never 0: never a null session
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
             beconn=backend.state.beconn if backend is not None else 0,
-            srv_conn=self.server.scur if self.server is not None else 0,
+            srv_conn=server.scur if server is not None else 0,
             retries=attempt.retries if attempt is not None else 0,
             redispatched=attempt.redispatched if attempt is not None else False,
-            srv_queue=self.server.qcur if self.server is not None else 0,
+            srv_queue=server.qcur if server is not None else 0,
             backend_queue=backend.state.qcur if backend is not None else 0,
             status=self.status,
-            request_line=(req.method + b" " + req.target + b" HTTP/" + req.http_version).decode(
-                "latin-1"
-            ),
+            request_line=request_line(req.method, req.target, req.http_version),
+            request_counter=self.counter,
+            unique_id=self.unique_id,
+            request_captures=self.req_caps,
+            response_captures=self.res_caps,
         )
-        self.client.fill_peer(rec)
-        ctx.write_session_log(rec)
+        client.fill_peer(rec)
+        if ctx.log.need_optional:
+            ctx.log.fill(rec, client.local_address(), server, self.server_source)
+        if ctx.log.need_samples:
+            rec.sample = self.rule_context()
+        return rec
+
+    def rule_context(self) -> RuleContext:
+        """The request as fetches see it, with what is known of it now (``%[expr]``)."""
+        rules = self.rules
+        if rules is None:
+            req = self.request
+            rules = self.rules = RuleContext(
+                self.client.conn_info(),
+                req.method,
+                req.target,
+                req.http_version,
+                full_items(req.headers),
+            )
+        backend = self.backend
+        rules.backend = backend.name if backend is not None else None
+        rules.server = self.server.name if self.server is not None else None
+        rules.unique_id = self.unique_id
+        rules.status = self.status
+        rules.res_headers = self.res_items
+        return rules
+
+    def make_unique_id(self) -> str:
+        """This request's ID (``unique-id-format``), made once: %ID and the header's value."""
+        uid = self.unique_id
+        if uid is None:
+            uid = self.unique_id = self.ctx.log.unique_id(self.make_record())
+        return uid
+
+    def write_log(self) -> None:
+        ctx = self.ctx
+        if ctx.sink is None:
+            return
+        if self.unique_id is None and ctx.log.unique_id_format is not None:
+            self.make_unique_id()  # as HAProxy: made for the log if the request had none
+        ctx.write_session_log(self.make_record())
 
 
 def shut_write(transport: Any, producer: Any) -> None:
@@ -724,14 +812,3 @@ END_OF_MESSAGE = h11.EndOfMessage()
 def end_of_message(trailers: Any) -> Any:
     """The request's end for the server: one shared event when there are no trailers."""
     return h11.EndOfMessage(headers=trailers) if trailers else END_OF_MESSAGE
-
-
-def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:
-    """The session line for ``rec`` in the frontend's log format, None for no line."""
-    if settings.dontlognull and is_null_session(rec):
-        return None
-    if settings.httplog:
-        return format_httplog(rec)
-    if settings.tcplog:
-        return format_tcplog(rec)
-    return None

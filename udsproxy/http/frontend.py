@@ -15,7 +15,7 @@ stops sending its body or stops reading the response.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -29,14 +29,24 @@ from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
 from ..log.targets import LogSink
+from ..logformat.session import SessionLog
 from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
+from ..routing import (
+    Missing,
+    Router,
+    compile_connection_rules,
+    connection_info,
+    connection_verdict,
+    routes_by_name,
+)
+from ..rules import ConnInfo, RuleContext
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
 from ..stream import client_key
 from ..sweeper import IdleSweeper
 from . import pages
 from .chunks import ChunkError, ChunkScan
-from .exchange import PRECONNECT, Exchange, Phase, render_log
+from .exchange import PRECONNECT, Exchange, Phase
 from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
@@ -54,7 +64,7 @@ from .headers import (
     upgrade_field,
     upgrade_fields,
 )
-from .settings import HTTPSettings
+from .settings import HTTPSettings, Route
 from .upstream import Pools, ServerConnection
 from .writer import ResponseWriter, WriterError, request_keeps_alive
 
@@ -91,15 +101,35 @@ class HTTPContext:
         on_open: Callable[[], None] = lambda: None,
         on_close: Callable[[], None] = lambda: None,
         connector: Callable[..., Any] = connect,
+        backends: Optional[Mapping[str, Backend]] = None,
     ) -> None:
         self.frontend = frontend
         self.counters = frontend_counters
         self.backend = backend
         self.settings = HTTPSettings(frontend, backend.proxy if backend else None, global_)
+        # Routing: the default route, and the use_backend rules over every HTTP backend
+        # (``backends``: the generation's) when the frontend has some.
+        self.default_route = Route(backend, self.settings)
+        self.router: Optional[Router[Route]] = None
+        if frontend.use_backends and backends is not None:
+            self.router = Router(
+                frontend.use_backends,
+                routes_by_name(
+                    list(backends),
+                    lambda name: self.route_to(backends[name], global_),
+                ),
+                self.default_route,
+            )
+        # Whether each request needs a RuleContext (routing or use-server rules).
+        self.rules = self.router is not None or any(
+            r.servers is not None for r in self.all_routes()
+        )
+        self.connection_rules = compile_connection_rules(frontend.tcp_connection)
         self.reactor = reactor
         self.sweeper = sweeper
         self.pools = pools
         self.sink = sink if sink is not None and sink.enabled else None
+        self.log = SessionLog(frontend, frontend_counters, self.sink)
         self.listener_id = listener_id
         self.on_open = on_open
         self.on_close = on_close
@@ -110,21 +140,32 @@ class HTTPContext:
         # keep-alive client moves to between two requests (the new routing applies).
         self.successor: Optional[HTTPContext] = None
 
+    def route_to(self, backend: Backend, global_: Global) -> Optional[Route]:
+        """The route to ``backend`` (None: not an HTTP backend)."""
+        if backend is self.backend:
+            return self.default_route
+        if backend.proxy.proxy_mode != "http":
+            return None
+        return Route(backend, HTTPSettings(self.frontend, backend.proxy, global_))
+
+    def all_routes(self) -> List[Route]:
+        if self.router is None:
+            return [self.default_route]
+        return [self.default_route, *self.router.routes.values()]
+
     def soft_stop(self) -> None:
         """A graceful stop (HAProxy's soft stop): every response from now on says
         ``Connection: close`` and ends its connection; connections idle between requests
         (or not sent a byte yet) are closed now; requests in flight finish."""
         self.stopping = True
-        self.settings.client_close = True
+        for route in self.all_routes():
+            route.settings.client_close = True
         for client in list(self.clients):
             if client.idle:
                 client.close()
 
     def write_session_log(self, rec: SessionRecord) -> None:
-        if self.sink is not None:
-            line = render_log(self.settings, rec)
-            if line is not None:
-                self.sink.session(line)
+        self.log.write(rec)
 
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
@@ -136,7 +177,8 @@ class HTTPContext:
 
     def capture_response_error(self, exchange: Exchange, reason: str) -> None:
         """Keep what the server sent of an invalid response (h11's unparsed bytes)."""
-        if self.backend is not None:
+        backend = exchange.backend
+        if backend is not None:
             conn = exchange.upstream
             data = b""
             server = ""
@@ -146,7 +188,7 @@ class HTTPContext:
                     data = conn.h11.trailing_data[0]
                 except Exception:  # noqa: BLE001 - a capture must never break the exchange
                     data = b""
-            state = self.backend.state
+            state = backend.state
             state.response_errors += 1
             state.last_response_error = capture(
                 self.reactor,
@@ -245,12 +287,26 @@ class ClientConnection(Protocol):
         self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
+        # When this request's stream began: the accept, then the end of the previous
+        # request (HAProxy's accept date of a keep-alive connection's next stream).
+        self.stream_accepted = self.accepted
         self.cycle_start = self.accepted
         self.seen = self.accepted
         peer = transport.getPeer()
         if isinstance(peer, (IPv4Address, IPv6Address)):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
+        self.local: Any = None  # see local_address()
+        self.rule_conn: Optional[ConnInfo] = None
+        self.read_addresses()
+        if ctx.connection_rules and not connection_verdict(
+            ctx.connection_rules, RuleContext(self.conn_info())
+        ):
+            # tcp-request connection reject: not a session, not logged (HAProxy's dcon).
+            ctx.counters.dcon += 1
+            self.gone = self.closing = True
+            transport.loseConnection()
+            return
         ff = ctx.settings.forwardfor
         if ff is not None:
             self.ff_value = ff.client_value(self.client_ip)
@@ -283,6 +339,25 @@ class ClientConnection(Protocol):
             rec.listener_id = self.ctx.listener_id
         else:
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def read_addresses(self) -> None:
+        """What the log formats read of this connection's addresses (%fi, %[src] ...),
+        read now while the socket is open: the line may be written after it closed."""
+        log = self.ctx.log
+        if log.need_frontend_addr:
+            self.local_address()
+        if log.need_samples:
+            self.conn_info()
+
+    def local_address(self) -> Any:
+        """The listener's address this client reached (None for a unix socket), read while
+        the socket is open and kept: only for formats that print it (%fi, %fp)."""
+        if self.client_ip is None:
+            return None
+        local = self.local
+        if local is None and not self.gone:
+            local = self.local = self.transport.getHost()  # type: ignore[union-attr]
+        return local
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         if self.gone:
@@ -381,6 +456,8 @@ class ClientConnection(Protocol):
 
     # ----------------------------------------------------------------- reading
     def dataReceived(self, data: bytes) -> None:
+        if self.gone:
+            return  # refused by a tcp-request connection rule, closing
         with BATCH:
             self.received(data)
 
@@ -581,8 +658,11 @@ class ClientConnection(Protocol):
             except ChunkError as exc:
                 self.protocol_error(exc.reason)
                 return
+        ctx = self.ctx
+        if ctx.rules and not self.route(ex, request, items):
+            return
         target, fields = self.request_head(request, items, ex, chunked)
-        settings = self.ctx.settings
+        settings = ex.settings
         hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
             key = client_key(self.transport.getPeer()) if settings.source_key else None  # type: ignore[union-attr]
@@ -595,6 +675,39 @@ class ClientConnection(Protocol):
             fields = [f for f in fields if f[1] != b"expect"]
         ex.start(target, fields, key, search)
 
+    def route(self, ex: Exchange, request: Any, items: List[Item]) -> bool:
+        """use_backend and use-server rules: the exchange's backend, settings and pinned
+        server; False when the request was answered (a computed backend name that names
+        no backend: 503, and a log line naming it)."""
+        ctx = self.ctx
+        rctx = ex.rules = RuleContext(
+            self.conn_info(), request.method, request.target, request.http_version, items
+        )
+        route = ctx.default_route
+        if ctx.router is not None:
+            chosen = ctx.router.select(rctx)
+            if type(chosen) is Missing:
+                chosen.log(ctx.frontend.name, "503", ctx.sink)
+                ex.backend = None
+                ex.fail(503, "SC")
+                return False
+            route = chosen  # type: ignore[assignment]
+            ex.backend = route.backend
+            ex.settings = route.settings
+        servers = route.servers
+        if servers is not None:
+            ex.pinned = servers.pick(rctx)
+        return True
+
+    def conn_info(self) -> ConnInfo:
+        """This connection as rules see it (made at its first rule, kept)."""
+        info = self.rule_conn
+        if info is None:
+            info = self.rule_conn = connection_info(
+                self.transport, self.ctx.frontend.name, self.ctx.listener_id
+            )
+        return info
+
     def request_head(
         self, request: Any, items: List[Item], ex: Exchange, chunked: bool
     ) -> Tuple[bytes, List[Item]]:
@@ -603,7 +716,7 @@ class ClientConnection(Protocol):
         An upgrade request (``Connection: upgrade`` with ``Upgrade``, e.g. WebSocket) keeps
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
-        settings = self.ctx.settings
+        settings = ex.settings
         fields = end_to_end_items(items)
         upgrade = request_upgrade(items)
         target = request.target
@@ -617,9 +730,21 @@ class ClientConnection(Protocol):
             fields.append(CONNECTION_KEEP_ALIVE)
         if chunked:
             fields.append(TE_CHUNKED)
+        if self.ctx.log.unique_id_format is not None:
+            uid = ex.make_unique_id()
+            header = settings.unique_id_header
+            if header is not None:
+                fields.append((header[0], header[1], uid.encode("latin-1", "replace")))
         ff = settings.forwardfor
         if ff is not None:
-            field = ff.item_for(self.ff_value, fields)
+            # The connection's value is for its default route's rule; another backend's
+            # rule (use_backend) may except other networks.
+            value = (
+                self.ff_value
+                if ff is self.ctx.settings.forwardfor
+                else ff.client_value(self.client_ip)
+            )
+            field = ff.item_for(value, fields)
             if field is not None:
                 fields.append(field)
         if upgrade is not None:
@@ -659,25 +784,34 @@ class ClientConnection(Protocol):
 
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:
         """The session line of a connection that ended before a complete request head."""
+        log = self.ctx.log
+        null = self.h11 is None  # not a byte came
+        if log.sink is None or log.format is None or (null and log.dontlognull):
+            return  # as HAProxy: no line, and no request number taken for it
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
             frontend=self.ctx.frontend.name,
             backend=None,
             server=None,
-            accept_time=self.accepted,
+            accept_time=self.stream_accepted,
             request_time=started,
             t_request=-1,
-            t_total=int((now - self.accepted) * 1000),
+            t_total=int((now - self.stream_accepted) * 1000),
             t_active=int((now - started) * 1000),
             bytes_read=sent,
-            bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
+            bytes_in=0 if null else 1,
             termination=flags,
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
             status=status,
+            request_counter=self.ctx.counters.global_counters.next_stream(),
         )
         self.fill_peer(rec)
+        if log.need_optional:
+            log.fill(rec, self.local_address())
+        if log.need_samples:  # no request: only the connection's fetches have a value
+            rec.sample = RuleContext(self.conn_info())
         self.ctx.write_session_log(rec)
 
     # ----------------------------------------------------------------- writing
@@ -707,7 +841,8 @@ class ClientConnection(Protocol):
             # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
             # Content-Length beside it is stale, and a proxy removes it.
             fields = [f for f in fields if f[1] != b"content-length"]
-        if self.ctx.settings.client_close:
+        ex = self.exchange
+        if (ex.settings if ex is not None else self.ctx.settings).client_close:
             fields.append(CONNECTION_CLOSE)
         assert self.writer is not None
         return self.emit(self.writer.head, response.status_code, response.reason, fields)
@@ -736,13 +871,15 @@ class ClientConnection(Protocol):
 
     def send_error(self, status: int, close: bool) -> int:
         """The proxy's own page for ``status`` as the response to the current request."""
-        close = close or status in pages.CLOSING or self.ctx.settings.client_close
+        ex = self.exchange
+        client_close = (ex.settings if ex is not None else self.ctx.settings).client_close
+        close = close or status in pages.CLOSING or client_close
         if self.gone:
             return 0
-        ex = self.exchange
         writer = self.writer
         # The backend is chosen once the request passed the frontend's checks (Exchange.start).
-        custom = self.ctx.settings.pages.custom(status, ex is not None and ex.head is not None)
+        settings = ex.settings if ex is not None else self.ctx.settings
+        custom = settings.pages.custom(status, ex is not None and ex.head is not None)
         if custom is not None or writer is None or writer.started:
             # Raw bytes whose framing we do not know (an errorfile's): then close.
             page = pages.raw(status) if custom is None else custom
@@ -802,7 +939,8 @@ class ClientConnection(Protocol):
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
             pending = leftover or self.backlog
-            self.head_started = self.ctx.reactor.seconds() if pending else None
+            self.stream_accepted = self.ctx.reactor.seconds()
+            self.head_started = self.stream_accepted if pending else None
             # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
             # while its next requests are already here, and sent together once it has no
             # request left waiting, as one write instead of one small packet per response.
@@ -840,15 +978,16 @@ class ClientConnection(Protocol):
         if self.ff_value is not None or new.settings.forwardfor is not None:
             ff = new.settings.forwardfor
             self.ff_value = ff.client_value(self.client_ip) if ff is not None else None
+        self.read_addresses()  # the new config's formats may print more of them
 
     def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
         """This client's own idle connection to ``server`` (http-reuse never)."""
         private = self.private
         return private.pop(server, None) if private else None
 
-    def keep_private(self, conn: ServerConnection) -> bool:
+    def keep_private(self, conn: ServerConnection, reuse: str) -> bool:
         """Keep ``conn`` for this client only, when http-reuse is never."""
-        if self.ctx.settings.reuse != "never" or self.gone:
+        if reuse != "never" or self.gone:
             return False
         private = self.private
         if private is None:

@@ -6,9 +6,11 @@ its hot path instead of walking config objects per request.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
+from ..backend import Backend
 from ..config.model import Algorithm, Global, Proxy
+from ..routing import ServerRules, server_rules
 from ..stream import resolve_timeouts
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
@@ -53,9 +55,29 @@ class HTTPSettings:
         # HAProxy: the backend's forwardfor wins over the frontend's.
         ff = (backend.forwardfor if backend is not None else None) or frontend.forwardfor
         self.forwardfor: Optional[ForwardRule] = ForwardRule(ff) if ff is not None else None
-        self.httplog = frontend.has_option("httplog")
-        self.tcplog = frontend.has_option("tcplog")
-        self.dontlognull = frontend.has_option("dontlognull")
+        # unique-id-header: the request's ID goes to the server in this field.
+        header = frontend.unique_id_header
+        self.unique_id_header: Optional[Tuple[bytes, bytes]] = (
+            (header.encode("latin-1"), header.lower().encode("latin-1"))
+            if header is not None and frontend.unique_id_format is not None
+            else None
+        )
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
+        )
+
+
+class Route:
+    """Where ``use_backend`` sends a request: the backend, the HTTP settings of the
+    frontend/backend pair, and the backend's ``use-server`` rules (None: none)."""
+
+    __slots__ = ("backend", "settings", "servers")
+
+    def __init__(self, backend: Optional[Backend], settings: HTTPSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.servers: Optional[ServerRules] = (
+            server_rules(backend.proxy.use_servers, backend.servers)
+            if backend is not None
+            else None
         )
