@@ -131,6 +131,14 @@ def test_each_request_of_a_keep_alive_connection_is_routed(
     assert "use_backend %[req.hdr(host),lower,map(" in log
 
 
+def tcp_backends(sockdir: str) -> str:
+    """web, ssh and other: one tcp-name server each."""
+    return "".join(
+        f"backend {name}\n    server {name} {sockdir}/{name}.sock\n"
+        for name in ("web", "ssh", "other")
+    )
+
+
 def test_tcp_mode_inspects_then_routes(sockdir, start_backend, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
     """mode tcp: inspect-delay holds the first bytes, content rules reject or accept, and
     use_backend routes on the payload and the port; connection rules refuse at accept."""
@@ -150,13 +158,8 @@ frontend fe
     use_backend ssh if {{ req.payload(0,4) -m bin 5353482d }}
     use_backend web if {{ req.payload(0,4) -m str GET\\  }} || {{ req.payload(0,4),hex -m beg 504F }}
     default_backend other
-backend web
-    server web {sockdir}/web.sock
-backend ssh
-    server ssh {sockdir}/ssh.sock
-backend other
-    server other {sockdir}/other.sock
 """
+        + tcp_backends(sockdir)
     )
     proxy = start_proxy(config, ready=f"127.0.0.1:{port}")
     address = f"127.0.0.1:{port}"
@@ -236,13 +239,8 @@ frontend fe
     use_backend ssh if {{ req.payload(0,4) -m bin 5353482d }} {{ src 127.0.0.0/8 }}
     use_backend web if {{ req.payload(0,3) -m str GET }} !{{ src 10.0.0.0/8 }}
     default_backend other
-backend web
-    server web {sockdir}/web.sock
-backend ssh
-    server ssh {sockdir}/ssh.sock
-backend other
-    server other {sockdir}/other.sock
 """
+            + tcp_backends(sockdir)
         )
 
     def lines(port: int) -> List[bytes]:
