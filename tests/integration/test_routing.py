@@ -20,28 +20,21 @@ from tests.integration.backends import (
     wait_connectable,
 )
 from tests.integration.proxy import StartProxy
+from tests.integration.test_http_mode import proxy_config
+from tests.integration.test_tcp_mode import TIMEOUTS as TCP_TIMEOUTS
 from tests.integration.test_tcp_mode import free_port
 
 HAPROXY = "/usr/sbin/haproxy"
 
-HEAD = """
-global
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-"""
+
+def tcp_config(body: str) -> str:
+    return "global\n    log stdout format raw local0\n" + TCP_TIMEOUTS + body
 
 
 def routing_config(sockdir: str, fe: str, hosts_map: str) -> str:
     """A typical edge: API and assets pools, admin by Host from the LAN only, a Host map."""
-    return (
-        HEAD
-        + f"""
+    return proxy_config(
+        f"""
 frontend fe
     bind {fe}
     acl is_api     path_beg /api/
@@ -145,9 +138,8 @@ def test_tcp_mode_inspects_then_routes(sockdir, start_backend, start_proxy: Star
     for name in ("web", "ssh", "other"):
         start_backend(name, f"{sockdir}/{name}.sock", mode="tcp-name")
     port, blocked = free_port(), free_port()
-    config = (
-        HEAD.replace("mode http", "mode tcp").replace("option httplog", "option tcplog")
-        + f"""
+    config = tcp_config(
+        f"""
 frontend fe
     bind 127.0.0.1:{port}
     bind 127.0.0.1:{blocked}
@@ -159,8 +151,7 @@ frontend fe
     use_backend web if {{ req.payload(0,4) -m str GET\\  }} || {{ req.payload(0,4),hex -m beg 504F }}
     default_backend other
 """
-        + tcp_backends(sockdir)
-    )
+    ) + tcp_backends(sockdir)
     proxy = start_proxy(config, ready=f"127.0.0.1:{port}")
     address = f"127.0.0.1:{port}"
 
@@ -229,9 +220,8 @@ def test_tcp_routing_matches_haproxy(sockdir, start_backend, start_proxy: StartP
         start_backend(name, f"{sockdir}/{name}.sock", mode="tcp-name")
 
     def config(port: int) -> str:
-        return (
-            HEAD.replace("mode http", "mode tcp").replace("option httplog", "")
-            + f"""
+        return tcp_config(
+            f"""
 frontend fe
     bind 127.0.0.1:{port}
     tcp-request inspect-delay 2s
@@ -240,8 +230,7 @@ frontend fe
     use_backend web if {{ req.payload(0,3) -m str GET }} !{{ src 10.0.0.0/8 }}
     default_backend other
 """
-            + tcp_backends(sockdir)
-        )
+        ) + tcp_backends(sockdir)
 
     def lines(port: int) -> List[bytes]:
         out = []
