@@ -355,19 +355,6 @@ class AclTable:
         return list(self.acls) + list(PREDEFINED)
 
 
-def _proto_http(origin: Origin) -> Callable[[RuleContext], Any]:
-    return lambda ctx: True
-
-
-# HTTP: "the request is valid HTTP" -- always so once rules see a parsed request.
-if "req.proto_http" not in FETCHES:
-    from .sample import register_fetch
-
-    register_fetch(
-        FetchDef("req.proto_http", BOOL, Need.REQUEST, _proto_http, help="a valid HTTP request")
-    )
-
-
 def unknown_acl(name: str, table: AclTable, origin: Origin) -> ConfigError:
     hint = did_you_mean(name, table.names())
     if not hint:
