@@ -30,7 +30,8 @@ from typing import (
 
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from .config.model import NameFormat, TcpAction, TcpRule, UseBackend, UseServer
+from .backend import Backend
+from .config.model import NameFormat, Proxy, TcpAction, TcpRule, UseBackend, UseServer
 from .log.targets import log_event
 from .rules import MISS, PASS, ConnInfo, RuleContext, to_text
 from .rules.codegen import first_match
@@ -179,14 +180,22 @@ def content_verdict(rules: Sequence[TcpRule], ctx: RuleContext) -> str:
     return TcpVerdict.ACCEPT
 
 
-def routes_by_name(names: Sequence[str], make: Callable[[str], Optional[R]]) -> Dict[str, R]:
-    """The routes of the backends ``make`` accepts (None: not one this frontend can use)."""
-    out: Dict[str, R] = {}
-    for name in names:
-        route = make(name)
+def make_router(
+    frontend: Proxy,
+    backends: Optional[Mapping[str, Backend]],
+    route_to: Callable[[Backend], Optional[R]],
+    default: R,
+) -> Optional[Router[R]]:
+    """The frontend's router over the generation's ``backends`` (``route_to``: the route
+    to one, None for a backend of another mode); None without use_backend rules."""
+    if not frontend.use_backends or backends is None:
+        return None
+    routes: Dict[str, R] = {}
+    for name, backend in backends.items():
+        route = route_to(backend)
         if route is not None:
-            out[name] = route
-    return out
+            routes[name] = route
+    return Router(frontend.use_backends, routes, default)
 
 
 def connection_info(transport: Any, frontend: str, listener_id: int) -> ConnInfo:

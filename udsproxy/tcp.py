@@ -43,7 +43,7 @@ from .routing import (
     connection_info,
     connection_verdict,
     content_verdict,
-    routes_by_name,
+    make_router,
     server_rules,
 )
 from .rules import RuleContext
@@ -100,16 +100,9 @@ class TCPContext:
         self.default_route = TCPRoute(frontend, backend)
         # A TCP session is a tunnel from the start: its timeouts are the tunnel's.
         self.timeouts = self.default_route.timeouts
-        self.router: Optional[Router[TCPRoute]] = None
-        if frontend.use_backends and backends is not None:
-            self.router = Router(
-                frontend.use_backends,
-                routes_by_name(
-                    list(backends),
-                    lambda name: self.route_to(backends[name]),
-                ),
-                self.default_route,
-            )
+        self.router: Optional[Router[TCPRoute]] = make_router(
+            frontend, backends, self.route_to, self.default_route
+        )
         self.connection_rules = compile_connection_rules(frontend.tcp_connection)
         self.content_rules = frontend.tcp_content
         self.inspect_delay = frontend.inspect_delay

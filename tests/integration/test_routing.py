@@ -20,28 +20,21 @@ from tests.integration.backends import (
     wait_connectable,
 )
 from tests.integration.proxy import StartProxy
+from tests.integration.test_http_mode import proxy_config
+from tests.integration.test_tcp_mode import TIMEOUTS as TCP_TIMEOUTS
 from tests.integration.test_tcp_mode import free_port
 
 HAPROXY = "/usr/sbin/haproxy"
 
-HEAD = """
-global
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-"""
+
+def tcp_config(body: str) -> str:
+    return "global\n    log stdout format raw local0\n" + TCP_TIMEOUTS + body
 
 
 def routing_config(sockdir: str, fe: str, hosts_map: str) -> str:
     """A typical edge: API and assets pools, admin by Host from the LAN only, a Host map."""
-    return (
-        HEAD
-        + f"""
+    return proxy_config(
+        f"""
 frontend fe
     bind {fe}
     acl is_api     path_beg /api/
@@ -131,15 +124,22 @@ def test_each_request_of_a_keep_alive_connection_is_routed(
     assert "use_backend %[req.hdr(host),lower,map(" in log
 
 
+def tcp_backends(sockdir: str) -> str:
+    """web, ssh and other: one tcp-name server each."""
+    return "".join(
+        f"backend {name}\n    server {name} {sockdir}/{name}.sock\n"
+        for name in ("web", "ssh", "other")
+    )
+
+
 def test_tcp_mode_inspects_then_routes(sockdir, start_backend, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
     """mode tcp: inspect-delay holds the first bytes, content rules reject or accept, and
     use_backend routes on the payload and the port; connection rules refuse at accept."""
     for name in ("web", "ssh", "other"):
         start_backend(name, f"{sockdir}/{name}.sock", mode="tcp-name")
     port, blocked = free_port(), free_port()
-    config = (
-        HEAD.replace("mode http", "mode tcp").replace("option httplog", "option tcplog")
-        + f"""
+    config = tcp_config(
+        f"""
 frontend fe
     bind 127.0.0.1:{port}
     bind 127.0.0.1:{blocked}
@@ -150,14 +150,8 @@ frontend fe
     use_backend ssh if {{ req.payload(0,4) -m bin 5353482d }}
     use_backend web if {{ req.payload(0,4) -m str GET\\  }} || {{ req.payload(0,4),hex -m beg 504F }}
     default_backend other
-backend web
-    server web {sockdir}/web.sock
-backend ssh
-    server ssh {sockdir}/ssh.sock
-backend other
-    server other {sockdir}/other.sock
 """
-    )
+    ) + tcp_backends(sockdir)
     proxy = start_proxy(config, ready=f"127.0.0.1:{port}")
     address = f"127.0.0.1:{port}"
 
@@ -226,9 +220,8 @@ def test_tcp_routing_matches_haproxy(sockdir, start_backend, start_proxy: StartP
         start_backend(name, f"{sockdir}/{name}.sock", mode="tcp-name")
 
     def config(port: int) -> str:
-        return (
-            HEAD.replace("mode http", "mode tcp").replace("option httplog", "")
-            + f"""
+        return tcp_config(
+            f"""
 frontend fe
     bind 127.0.0.1:{port}
     tcp-request inspect-delay 2s
@@ -236,14 +229,8 @@ frontend fe
     use_backend ssh if {{ req.payload(0,4) -m bin 5353482d }} {{ src 127.0.0.0/8 }}
     use_backend web if {{ req.payload(0,3) -m str GET }} !{{ src 10.0.0.0/8 }}
     default_backend other
-backend web
-    server web {sockdir}/web.sock
-backend ssh
-    server ssh {sockdir}/ssh.sock
-backend other
-    server other {sockdir}/other.sock
 """
-        )
+        ) + tcp_backends(sockdir)
 
     def lines(port: int) -> List[bytes]:
         out = []

@@ -566,3 +566,18 @@ def test_first_match_guards_the_bench_rules() -> None:
     assert select(ctx(path="/api3/x")) == "default"
     assert select(ctx(path="/a.jpg4")) == 9
     assert select(ctx(path="/", method="PUT2")) == 7
+
+
+def test_conditions_differ_when_a_pattern_file_differs(tmp_path: Path) -> None:
+    """A named ACL reading -f compares by the file's contents too (a reload sees the change)."""
+    lst = tmp_path / "nets.lst"
+    lst.write_text("10.0.0.0/8\n")
+    t1 = AclTable()
+    t1.define("lan", ["src", "-f", str(lst)])
+    c1 = compile_condition(["if", "lan"], t1, where=H)
+    lst.write_text("192.168.0.0/16\n")
+    t2 = AclTable()
+    t2.define("lan", ["src", "-f", str(lst)])
+    c2 = compile_condition(["if", "lan"], t2, where=H)
+    assert c1 != c2
+    assert c1(ctx(src="10.1.1.1")) and not c2(ctx(src="10.1.1.1"))

@@ -38,7 +38,7 @@ from ..routing import (
     compile_connection_rules,
     connection_info,
     connection_verdict,
-    routes_by_name,
+    make_router,
 )
 from ..rules import ConnInfo, RuleContext
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
@@ -110,16 +110,9 @@ class HTTPContext:
         # Routing: the default route, and the use_backend rules over every HTTP backend
         # (``backends``: the generation's) when the frontend has some.
         self.default_route = Route(backend, self.settings)
-        self.router: Optional[Router[Route]] = None
-        if frontend.use_backends and backends is not None:
-            self.router = Router(
-                frontend.use_backends,
-                routes_by_name(
-                    list(backends),
-                    lambda name: self.route_to(backends[name], global_),
-                ),
-                self.default_route,
-            )
+        self.router: Optional[Router[Route]] = make_router(
+            frontend, backends, lambda be: self.route_to(be, global_), self.default_route
+        )
         # Whether each request needs a RuleContext (routing or use-server rules).
         self.rules = self.router is not None or any(
             r.servers is not None for r in self.all_routes()

@@ -294,6 +294,7 @@ class Acl:
         self.lines: List[Tuple[List[str], Origin]] = []
         self.compiled: Dict[Where, List[AclExpr]] = {}
         self.users: List[Any] = []  # conditions to rebuild when a line is added after use
+        self.keys: List[Any] = []  # each line's text and the files it read
 
     def exprs(self, where: Where, use: Origin) -> List[AclExpr]:
         """The lines compiled for ``where``; a fetch not available there is an error at
@@ -315,7 +316,8 @@ class Acl:
 
     @property
     def key(self) -> Any:
-        return (self.name, tuple(" ".join(words) for words, _ in self.lines))
+        """What the ACL says: its lines and the contents of the files they read."""
+        return (self.name, tuple(self.keys) or tuple(" ".join(w) for w, _ in self.lines))
 
 
 class AclTable:
@@ -332,11 +334,12 @@ class AclTable:
                 f"invalid ACL name '{name}'",
                 hint="ACL names are letters, digits, '-', '_', '.' and ':'",
             )
-        compile_acl_expr(words, origin)
+        checked = compile_acl_expr(words, origin)
         acl = self.acls.get(name)
         if acl is None:
             acl = self.acls[name] = Acl(name)
         acl.lines.append((list(words), origin))
+        acl.keys.append(checked.key)
         acl.compiled.clear()
         for user in acl.users:
             user.rebuild()
@@ -350,19 +353,6 @@ class AclTable:
 
     def names(self) -> List[str]:
         return list(self.acls) + list(PREDEFINED)
-
-
-def _proto_http(origin: Origin) -> Callable[[RuleContext], Any]:
-    return lambda ctx: True
-
-
-# HTTP: "the request is valid HTTP" -- always so once rules see a parsed request.
-if "req.proto_http" not in FETCHES:
-    from .sample import register_fetch
-
-    register_fetch(
-        FetchDef("req.proto_http", BOOL, Need.REQUEST, _proto_http, help="a valid HTTP request")
-    )
 
 
 def unknown_acl(name: str, table: AclTable, origin: Origin) -> ConfigError:

@@ -432,6 +432,10 @@ def _req_ver(origin: Origin) -> FetchFn:
     return lambda ctx: ctx.version.decode("latin-1")
 
 
+# "The request is valid HTTP": always so once rules see a parsed request.
+register_fetch(
+    FetchDef("req.proto_http", BOOL, R, _const(True), help="a valid HTTP request", inline="True")
+)
 register_fetch(FetchDef("req.ver", STR, R, _req_ver, help="the version: 1.0, 1.1"), "req_ver")
 
 
