@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+from collections import Counter
+from typing import List
 
 import pytest
 
-from tests.integration.backends import http_request, stop_process, wait_connectable
+from tests.integration.backends import free_port, http_request, stop_process, wait_connectable
 from tests.integration.proxy import StartProxy
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -114,20 +118,40 @@ backend b
 """
 
 
+def messages(log: str) -> List[str]:
+    """The log's lines without twistd's ``<time> [<system>] `` prefix."""
+    return [re.sub(r"^\S+ \[[^]]*\] ", "", line) for line in log.splitlines() if line.strip()]
+
+
 def test_startup_lines_are_printed_once_with_log_stdout(
     sockdir, start_backend, start_proxy: StartProxy
 ) -> None:  # type: ignore[no-untyped-def]
-    """twistd -n with log stdout: each start-up line once, no factory chatter."""
+    """twistd -n with log stdout: every start-up line once (notices and warnings too, whether
+    twistd or the raw stdout target printed it), no factory chatter."""
     start_backend("a", f"{sockdir}/a.sock")
-    proxy = start_proxy(app_config(sockdir), ready=f"unix@{sockdir}/fe.sock")
-    log = proxy.wait_log("listening on")
-    assert log.count("listening on") == 1, log
-    assert log.count("global maxconn") == 1, log
+    config = app_config(sockdir).replace("    timeout server 5s\n", "")  # a warning
+    config += f"    server spare {sockdir}/spare.sock uid 0\n"  # a notice, and one at run time
+    proxy = start_proxy(config, ready=f"unix@{sockdir}/fe.sock")
+    log = proxy.wait_log("socket file")  # the spare's check follows the listener
+    for expected in ("listening on", "global maxconn", "missing timeouts", "not portable"):
+        assert log.count(expected) == 1, log
+    repeated = [line for line, count in Counter(messages(log)).items() if count > 1]
+    assert repeated == [], log
     assert "Starting factory" not in log
 
 
+def wait_file_has(path: str, needle: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = open(path).read() if os.path.exists(path) else ""
+        if needle in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)
+
+
 def test_daemon_mode_writes_request_logs_to_the_logfile(sockdir, start_backend) -> None:  # type: ignore[no-untyped-def]
-    """twistd without -n and log stdout: request lines land in --logfile, said once at start."""
+    """twistd without -n and log stdout: request lines land in --logfile, said once at start;
+    SIGUSR1 rotates that file as twistd does, and the next request lines go to the new one."""
     from tests.integration.proxy import TWISTD, child_env
 
     start_backend("a", f"{sockdir}/a.sock")
@@ -145,18 +169,22 @@ def test_daemon_mode_writes_request_logs_to_the_logfile(sockdir, start_backend) 
     try:
         wait_connectable(f"unix@{sockdir}/fe.sock")
         assert http_request(f"unix@{sockdir}/fe.sock", "GET", "/").status == 200
-        deadline = time.monotonic() + 5
-        while '"GET / HTTP/1.1"' not in open(logfile).read() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_file_has(logfile, '"GET / HTTP/1.1"')
+        wait_file_has(logfile, "SIGUSR1 left to twistd (log rotation)")
+        os.kill(pid, signal.SIGUSR1)
+        rotated = wait_file_has(f"{logfile}.1", '"GET / HTTP/1.1"')
+        assert http_request(f"unix@{sockdir}/fe.sock", "GET", "/?rotated").status == 200
+        after = wait_file_has(logfile, '"GET /?rotated HTTP/1.1"')
     finally:
-        os.kill(pid, 15)
+        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while os.path.exists(pidfile) and time.monotonic() < deadline:
             time.sleep(0.02)
-    text = open(logfile).read()
-    assert " f b/a " in text and '"GET / HTTP/1.1"' in text, text
-    assert text.count("running as a daemon, so these log lines go to twistd's log file") == 1
-    assert logfile in text
+    assert " f b/a " in rotated and '"GET / HTTP/1.1"' in rotated, rotated
+    assert rotated.count("running as a daemon, so these log lines go to twistd's log file") == 1
+    assert logfile in rotated
+    assert '"GET /?rotated HTTP/1.1"' in after and '"GET / HTTP/1.1"' not in after, after
+    assert not os.path.exists(pidfile)  # stopped: SIGUSR1 did not stop it, SIGTERM did
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to drop privileges")
@@ -189,3 +217,69 @@ def test_no_pid_file_warning_after_dropping_privileges(sockdir: str) -> None:
     out = open(log_path).read()
     assert f"pid file {pidfile} will stay after stop" in out, out
     assert "No permission to delete pid file" not in out, out
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="root bypasses permissions: the proxy drops to nobody")
+def test_eacces_on_a_socket_file_names_user_owner_mode_and_fix(
+    sockdir, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """A server socket owned by root with mode 0644, the proxy running as nobody: the client
+    gets a 503 and the log names the errno, the socket's owner, group and mode, who the proxy
+    runs as, and the fix."""
+    os.chmod(sockdir, 0o755)
+    start_backend("a", f"{sockdir}/a.sock")
+    os.chmod(f"{sockdir}/a.sock", 0o644)
+    proxy = start_proxy(
+        app_config(sockdir, "    user nobody\n    group nogroup"), ready=f"unix@{sockdir}/fe.sock"
+    )
+    assert http_request(f"unix@{sockdir}/fe.sock", "GET", "/").status == 503
+    log = proxy.wait_log("[EACCES]")
+    assert (
+        f"server b/a: connect to unix@{sockdir}/a.sock: permission denied [EACCES] "
+        f"(no write permission on socket file {sockdir}/a.sock (owner root, group root, "
+        "mode 0644) for user nobody (uid 65534, groups nogroup); fix: add user nobody to "
+        "group root and set the server's socket mode to 0660)"
+    ) in log, log
+
+
+@pytest.mark.skipif(shutil.which("thin") is None, reason="thin is not installed")
+def test_the_readmes_thin_workers_serve_etc_app_cfg(sockdir, start_proxy: StartProxy) -> None:  # type: ignore[no-untyped-def]
+    """README's ``thin start -R config.ru --socket /tmp/app/thin.sock -s 4 -d`` makes the
+    four socket files etc/app.cfg names, and the proxy serves through them (paths and port
+    moved to this test's directory)."""
+    from tests.integration.backends import THIN_CONFIG_RU
+    from tests.integration.proxy import REPO_ROOT
+
+    app = os.path.join(sockdir, "app")
+    os.mkdir(app)
+    with open(os.path.join(app, "config.ru"), "w") as f:
+        f.write(THIN_CONFIG_RU % {"name": "app"})
+    with open(os.path.join(REPO_ROOT, "etc", "app.cfg")) as f:
+        config = f.read()
+    servers = re.findall(r"server \w+ unix@(\S+)", config)
+    port = free_port()
+    config = config.replace("/tmp/app/", f"{app}/").replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    config = config.replace("/tmp/udsproxy-app.stats", f"{sockdir}/app.stats")
+    readme = ["thin", "start", "-R", "config.ru", "--socket", f"{app}/thin.sock", "-s", "4", "-d"]
+    try:
+        started = subprocess.run(readme, cwd=app, capture_output=True, text=True, timeout=60)
+        assert started.returncode == 0, started.stdout + started.stderr
+        sockets = [path.replace("/tmp/app/", f"{app}/") for path in servers]
+        assert sorted(glob.glob(f"{app}/thin.*.sock")) == sorted(sockets)
+        for path in sockets:  # daemonized: each accepts once it has started
+            wait_connectable(f"unix@{path}", timeout=30)
+        start_proxy(config, ready=("127.0.0.1", port))
+        for _ in range(8):
+            response = http_request(("127.0.0.1", port), "GET", "/")
+            assert response.status == 200 and response.body == b"hello from app\n"
+    finally:
+        for pidfile in glob.glob(f"{app}/tmp/pids/thin.*.pid"):
+            with open(pidfile) as f:
+                pid = int(f.read())
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + 10
+            while os.path.exists(pidfile) and time.monotonic() < deadline:
+                time.sleep(0.02)

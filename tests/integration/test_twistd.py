@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from tests.integration.backends import connect, read_until_close, recv_line, wait_connectable
+from tests.integration.backends import (
+    connect,
+    free_port,
+    read_until_close,
+    recv_line,
+    wait_connectable,
+)
 from tests.integration.proxy import TWISTD, child_env, spawn_proxy
 
 
@@ -19,12 +25,6 @@ def run_twistd(args: list[str], timeout: float = 30) -> subprocess.CompletedProc
     return subprocess.run(
         TWISTD + args, capture_output=True, text=True, timeout=timeout, env=child_env()
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_plugin_is_listed() -> None:
@@ -141,7 +141,8 @@ def test_root_drops_to_the_configured_user(sockdir: str) -> None:
 
 
 def test_demo_balances_and_cleans_up(sockdir: str) -> None:
-    """With no --config the demo starts, answers from every backend, and removes its temp dir."""
+    """With no --config the demo starts quietly, answers from every backend, and removes its
+    temp dir."""
     port = free_port()
     log_path = os.path.join(sockdir, "demo.log")
     with open(log_path, "wb") as log:
@@ -171,6 +172,7 @@ def test_demo_balances_and_cleans_up(sockdir: str) -> None:
         demo_dir = re.search(r"backends on (\S+)/\{", text)
         assert demo_dir and os.path.isdir(demo_dir.group(1)), text
         assert f"curl -s {url} {url}" in text
+        assert "Starting factory" not in text  # no twistd factory chatter (issue 17)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
