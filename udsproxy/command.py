@@ -45,9 +45,10 @@ def refresh_plugin_caches() -> bool:
 
     import twisted.plugins
 
+    from .net.connect import effective_access
+
     directories = [path for path in twisted.plugins.__path__ if os.path.isdir(path)]
-    effective = os.access in os.supports_effective_ids
-    if not all(os.access(path, os.W_OK, effective_ids=effective) for path in directories):
+    if not all(effective_access(path, os.W_OK | os.X_OK) for path in directories):
         return False
     getCache(twisted.plugins)
     return True

@@ -89,10 +89,11 @@ class StartGuard(MultiService):
         if not pidfile or not isinstance(self.twistd, dict):
             return
         directory = os.path.dirname(os.path.abspath(pidfile))
-        if os.access(directory, os.W_OK | os.X_OK, effective_ids=True):
+        from .net.connect import current_identity, effective_access
+
+        if effective_access(directory, os.W_OK | os.X_OK):
             return  # twistd removes it at exit as the new user
         from .log.targets import log_event
-        from .net.connect import current_identity
 
         self.twistd["pidfile"] = ""
         log_event(

@@ -188,35 +188,30 @@ def test_daemon_mode_writes_request_logs_to_the_logfile(sockdir, start_backend) 
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to drop privileges")
-def test_no_pid_file_warning_after_dropping_privileges(sockdir: str) -> None:
-    """user nobody + a pid file in a root-owned directory: said once at start, no warning at stop."""
-    from tests.integration.proxy import TWISTD, child_env
-
+def test_no_pid_file_warning_after_dropping_privileges(
+    sockdir: str, start_proxy: StartProxy
+) -> None:
+    """user nobody, with the pid file, the frontend and the stats socket in a root-owned
+    directory: what will stay after stop is said once at start, nothing is warned at stop,
+    and the next start replaces the stale socket files."""
     os.chmod(sockdir, 0o755)
-    cfg, pidfile = os.path.join(sockdir, "app.cfg"), os.path.join(sockdir, "u.pid")
-    with open(cfg, "w") as f:
-        f.write(app_config(sockdir, "    user nobody\n    group nogroup"))
-    log_path = os.path.join(sockdir, "out.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            TWISTD + ["-n", f"--pidfile={pidfile}", "udsproxy", "--config", cfg],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            cwd=sockdir,
-        )
-    try:
-        wait_connectable(f"unix@{sockdir}/fe.sock", proc=proc)
-        # The socket accepts once bound, before start-up is logged: wait for the line.
-        deadline = time.monotonic() + 15
-        while f"pid file {pidfile} will stay after stop" not in open(log_path).read():
-            assert time.monotonic() < deadline and proc.poll() is None, open(log_path).read()
-            time.sleep(0.02)
-    finally:
-        stop_process(proc)
-    out = open(log_path).read()
-    assert f"pid file {pidfile} will stay after stop" in out, out
-    assert "No permission to delete pid file" not in out, out
+    pidfile, fe, admin = (
+        os.path.join(sockdir, name) for name in ("u.pid", "fe.sock", "admin.sock")
+    )
+    config = app_config(
+        sockdir, f"    user nobody\n    group nogroup\n    stats socket {admin} mode 600"
+    )
+    for _ in range(2):  # the second start replaces the stale socket files of the first
+        proxy = start_proxy(config, ready=f"unix@{fe}", twistd_args=["-n", f"--pidfile={pidfile}"])
+        # The socket accepts once bound, before start-up is logged: wait for the lines.
+        proxy.wait_log(f"pid file {pidfile} will stay after stop")
+        proxy.wait_log(f"socket files {admin}, {fe} will stay after stop: user nobody (uid 65534")
+        assert proxy.stop() in (0, -signal.SIGTERM)
+        out = proxy.log()
+        assert "Server Shut Down." in out
+        assert "No permission to delete pid file" not in out and "Traceback" not in out, out
+        assert out.count("will stay after stop") == 2, out
+        assert os.path.exists(fe) and os.path.exists(admin)  # as HAProxy's stats socket
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="root bypasses permissions: the proxy drops to nobody")

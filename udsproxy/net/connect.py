@@ -122,8 +122,8 @@ def format_connect_message(address: Address, kind: ConnectKind, err: int, detail
     return f"{text} ({detail})" if detail else text
 
 
-def _effective_access(path: str, mode: int) -> bool:
-    # Permission is checked with the effective ids, as the kernel does for connect()/bind().
+def effective_access(path: str, mode: int) -> bool:
+    """os.access with the effective ids, as the kernel checks connect(), bind(), unlink()."""
     if os.access in os.supports_effective_ids:
         return os.access(path, mode, effective_ids=True)
     return os.access(path, mode)
@@ -146,7 +146,7 @@ def _ancestors(path: str) -> list:
 def explain_access_denied(
     path: str,
     creating: bool,
-    access: Callable[[str, int], bool] = _effective_access,
+    access: Callable[[str, int], bool] = effective_access,
 ) -> str:
     """Which permission is missing on the way to ``path``: for bind (creating) or connect."""
     dirs = _ancestors(path)
@@ -236,7 +236,7 @@ _REMEDIES = {
 def access_advice(
     path: str,
     creating: bool = False,
-    access: Callable[[str, int], bool] = _effective_access,
+    access: Callable[[str, int], bool] = effective_access,
     stat_path: Callable[[str], os.stat_result] = os.stat,
     who: Optional[Identity] = None,
 ) -> str:
