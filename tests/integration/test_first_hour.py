@@ -15,7 +15,7 @@ from typing import List
 import pytest
 
 from tests.integration.backends import free_port, http_request, stop_process, wait_connectable
-from tests.integration.proxy import StartProxy
+from tests.integration.proxy import REPO_ROOT, TWISTD, StartProxy, child_env
 
 HAPROXY = "/usr/sbin/haproxy"
 
@@ -152,8 +152,6 @@ def wait_file_has(path: str, needle: str, timeout: float = 5.0) -> str:
 def test_daemon_mode_writes_request_logs_to_the_logfile(sockdir, start_backend) -> None:  # type: ignore[no-untyped-def]
     """twistd without -n and log stdout: request lines land in --logfile, said once at start;
     SIGUSR1 rotates that file as twistd does, and the next request lines go to the new one."""
-    from tests.integration.proxy import TWISTD, child_env
-
     start_backend("a", f"{sockdir}/a.sock")
     cfg = os.path.join(sockdir, "app.cfg")
     with open(cfg, "w") as f:
@@ -220,7 +218,7 @@ def test_eacces_on_a_socket_file_names_user_owner_mode_and_fix(
 ) -> None:  # type: ignore[no-untyped-def]
     """A server socket owned by root with mode 0644, the proxy running as nobody: the client
     gets a 503 and the log names the errno, the socket's owner, group and mode, who the proxy
-    runs as, and the fix."""
+    runs as, and the fix; ``--check`` (run as root) warns with the same text."""
     os.chmod(sockdir, 0o755)
     start_backend("a", f"{sockdir}/a.sock")
     os.chmod(f"{sockdir}/a.sock", 0o644)
@@ -229,12 +227,24 @@ def test_eacces_on_a_socket_file_names_user_owner_mode_and_fix(
     )
     assert http_request(f"unix@{sockdir}/fe.sock", "GET", "/").status == 503
     log = proxy.wait_log("[EACCES]")
-    assert (
+    text = (
         f"server b/a: connect to unix@{sockdir}/a.sock: permission denied [EACCES] "
         f"(no write permission on socket file {sockdir}/a.sock (owner root, group root, "
         "mode 0644) for user nobody (uid 65534, groups nogroup); fix: add user nobody to "
         "group root and set the server's socket mode to 0660)"
-    ) in log, log
+    )
+    assert text in log, log
+    check = subprocess.run(
+        [*TWISTD, "udsproxy", "--config", proxy.cfg_path, "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_env(),
+    )
+    assert check.returncode == 0, check.stderr
+    with open(proxy.cfg_path) as f:
+        lineno = 1 + next(n for n, line in enumerate(f) if line.strip().startswith("server a "))
+    assert f"[WARNING] {proxy.cfg_path}:{lineno}: {text}\n" in check.stdout, check.stdout
 
 
 @pytest.mark.skipif(shutil.which("thin") is None, reason="thin is not installed")
@@ -243,7 +253,6 @@ def test_the_readmes_thin_workers_serve_etc_app_cfg(sockdir, start_proxy: StartP
     four socket files etc/app.cfg names, and the proxy serves through them (paths and port
     moved to this test's directory)."""
     from tests.integration.backends import THIN_CONFIG_RU
-    from tests.integration.proxy import REPO_ROOT
 
     app = os.path.join(sockdir, "app")
     os.mkdir(app)
