@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +28,11 @@ WARNING = "Unable to write to plugin cache"
 pytestmark = [
     pytest.mark.skipif(os.getuid() != 0, reason="needs root to install as root and run as nobody"),
     pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)"),
+    pytest.mark.skipif(
+        sys.implementation.name == "pypy",
+        reason="pip takes minutes under PyPy; packaging and Twisted's plugin scan are the "
+        "same as on CPython, where this runs (it passed on PyPy 3.9 when written)",
+    ),
 ]
 
 
@@ -76,22 +81,28 @@ def run_as_nobody(command: List[str], cwd: Path) -> subprocess.CompletedProcess[
 
 
 def start_as_nobody(command: List[str], cwd: Path) -> str:
-    """Start ``command`` as nobody, wait until it says it listens, stop it; its output."""
+    """Start ``command`` as nobody, wait for its READY=1 (sd_notify: serving, its signal
+    handlers in place), stop it gracefully; its output."""
     out = cwd / "out.log"
-    with open(out, "wb") as log:
-        proc = subprocess.Popen(
-            [*NOBODY, *command], stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=nobody_env(cwd)
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "listening on" not in out.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.02)
-    finally:
-        status = stop_process(proc, timeout=20)
+    name = f"udsproxy-test-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(b"\0" + name.encode())
+        notify.settimeout(30)
+        with open(out, "wb") as log:
+            proc = subprocess.Popen(
+                [*NOBODY, *command],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env={**nobody_env(cwd), "NOTIFY_SOCKET": "@" + name},
+            )
+        try:
+            ready = notify.recv(4096).decode()
+        finally:
+            status = stop_process(proc, timeout=20)
     text = out.read_text()
-    # A SIGTERM this early may meet twistd's handler, not yet udsproxy's: -15 then.
-    assert status in (0, -signal.SIGTERM) and "Server Shut Down." in text, text
+    assert ready.startswith("READY=1") and status == 0, text
+    assert "every connection has finished: exiting" in text, text
     return text
 
 
