@@ -14,7 +14,14 @@ from typing import List
 
 import pytest
 
-from tests.integration.backends import free_port, http_request, stop_process, wait_connectable
+from tests.integration.backends import (
+    connect,
+    free_port,
+    http_request,
+    read_until_close,
+    stop_process,
+    wait_connectable,
+)
 from tests.integration.proxy import REPO_ROOT, TWISTD, StartProxy, child_env
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -118,6 +125,22 @@ backend b
 """
 
 
+def stats_answer(admin: str, command: str) -> str:
+    """The stats socket's answer to ``command``, polling while the proxy starts."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with connect(f"unix@{admin}") as sock:
+                sock.sendall(command.encode() + b"\n")
+                answer = read_until_close(sock).decode()
+            if answer:
+                return answer
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"no answer on {admin}"
+        time.sleep(0.02)
+
+
 def messages(log: str) -> List[str]:
     """The log's lines without twistd's ``<time> [<system>] `` prefix."""
     return [re.sub(r"^\S+ \[[^]]*\] ", "", line) for line in log.splitlines() if line.strip()]
@@ -204,9 +227,11 @@ def test_no_pid_file_warning_after_dropping_privileges(
         # The socket accepts once bound, before start-up is logged: wait for the lines.
         proxy.wait_log(f"pid file {pidfile} will stay after stop")
         proxy.wait_log(f"socket files {admin}, {fe} will stay after stop: user nobody (uid 65534")
-        assert proxy.stop() in (0, -signal.SIGTERM)
+        # An answer on the stats socket: the reactor runs, our signal handlers are in place.
+        assert stats_answer(admin, "show info").startswith("Name: udsproxy")
+        assert proxy.stop() == 0
         out = proxy.log()
-        assert "Server Shut Down." in out
+        assert "every connection has finished: exiting" in out, out
         assert "No permission to delete pid file" not in out and "Traceback" not in out, out
         assert out.count("will stay after stop") == 2, out
         assert os.path.exists(fe) and os.path.exists(admin)  # as HAProxy's stats socket
