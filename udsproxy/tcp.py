@@ -249,6 +249,7 @@ class TCPSession:
         self.last_activity = self.ctx.sweeper.now
         if self.server_t is not None:
             self.server_t.loseWriteConnection()
+            self.close_when_both_finished()
         elif self.peer_is_unix and peer_closed(self.client_t.fileno()):
             # Gone for good, not half-closed: leave the queue (or the connect) now.
             self.client_t.abortConnection()
@@ -257,6 +258,16 @@ class TCPSession:
         self.server_eof = True
         self.last_activity = self.ctx.sweeper.now
         self.client_t.loseWriteConnection()
+        self.close_when_both_finished()
+
+    def close_when_both_finished(self) -> None:
+        """Both sides sent their FIN: the session is over. Twisted leaves a half-closeable
+        transport open once both of its halves are shut, so close both (what each still
+        buffers is written first); else the descriptors, the slot and a graceful stop would
+        wait for an idle timeout, or forever without one."""
+        if self.client_eof and self.server_eof and self.server_t is not None:
+            self.client_t.loseConnection()
+            self.server_t.loseConnection()
 
     # ----------------------------------------------------------------- endings
     def check_idle(self, now: float) -> Optional[float]:

@@ -8,6 +8,7 @@ from typing import Any, Callable, List, Optional
 
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -40,7 +41,9 @@ class Transport(StringTransport):
         if not self.disconnecting:
             super().loseConnection()
             if self.protocol is not None:
-                self.protocol.connectionLost(Failure(Exception("closed")))
+                # As Twisted reports them: a clean close, or a lost connection on abort.
+                reason = ConnectionLost() if self.aborted else ConnectionDone()
+                self.protocol.connectionLost(Failure(reason))
 
     def fileno(self) -> int:
         return -1
@@ -256,3 +259,18 @@ def test_client_fin_timeout_applies_once_the_servers_fin_reached_the_client() ->
     assert client_t.write_closed
     clock.advance(1.0)
     assert client_t.aborted and session.flags == "cD"
+
+
+def test_both_fins_close_the_session_at_once() -> None:
+    """The client's FIN, then the server's: both connections close now, not at an idle
+    timeout; the session is logged as a normal end and releases its slot."""
+    ctx, clock, runtime, connector = setup(CFG.format(extra=""), [accepted])
+    session, client_t = open_session(ctx)
+    server_t = session.server_t
+    session.client.readConnectionLost()
+    assert server_t.write_closed and not client_t.disconnecting
+    session.server.readConnectionLost()
+    assert client_t.disconnecting and server_t.disconnecting
+    assert session.flags == "--" and not client_t.aborted
+    assert runtime.backends["l"].server("a").scur == 0
+    assert clock.getDelayedCalls() == []
