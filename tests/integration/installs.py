@@ -20,7 +20,8 @@ from typing import Dict, Iterable, List, Optional
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.proxy import REPO_ROOT
+
 # What a source tree needs to build: pyproject.toml names README.md as the readme.
 PROJECT_FILES = ("pyproject.toml", "README.md", "udsproxy", "twisted")
 # Interpreters an unprivileged user can run (a pyenv build under /root is not one).
@@ -30,20 +31,21 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 INSTALL_ONLY = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 
 
+def requirements(dist: metadata.Distribution) -> List[str]:
+    """The names ``dist`` depends on here (extras left out)."""
+    reqs = [Requirement(text) for text in dist.requires or ()]
+    return [r.name for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
+
+
 def requirement_closure(names: Iterable[str]) -> Dict[str, metadata.Distribution]:
-    """The installed distributions ``names`` need, recursively (extras left out)."""
+    """The installed distributions ``names`` need, recursively."""
     found: Dict[str, metadata.Distribution] = {}
     todo = list(names)
     while todo:
         name = canonicalize_name(todo.pop())
-        if name in found:
-            continue
-        dist = metadata.distribution(name)
-        found[name] = dist
-        for text in dist.requires or ():
-            req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
+        if name not in found:
+            found[name] = metadata.distribution(name)
+            todo.extend(requirements(found[name]))
     return found
 
 
@@ -102,19 +104,11 @@ def build_wheelhouse(dest: Path) -> Optional[str]:
     if tuple(int(p) for p in backend.version.split(".")[:2]) < (70, 1):
         return f"setuptools {backend.version} here needs the wheel package to build (< 70.1)"
     dest.mkdir(parents=True, exist_ok=True)
-    for dist in requirement_closure([*udsproxy_requirements(), "setuptools"]).values():
+    for dist in requirement_closure(
+        [*requirements(metadata.distribution("udsproxy")), "setuptools"]
+    ).values():
         repack(dist, dest)
     return None
-
-
-def udsproxy_requirements() -> List[str]:
-    """The names udsproxy depends on (its installed metadata, extras left out)."""
-    names = []
-    for text in metadata.distribution("udsproxy").requires or ():
-        req = Requirement(text)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            names.append(req.name)
-    return names
 
 
 def copy_project(dest: Path) -> Path:
@@ -122,7 +116,7 @@ def copy_project(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "dropin.cache", "*.egg-info")
     dest.mkdir()
     for name in PROJECT_FILES:
-        source = REPO_ROOT / name
+        source = Path(REPO_ROOT) / name
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=ignore)
         else:
@@ -137,10 +131,15 @@ def install(python: str, wheelhouse: Path, where: Path, editable: bool) -> Path:
     os.chmod(where, 0o755)
     project = copy_project(where / "project")
     venv = where / "venv"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(where)}
-    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120, env=env, umask=0o022)
+    # No pip configuration from the machine: the wheelhouse is the only source.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(where), "PIP_CONFIG_FILE": os.devnull}
+    steps = [[python, "-m", "venv", str(venv)]]
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index"]
     pip += ["--disable-pip-version-check", "--find-links", str(wheelhouse)]
-    pip += ["-e", str(project)] if editable else [str(project)]
-    subprocess.run(pip, check=True, timeout=300, env=env, umask=0o022, capture_output=True)
+    steps.append([*pip, "-e", str(project)] if editable else [*pip, str(project)])
+    for step in steps:
+        done = subprocess.run(
+            step, env=env, umask=0o022, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"{' '.join(step)}:\n{done.stdout}{done.stderr}"
     return venv
