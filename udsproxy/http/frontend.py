@@ -834,6 +834,9 @@ class ClientConnection(Protocol):
         new.counters.open(new.reactor.seconds())
         new.on_open()
         new.clients.add(self)
+        # Checked within the (possibly shorter) period of the new config: its timeouts may
+        # be shorter than the check time the old one's gave this connection.
+        new.sweeper.add(self)
         if self.ff_value is not None or new.settings.forwardfor is not None:
             ff = new.settings.forwardfor
             self.ff_value = ff.client_value(self.client_ip) if ff is not None else None
