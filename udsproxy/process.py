@@ -23,6 +23,7 @@ are closed, and connections already accepted stay on the generation that built t
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -36,7 +37,13 @@ from .http.upstream import Pools
 from .limits import FDS_PER_CONN, AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
 from .log.targets import LogSink, log_event
 from .net.activation import Activation
-from .net.connect import ConnectError, ConnectKind, connect
+from .net.connect import (
+    ConnectError,
+    ConnectKind,
+    connect,
+    current_identity,
+    effective_access,
+)
 from .net.listen import Listener, bind_socket, needs_rebind
 from .net.perms import SocketPermsWatch, describe
 from .privileges import drop_privileges, twistd_sets_ids
@@ -344,6 +351,27 @@ class Process:
         """Apply global user/group unless twistd's own -u/-g will (privileges.py)."""
         if (g.uid is not None or g.gid is not None) and not twistd_sets_ids(self.argv):
             drop_privileges(g.uid, g.gid, g.user, lambda text: self.event(text, "info"))
+            self.note_socket_files_that_stay()
+
+    def note_socket_files_that_stay(self) -> None:
+        """After the drop: our socket files in a directory the new user may not write to will
+        stay after stop (as HAProxy's stats socket does; the next start replaces a stale
+        one). Said once now, rather than failing silently at stop."""
+        stay = sorted(
+            listener.address.path
+            for listener in self.listeners.values()
+            if listener.identity is not None
+            and not listener.inherited
+            and not effective_access(os.path.dirname(listener.address.path), os.W_OK | os.X_OK)
+        )
+        if stay:
+            self.event(
+                f"socket file{'s' if len(stay) > 1 else ''} {', '.join(stay)} will stay after "
+                f"stop: {current_identity().describe()} may not write to "
+                f"{', '.join(sorted({os.path.dirname(path) for path in stay}))} (the next "
+                "start replaces a stale socket file)",
+                "info",
+            )
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:

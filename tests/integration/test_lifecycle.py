@@ -401,3 +401,42 @@ def test_socket_activation_adopts_inherited_sockets_and_never_unlinks_them(
     finally:
         for sock in inherited:
             sock.close()
+
+
+def test_reload_and_soft_stop_signals_let_requests_in_flight_finish(
+    sockdir: str, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """logrotate's SIGHUP and haproxy.service's SIGUSR2 reload while a request is in flight,
+    which finishes, and the proxy keeps serving; SIGUSR1 in the foreground is a soft stop:
+    the request in flight finishes, then exit 0 with the socket files and pid file gone."""
+    start_backend("a", f"{sockdir}/a.sock")
+    fe, admin, pidfile = f"{sockdir}/fe.sock", f"{sockdir}/admin.sock", f"{sockdir}/u.pid"
+    proxy = start_proxy(
+        http_config(sockdir, f"    server a {sockdir}/a.sock", ADMIN.format(sockdir=sockdir)),
+        ready=f"unix@{fe}",
+        twistd_args=["-n", f"--pidfile={pidfile}"],
+    )
+    assert os.path.exists(pidfile)
+    for number, signum in enumerate((signal.SIGHUP, signal.SIGUSR2), start=2):
+        with HTTPClient(f"unix@{fe}") as slow:
+            slow.sock.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_server_scur(admin, "be", "a", 1)
+            proxy.proc.send_signal(signum)
+            proxy.wait_log(f"received {signum.name}: reloading the configuration")
+            proxy.wait_log(f"generation {number};")
+            response = slow._read_response()
+            assert response.status == 200 and response.body == b"slow 500 ms\n"
+        assert proxy.proc.poll() is None
+        with HTTPClient(f"unix@{fe}") as client:
+            assert client.request("GET", "/").status == 200
+    with HTTPClient(f"unix@{fe}") as slow:
+        slow.sock.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_server_scur(admin, "be", "a", 1)
+        proxy.proc.send_signal(signal.SIGUSR1)
+        proxy.wait_log("received SIGUSR1: stopping gracefully")
+        response = slow._read_response()
+        assert response.status == 200 and response.body == b"slow 500 ms\n"
+        assert response.header("connection") == "close"
+    assert proxy.proc.wait(10) == 0
+    assert "every connection has finished: exiting" in proxy.log()
+    assert not any(os.path.exists(path) for path in (fe, admin, pidfile))
