@@ -78,13 +78,6 @@ def wait_connectable(
     raise TimeoutError(f"{address} not connectable after {timeout}s: {last}")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def raw_exchange(
     address: AddressLike,
     data: bytes,
