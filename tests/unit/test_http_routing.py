@@ -312,3 +312,17 @@ def test_no_default_backend_is_503() -> None:
     )
     assert status_of(h, "/be/x") == 200
     assert status_of(h, "/other") == 503
+
+
+@pytest.mark.parametrize("target", ["/index.html#.png", "/#", "/a.png#x", "http://app/x#.png"])
+def test_a_fragment_in_the_target_is_refused_before_routing(target: str) -> None:
+    """A '#' in the request target is a 400 logged PR--, never routed (as HAProxy 2.6.12)."""
+    h = Harness(ROUTES)
+    client = h.client(WAN)
+    client.send(f"GET {target} HTTP/1.1\r\nHost: app\r\n\r\n".encode())
+    answer_all(h)
+    ((status, _, _),) = client.responses()
+    assert status == 400
+    assert not h.connector.servers
+    (line,) = h.sink.lines
+    assert " 400 " in line and " PR-- " in line

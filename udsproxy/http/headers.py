@@ -181,7 +181,10 @@ def full_items(headers: Any) -> List[Item]:
 
 def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
     """Refuse what h11 lets through: CONNECT (405), the HTTP/2 preface, ambiguous body
-    framing, an absolute-form target whose authority is not the Host (400, as HAProxy)."""
+    framing, an absolute-form target whose authority is not the Host, a ``#`` in the target
+    (400, as HAProxy: a fragment is never sent, and one would slip past path ACLs)."""
+    if b"#" in target:
+        raise HeadError("a '#' in the request target")
     if method == b"CONNECT":
         raise HeadError("CONNECT is not supported by a reverse proxy", status=405)
     if method == b"PRI" and target == b"*":
