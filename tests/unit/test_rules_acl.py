@@ -327,6 +327,37 @@ def test_tri_state_for_content_rules() -> None:
     assert both.eval3(c) == FAIL  # a definite failure wins over a miss in an AND
 
 
+def test_a_complete_payload_slice_decides_at_once() -> None:
+    """req.payload(off,len) is MISS only while fewer than off+len bytes came (as HAProxy);
+    length 0 (to the end) and req.len may still change until the data is final."""
+    cond = compile_condition(
+        ["if", "{", "req.payload(0,3)", "-m", "bin", "474554", "}"], where=Where.TCP_CONTENT
+    )
+    c = RuleContext(ConnInfo("10.0.0.1"))
+    c.payload, c.final = b"PO", False
+    assert cond.eval3(c) == MISS
+    c.payload = b"POS"
+    assert cond.eval3(c) == FAIL
+    c.payload = b"GET /"
+    assert cond.eval3(c) == PASS
+    neg = compile_condition(
+        ["unless", "{", "req.payload(1,2)", "-m", "bin", "4554", "}"], where=Where.TCP_CONTENT
+    )
+    c.payload = b"GE"
+    assert neg.eval3(c) == MISS
+    c.payload = b"GET"
+    assert neg.eval3(c) == FAIL
+    c.payload = b"PUT"
+    assert neg.eval3(c) == PASS
+    rest = compile_condition(
+        ["if", "{", "req.payload(0,0)", "-m", "sub", "xyz", "}"], where=Where.TCP_CONTENT
+    )
+    c.payload = b"abcdef"
+    assert rest.eval3(c) == MISS
+    c.final = True
+    assert rest.eval3(c) == FAIL
+
+
 def test_conditions_compare_by_text_and_acl_lines() -> None:
     """Equal conditions over equal ACL lines compare equal (the config model relies on it)."""
     t1, t2 = AclTable(), AclTable()

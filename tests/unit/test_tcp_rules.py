@@ -175,6 +175,29 @@ def test_route_by_source_port_and_payload() -> None:
         assert s.server_of(client) == server, (peer, port, data)
 
 
+def test_a_complete_payload_that_does_not_match_decides_at_once() -> None:
+    """A req.payload(0,4) rule that fails on its 4 bytes does not wait for inspect-delay (as
+    HAProxy): the next rules decide with the data received so far."""
+    s = Setup(
+        """
+        listen l
+            bind :1
+            tcp-request inspect-delay 10s
+            tcp-request content reject if { req.payload(0,4) -m bin 5353482d }
+            tcp-request content accept if { req.len gt 0 }
+            server a /a.sock
+        """
+    )
+    client, transport = s.open()
+    session = client.session
+    assert isinstance(session, TCPSession)
+    client.dataReceived(b"GE")
+    assert session.phase is Phase.INSPECT and s.connector.calls == []
+    client.dataReceived(b"T /")
+    assert session.phase is Phase.TUNNEL and s.connector.calls == ["/a.sock"]
+    assert session.inspect_timer is None and not transport.disconnecting
+
+
 def test_matching_rule_decides_without_waiting() -> None:
     """A rule whose condition already holds acts at once (only failures may wait)."""
     s = Setup(

@@ -169,6 +169,15 @@ def _req_payload(origin: Origin, offset: int, length: int) -> FetchFn:
     return payload
 
 
+def _req_payload_settled(
+    origin: Origin, offset: int, length: int
+) -> Optional[Callable[[RuleContext], bool]]:
+    if length == 0:
+        return None  # to the end: grows with the data
+    end = offset + length
+    return lambda ctx: len(ctx.payload) >= end
+
+
 register_fetch(
     FetchDef("req.len", INT, Need.PAYLOAD, _req_len, volatile=True, help="bytes received"),
     "req_len",
@@ -182,6 +191,7 @@ register_fetch(
         (Arg("<offset>", INT), Arg("<length>", INT)),
         2,
         volatile=True,
+        settled=_req_payload_settled,
         help="bytes of what was received (length 0: to the end)",
     )
 )
