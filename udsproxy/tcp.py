@@ -370,8 +370,9 @@ class TCPSession:
             client_t.resumeProducing()
         if self.client_eof:
             server_t.loseWriteConnection()
-        self.last_activity = self.ctx.sweeper.now
-        self.ctx.sweeper.add(self)
+        sweeper = self.ctx.sweeper
+        sweeper.add(self)  # first: an empty sweeper's ``now`` is only refreshed by add()
+        self.last_activity = sweeper.now
 
     # ----------------------------------------------------------------- data
     def from_client(self, data: bytes) -> None:

@@ -387,11 +387,11 @@ class Pools:
             # Counting the idle connections walks every pool: only when room is short.
             if room < HEADROOM_PLENTY and room <= self.idle_count():
                 return False  # the descriptor is worth more to a client than to the pool
-        if not self.pool(conn.server).put(conn, self.sweeper.now):
-            return False
         if self not in self.sweeper:
+            # First: an empty sweeper's ``now`` is only refreshed by add(). A pool that
+            # ends up with nothing idle leaves the sweeper at its first check.
             self.sweeper.add(self)
-        return True
+        return self.pool(conn.server).put(conn, self.sweeper.now)
 
     def successor(self, server: ServerState) -> Optional[ServerState]:
         """The server of the current generation that ``server`` became (None: gone)."""
