@@ -127,7 +127,7 @@ class RuleContext:
     unique_id: Optional[str] = None
     status: Optional[int] = None
     res_headers: Sequence[Item] = NO_ITEMS
-    payload = b""
+    payload: bytes | bytearray = b""  # tcp.py's live buffer while inspecting
     final = True
     vars: Optional[Dict[str, Any]] = None
     _path: Any = _UNSET

@@ -161,10 +161,10 @@ def _req_len(origin: Origin) -> FetchFn:
 
 def _req_payload(origin: Origin, offset: int, length: int) -> FetchFn:
     def payload(ctx: RuleContext) -> Optional[bytes]:
-        data = ctx.payload
+        data = ctx.payload  # may be a buffer that grows: the value is a copy of the slice
         if length == 0:
-            return data[offset:] if len(data) >= offset else None
-        return data[offset : offset + length] if len(data) >= offset + length else None
+            return bytes(data[offset:]) if len(data) >= offset else None
+        return bytes(data[offset : offset + length]) if len(data) >= offset + length else None
 
     return payload
 
