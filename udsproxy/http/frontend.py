@@ -389,7 +389,7 @@ class ClientConnection(Protocol):
             return
         if ex is not None and ex.phase < Phase.RESPONDING:
             gone = self.peer_is_unix and peer_closed(self.transport.fileno())  # type: ignore[union-attr]
-            if not ex.request_done or gone or self.ctx.settings.abortonclose:
+            if not ex.request_done or gone or ex.settings.abortonclose:
                 self.exchange = None
                 ex.abandon(abandon_flags(ex))
                 self.abort()
