@@ -65,6 +65,9 @@ def matches(acl: str, c: RuleContext, where: Where = H) -> bool:
         ("path_dir 32x32.png", "/images/png/logo/32x32.png", True),
         ("path_dir png", "/images/png2/x", False),
         ("path_dir 32x32", "/images/png/logo/32x32.png", False),
+        ("path_dir /", "/images/png", False),  # only delimiters: never matches (HAProxy)
+        ("path_dir / //", "/", False),
+        ("path_dir -i / PNG", "/images/png/x", True),
         ("path_len 4", "/abc", True),
         ("path_len gt 3", "/ab", False),
         ("path -m beg /a", "/abc", True),
@@ -93,6 +96,8 @@ def test_string_methods(acl: str, path: str, expected: bool) -> None:
         ("hdr_dom(host) .www1.", "http://www1.dc-eu.example.com:80/blah", True),
         ("hdr_dom(host) eu", "http://www1.dc-eu.example.com:80/blah", False),
         ("hdr_dom(host) dc", "http://www1.dc-eu.example.com:80/blah", False),
+        ("hdr_dom(host) .", "www.example.com", False),
+        ("hdr_dom(host) -i ./: WWW", "www.example.com", True),
         ("hdr_sub(host) ample", "example.org", True),
         ("hdr_reg(host) ^[a-z]+\\.example", "app.example.com", True),
         ("hdr_len(host) 3:5", "abcd", True),
@@ -391,8 +396,10 @@ WORDS = ["api", "static", "a", "b", "png", "example", "com", "/api", "/a/b", "x"
 
 def _word_positions(value: str, pattern: str, delims: str) -> bool:
     """Straightforward word match: the pattern (outer delimiters dropped) found with a
-    delimiter or an end on both sides."""
+    delimiter or an end on both sides; a pattern of delimiters only never matches."""
     p = pattern.strip(delims)
+    if not p:
+        return False
     start = 0
     while True:
         i = value.find(p, start)

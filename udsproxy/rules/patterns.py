@@ -214,9 +214,14 @@ def _embedded_v4(n: int) -> Optional[int]:
 
 
 # ----------------------------------------------------------------- strings
-def _word_regex(patterns: List[str], delims: str, icase: bool) -> re.Pattern[str]:
+def _word_regex(patterns: List[str], delims: str, icase: bool) -> Optional[re.Pattern[str]]:
+    """``-m dir``/``-m dom``: a pattern between delimiters; None when none is left (a pattern
+    made only of delimiters, ``path_dir /``, matches nothing in HAProxy)."""
+    words = [w for w in (p.strip(delims) for p in patterns) if w]
+    if not words:
+        return None
     d = re.escape(delims)
-    alts = "|".join(re.escape(p.strip(delims)) for p in patterns)
+    alts = "|".join(re.escape(w) for w in words)
     return re.compile(f"(?:^|[{d}])(?:{alts})(?:[{d}]|$)", re.IGNORECASE if icase else 0)
 
 
