@@ -117,9 +117,7 @@ class RawHead:
                 self.line_checked = True
                 if not _HAS_VERSION.search(buf, start, nl + 1):
                     raise HeadError(
-                        "request line without an HTTP version (HTTP/0.9)",
-                        position=start,
-                        flags="CR",
+                        "request line without an HTTP version (HTTP/0.9)", position=start
                     )
         pos = max(self.resume, start)
         end = _END_OF_HEAD.search(buf, pos)
@@ -203,7 +201,7 @@ def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
     if host is not None and target[:1] != b"/":
         absolute = split_absolute_target(target)
         if absolute is not None and absolute[0].lower() != host.strip().lower():
-            raise HeadError("the absolute URI's authority differs from the Host header", flags="CR")
+            raise HeadError("the absolute URI's authority differs from the Host header")
     if has_te:
         if has_length:
             raise HeadError("both Content-Length and Transfer-Encoding")
