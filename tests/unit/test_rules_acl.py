@@ -340,25 +340,19 @@ def test_tri_state_for_content_rules() -> None:
 def test_a_complete_payload_slice_decides_at_once() -> None:
     """req.payload(off,len) is MISS only while fewer than off+len bytes came (as HAProxy);
     length 0 (to the end) and req.len may still change until the data is final."""
-    cond = compile_condition(
-        ["if", "{", "req.payload(0,3)", "-m", "bin", "474554", "}"], where=Where.TCP_CONTENT
-    )
+    cases = [
+        ("if", "req.payload(0,3)", "474554", [(b"PO", MISS), (b"POS", FAIL), (b"GET /", PASS)]),
+        ("unless", "req.payload(1,2)", "4554", [(b"GE", MISS), (b"GET", FAIL), (b"PUT", PASS)]),
+    ]
     c = RuleContext(ConnInfo("10.0.0.1"))
-    c.payload, c.final = b"PO", False
-    assert cond.eval3(c) == MISS
-    c.payload = b"POS"
-    assert cond.eval3(c) == FAIL
-    c.payload = b"GET /"
-    assert cond.eval3(c) == PASS
-    neg = compile_condition(
-        ["unless", "{", "req.payload(1,2)", "-m", "bin", "4554", "}"], where=Where.TCP_CONTENT
-    )
-    c.payload = b"GE"
-    assert neg.eval3(c) == MISS
-    c.payload = b"GET"
-    assert neg.eval3(c) == FAIL
-    c.payload = b"PUT"
-    assert neg.eval3(c) == PASS
+    c.final = False
+    for word, fetch, pattern, steps in cases:
+        cond = compile_condition(
+            [word, "{", fetch, "-m", "bin", pattern, "}"], where=Where.TCP_CONTENT
+        )
+        for payload, expected in steps:
+            c.payload = payload
+            assert cond.eval3(c) == expected, (word, fetch, payload)
     rest = compile_condition(
         ["if", "{", "req.payload(0,0)", "-m", "sub", "xyz", "}"], where=Where.TCP_CONTENT
     )
