@@ -6,7 +6,7 @@ framing is unknown, so the client connection is closed after it (see :class:`Err
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 # status -> (reason phrase, sentence), as in HAProxy's http_err_msgs: the pages of the
 # statuses an errorfile may replace (and ``deny_status``, ``return ... default-errorfiles``
@@ -123,3 +123,24 @@ class ErrorPages:
         """The whole response to write as it is: the errorfile's, else the built-in page."""
         page = self.custom(status, backend_chosen)
         return raw(status) if page is None else page
+
+
+def with_fields(raw: bytes, fields: Sequence[Tuple[bytes, bytes, bytes]]) -> bytes:
+    """An errorfile's response with ``fields`` (raw name, lower name, value) replacing every
+    field of the same names (``auth``'s WWW-Authenticate, as HAProxy does on its 401)."""
+    if not raw:
+        return raw  # an empty errorfile: close without a response
+    end = raw.find(b"\r\n\r\n")
+    sep = b"\r\n"
+    if end < 0:
+        end = raw.find(b"\n\n")
+        sep = b"\n"
+    if end < 0:
+        return raw
+    lines = raw[:end].split(sep)
+    names = {lower for _, lower, _ in fields}
+    kept = [lines[0]] + [
+        line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() not in names
+    ]
+    kept += [name + b": " + value for name, _, value in fields]
+    return sep.join(kept) + raw[end:]

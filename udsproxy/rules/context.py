@@ -74,10 +74,11 @@ class ConnInfo:
     """One client connection as rules see it; made once per connection.
 
     ``src``/``dst`` are None for a unix-socket client or listener (the ``src`` fetch then
-    gives the string ``unix``, as HAProxy logs such clients).
+    gives the string ``unix``, as HAProxy logs such clients). ``vars`` holds the
+    connection's ``sess.*`` variables (None until one is set).
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "frontend", "listener_id")
+    __slots__ = ("src", "src_port", "dst", "dst_port", "frontend", "listener_id", "vars")
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class ConnInfo:
         self.dst_port = dst_port
         self.frontend = frontend
         self.listener_id = listener_id
+        self.vars: Optional[Dict[str, Any]] = None
 
 
 def parse_ip(text: str) -> Optional[IPAddress]:
@@ -125,12 +127,15 @@ class RuleContext:
     Set by the data path: ``conn``, and as they become known ``method``, ``target``,
     ``version`` and ``headers`` (the request head as received: bytes, header items as
     ``(raw name, lower name, value)``), ``backend`` and ``server`` (names), ``unique_id``,
-    ``status`` and ``res_headers`` (the response), ``payload`` and ``final`` (tcp-request
+    ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final`` (tcp-request
     content: the bytes received so far, and whether more can come). ``vars`` holds
     ``set-var`` variables by their full name (``txn.x``).
 
     Derived on first read (see :func:`lazy`): ``path``, ``query``, ``url`` (str, latin-1
-    decoded), ``hdr_cache`` (values by header name).
+    decoded), ``hdr_cache`` (values by header name), ``memo`` (a dict where fetches defined
+    outside the engine keep what they computed for this request). Rules that rewrite the
+    request or response give the new header items to :meth:`set_headers` and call
+    :meth:`forget` for the other derived values they changed.
     """
 
     __slots__ = (
@@ -143,6 +148,7 @@ class RuleContext:
         "server",
         "unique_id",
         "status",
+        "reason",
         "res_headers",
         "payload",
         "final",
@@ -153,6 +159,7 @@ class RuleContext:
         "url",
         "method_str",
         "hdr_cache",
+        "memo",
     )
 
     def __init__(
@@ -172,6 +179,7 @@ class RuleContext:
         self.server: Optional[str] = None
         self.unique_id: Optional[str] = None
         self.status: Optional[int] = None
+        self.reason: Optional[bytes] = None  # set by http-response set-status
         self.res_headers: Sequence[Item] = NO_ITEMS
         self.payload = b""
         self.final = True
@@ -185,6 +193,24 @@ class RuleContext:
         value = fn(self)
         object.__setattr__(self, name, value)
         return value
+
+    def forget(self, *names: str) -> None:
+        """Drop derived values (``path``, ``query``, ``url``, ``method_str``) after the data
+        they come from was rewritten: the next read derives them again."""
+        for name in names:
+            try:
+                delattr(self, name)
+            except AttributeError:
+                pass  # never derived
+
+    def set_headers(self, items: Sequence[Item], response: bool = False) -> None:
+        """Rules rewrote the request's (or the response's) header items: fetches read the
+        new ones from now on."""
+        if response:
+            self.res_headers = items
+        else:
+            self.headers = items
+        self.hdr_cache: Dict[Tuple[bytes, bool], List[str]] = {}
 
     def header_values(self, lower: bytes, response: bool = False) -> List[str]:
         """Every comma-separated value of header ``lower`` (lower-case name), in order."""
@@ -213,6 +239,11 @@ class RuleContext:
 
 @lazy("hdr_cache")
 def _hdr_cache(ctx: RuleContext) -> Dict[Tuple[bytes, bool], List[str]]:
+    return {}
+
+
+@lazy("memo")
+def _memo(ctx: RuleContext) -> Dict[str, Any]:
     return {}
 
 

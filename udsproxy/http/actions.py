@@ -1,0 +1,72 @@
+"""The HTTP rules of one proxy section, ready to run on a request head or a response head.
+
+A :class:`SectionRules` holds a frontend's or backend's ``http-request`` rules, then its
+``redirect`` rules (HAProxy evaluates them after the section's http-request rules), and
+its ``http-response`` rules, compiled into (condition, action) steps
+(:mod:`udsproxy.rules.actions`). ``allow`` ends the section's rules of that kind; any other
+outcome (a reply, a failed rewrite) ends all rules and is the caller's to answer.
+
+Order, as HAProxy 2.6: the frontend's request rules, then routing, then the backend's
+(a ``listen`` section's once); the backend's response rules, then the frontend's. Response
+rules apply to a server's final response, not to the proxy's own pages nor to the replies
+rules make.
+"""
+
+from __future__ import annotations
+
+from typing import Any, FrozenSet, Optional, Sequence
+
+from ..config.model import Proxy
+from ..rules import RuleContext
+from ..rules.actions import ALLOW, Steps, header_names_set, run_steps, steps_of
+from ..rules.variables import drop_request_vars
+
+
+class SectionRules:
+    """One section's HTTP rules; None from :meth:`of` when it has none."""
+
+    __slots__ = ("name", "request", "redirects", "response", "added")
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.name = proxy.name
+        self.request: Steps = steps_of(proxy.http_request)
+        self.redirects: Steps = steps_of(proxy.redirects)
+        self.response: Steps = steps_of(proxy.http_response)
+        # Names the request rules may set or add: kept even when the client's Connection
+        # field names them (a client cannot strip what the proxy adds).
+        self.added: FrozenSet[bytes] = header_names_set(proxy.http_request)
+
+    @classmethod
+    def of(cls, proxy: Optional[Proxy]) -> Optional[SectionRules]:
+        if proxy is None or not (proxy.http_request or proxy.redirects or proxy.http_response):
+            return None
+        return cls(proxy)
+
+    def on_request(self, ctx: RuleContext) -> Any:
+        """The section's http-request then redirect rules; an outcome to answer, or None."""
+        out = run_steps(self.request, ctx) if self.request else None
+        if out is None or out is ALLOW:
+            out = run_steps(self.redirects, ctx) if self.redirects else None
+        return None if out is ALLOW else out
+
+    def on_response(self, ctx: RuleContext) -> Any:
+        out = run_steps(self.response, ctx)
+        return None if out is ALLOW else out
+
+
+def response_sections(
+    frontend: Optional[SectionRules], backend: Optional[SectionRules]
+) -> Optional[Sequence[SectionRules]]:
+    """The sections whose http-response rules run, in order (backend first), or None."""
+    out = [s for s in (backend, frontend) if s is not None and s.response]
+    return tuple(out) if out else None
+
+
+def on_response(sections: Sequence[SectionRules], ctx: RuleContext) -> Any:
+    """Every section's response rules on ``ctx`` (status, reason, res_headers set)."""
+    drop_request_vars(ctx)
+    for section in sections:
+        out = section.on_response(ctx)
+        if out is not None:
+            return out
+    return None
