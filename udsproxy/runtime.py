@@ -904,6 +904,7 @@ class ProxyCounters:
         self.dcon = 0  # connections refused by tcp-request connection rules
         self.last_request_error: Optional[CapturedError] = None
         self.request_errors = 0  # captured so far (``show errors``: event #)
+        self.log_count = 0  # session lines logged (``%lc``)
         self.init_stream_counters()
 
     def init_stream_counters(self) -> None:
@@ -958,6 +959,13 @@ class GlobalCounters:
         self.cum_conns = 0
         self.max_conns = 0
         self.conn_rate = FreqCtr()  # connections accepted per second, every frontend
+        self.streams = 0  # HTTP requests and TCP sessions started (HAProxy's req_count)
+
+    def next_stream(self) -> int:
+        """The number of a new stream (``%rt``: 0 for the process's first)."""
+        number = self.streams
+        self.streams = number + 1
+        return number
 
     def open(self) -> None:
         self.curr_conns += 1

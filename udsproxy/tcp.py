@@ -18,7 +18,7 @@ decides and the log says which side (``cD`` / ``sD``).
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, List, Mapping, Optional, Set
+from typing import Any, Callable, List, Mapping, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -30,8 +30,9 @@ from zope.interface import implementer
 
 from .backend import Backend
 from .config.model import Algorithm, Proxy
-from .log import SessionRecord, format_tcplog, is_null_session
+from .log import SessionRecord
 from .log.targets import LogSink, log_event
+from .logformat.session import SessionLog, address_pair
 from .net.connect import connect
 from .net.probe import peer_closed
 from .routing import (
@@ -118,9 +119,8 @@ class TCPContext:
         )
         # Live sessions: for "shutdown sessions" and "show sess" on the stats socket, and tests.
         self.sessions: Set[TCPSession] = set()
-        # HAProxy: httplog on a TCP frontend falls back to tcplog.
-        self.tcplog = frontend.has_option("tcplog") or frontend.has_option("httplog")
-        self.dontlognull = frontend.has_option("dontlognull")
+        # The session line (the config made 'option httplog' on a TCP frontend tcplog).
+        self.log = SessionLog(frontend, frontend_counters, self.sink)
 
     def route_to(self, backend: Backend) -> Optional[TCPRoute]:
         """The route to ``backend`` (None: not a TCP backend)."""
@@ -232,6 +232,16 @@ class TCPSession:
         self.flags = "--"
         self.bytes_in = 0
         self.bytes_out = 0
+        self.counter = ctx.counters.global_counters.next_stream()  # %rt
+        self.server_source: Optional[Tuple[str, int]] = None  # %bi:%bp
+        # %fi:%fp of a TCP listener and the connection of %[expr]: read while the socket is
+        # open, only for formats that print them.
+        self.local: Any = transport.getHost() if ctx.log.need_frontend_addr else None
+        self.log_conn = (
+            connection_info(transport, ctx.frontend.name, ctx.listener_id)
+            if ctx.log.need_samples
+            else None
+        )
         clock = ctx.reactor
         self.accepted = clock.seconds()
         self.last_activity = self.accepted
@@ -358,6 +368,8 @@ class TCPSession:
         self.server = server
         self.server_t = server_t
         self.phase = Phase.TUNNEL
+        if self.ctx.log.need_server_source:
+            self.server_source = address_pair(server_t.getHost())
         client_t = self.client_t
         server_t.registerProducer(client_t, True)
         client_t.registerProducer(server_t, True)
@@ -402,6 +414,7 @@ class TCPSession:
                 return
         if self.server_t is not None:
             self.server_t.loseWriteConnection()
+            self.end_if_both_ended()
         elif self.peer_is_unix and peer_closed(self.client_t.fileno()):
             # Gone for good, not half-closed: leave the queue (or the connect) now.
             self.client_t.abortConnection()
@@ -410,6 +423,16 @@ class TCPSession:
         self.server_eof = True
         self.last_activity = self.ctx.sweeper.now
         self.client_t.loseWriteConnection()
+        self.end_if_both_ended()
+
+    def end_if_both_ended(self) -> None:
+        """Both sides sent their FIN: nothing more can flow, the session is over (as
+        HAProxy); each side gets what is buffered, then the close. Neither would close
+        first otherwise, each waiting for the other: a session left until its timeout."""
+        if self.client_eof and self.server_eof:
+            self.client_t.loseConnection()
+            if self.server_t is not None:
+                self.server_t.loseConnection()
 
     # ----------------------------------------------------------------- endings
     def check_idle(self, now: float) -> Optional[float]:
@@ -487,41 +510,62 @@ class TCPSession:
         ctx = self.ctx
         if ctx.sink is None:
             return
+        log = ctx.log
+        peer = self.peer
+        ip = peer if isinstance(peer, (IPv4Address, IPv6Address)) else None
+        if log.format is None:
+            # No format: HAProxy's one line per connection.
+            if not (log.dontlognull and self.bytes_in == 0):
+                client = f"unix:{ctx.listener_id}" if ip is None else f"{ip.host}:{ip.port}"
+                name = ctx.frontend.name
+                ctx.sink.session(f"Connect from {client} to {name} ({name}/TCP)")
+            return
         now = ctx.reactor.seconds()
         attempt = self.attempt
+        target = self.target
+        total = int((now - self.accepted) * 1000)
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=self.backend.name if self.backend is not None else None,
-            server=self.target.name if self.target is not None else None,
+            server=target.name if target is not None else None,
             accept_time=self.accepted,
             t_queue=attempt.t_queue if attempt is not None else None,
             t_connect=attempt.t_connect if attempt is not None else None,
-            t_total=int((now - self.accepted) * 1000),
+            t_active=total,  # HAProxy: Tt less an idle time TCP sessions do not have
+            t_total=total,
             bytes_read=self.bytes_out,
             bytes_in=self.bytes_in,
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
             beconn=self.backend.state.beconn if self.backend is not None else 0,
-            srv_conn=self.target.scur if self.target is not None else 0,
+            srv_conn=target.scur if target is not None else 0,
             retries=attempt.retries if attempt is not None else 0,
             redispatched=attempt.redispatched if attempt is not None else False,
+            status=0,  # no HTTP transaction
+            request_counter=self.counter,
         )
-        if isinstance(self.peer, (IPv4Address, IPv6Address)):
-            rec.client_ip, rec.client_port = self.peer.host, self.peer.port
-        else:
+        if ip is None:
             rec.listener_id = ctx.listener_id
-        if ctx.dontlognull and is_null_session(rec):
-            return
-        if ctx.tcplog:
-            ctx.sink.session(format_tcplog(rec))
         else:
-            client = (
-                f"{rec.client_ip}:{rec.client_port}" if rec.client_ip else f"unix:{ctx.listener_id}"
-            )
-            ctx.sink.session(
-                f"Connect from {client} to {ctx.frontend.name} ({ctx.frontend.name}/TCP)"
-            )
+            rec.client_ip, rec.client_port = ip.host, ip.port
+        # A TCP stream has its capture slots too (HAProxy prints them empty: {}).
+        if log.request_captures is not None:
+            rec.request_captures = [None] * len(log.request_captures)
+        if log.response_captures is not None:
+            rec.response_captures = [None] * len(log.response_captures)
+        if log.need_optional:
+            log.fill(rec, None if ip is None else self.local, target, self.server_source)
+        if log.need_samples:
+            assert self.log_conn is not None
+            rec.sample = rules = self.rules or RuleContext(self.log_conn)
+            rules.backend = self.backend.name if self.backend is not None else None
+            rules.server = target.name if target is not None else None
+        if log.unique_id_format is not None:
+            rec.unique_id = log.unique_id(rec)
+            if isinstance(rec.sample, RuleContext):
+                rec.sample.unique_id = rec.unique_id
+        log.write(rec)
 
 
 class TCPFactory(Factory):

@@ -52,6 +52,13 @@ def connect(address: AddressLike, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def wait_connectable(
     address: AddressLike, timeout: float = 10.0, proc: Optional[subprocess.Popen[bytes]] = None
 ) -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.backends import connect, read_until_close, recv_line
+from tests.integration.backends import connect, free_port, read_until_close, recv_line
 
 TIMEOUTS = """
     defaults
@@ -30,12 +30,6 @@ def names_over(address: str, count: int) -> list[str]:
         with connect(address) as sock:
             names.append(recv_line(sock).decode().strip())
     return names
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_unix_frontend_balances_each_connection(sockdir, start_backend, start_proxy) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from tests.integration.backends import connect, read_until_close, recv_line, wait_connectable
+from tests.integration.backends import (
+    connect,
+    free_port,
+    read_until_close,
+    recv_line,
+    wait_connectable,
+)
 from tests.integration.proxy import TWISTD, child_env, spawn_proxy
 
 
@@ -19,12 +25,6 @@ def run_twistd(args: list[str], timeout: float = 30) -> subprocess.CompletedProc
     return subprocess.run(
         TWISTD + args, capture_output=True, text=True, timeout=timeout, env=child_env()
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_plugin_is_listed() -> None:

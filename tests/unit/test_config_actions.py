@@ -96,8 +96,9 @@ CASES = [
     (REQ + 'set-header X "a\\r\\nB: c"', "http-request set-header", "CR, LF or NUL", "one line"),
     # lf-strings
     (REQ + "set-header X %[pth]", "http-request set-header", "unknown fetch 'pth'", "path"),
-    (REQ + "set-header X %[path", "http-request set-header", "missing ']'", "%[<fetch>"),
-    (REQ + "set-header X %ci", "http-request set-header", "'%ci'", "%[src]"),
+    (REQ + "set-header X %[path", "http-request set-header", "missing ']'", "end the expression"),
+    (REQ + "set-header X %cx", "http-request set-header", "no such format variable", "8.2.6"),
+    (REQ + "set-header X 100%", "http-request set-header", "truncated line", "%%"),
     (REQ + "set-header X %[status]", "http-request set-header", "cannot be used", "http-response"),
     (RES + "set-header X %[path]", "http-response set-header", "cannot be used", "set-var"),
     (REQ + "set-header X %[path,lowr]", "http-request set-header", "unknown converter", "lower"),
@@ -118,7 +119,7 @@ CASES = [
     (REQ + "set-var txn.a path", "http-request set-var", "in parentheses", "set-var(txn.user)"),
     (REQ + "set-var(txn.a) nope", "http-request set-var", "unknown fetch 'nope'", "section 7.3"),
     (REQ + "unset-var(txn.a,ifset)", "http-request unset-var", "takes no condition", "unset-var("),
-    (REQ + "set-var-fmt(txn.a) %[path", "http-request set-var-fmt", "missing ']'", "%[<fetch>"),
+    (REQ + "set-var-fmt(txn.a) %[path", "http-request set-var-fmt", "missing ']'", "end the"),
     # replies
     (REQ + "deny deny_status 700", "http-request deny", "out of range", "200..599"),
     (REQ + "deny deny_status x", "http-request deny", "not a number", "200..599"),
@@ -227,9 +228,11 @@ def test_warnings_for_ignored_words() -> None:
         """
             http-request return content-type text/plain
             http-request deny hdr X a content-type x/y default-errorfiles
+            http-request redirect location %{+Z}[path]
         """
     )
     texts = [n.text for n in cfg.notices]
+    assert any("unknown flag 'Z'" in t for t in texts)
     assert any("content-type is ignored without a payload" in t for t in texts)
     assert any("ignored with an error page" in t for t in texts)
 

@@ -1,4 +1,5 @@
-"""Pure formatters in udsproxy.log.formats against lines captured from HAProxy 2.6.12.
+"""Pure formatters in udsproxy.log.formats, and the compiled ``option httplog`` / ``tcplog``
+formats (udsproxy.logformat), against lines captured from HAProxy 2.6.12.
 
 The expected strings were produced by ``haproxy -db`` here, with unix and TCP listeners in
 front of unix-socket servers, logging to a unix datagram socket in every format (TZ=UTC
@@ -12,31 +13,39 @@ import functools
 from datetime import timedelta, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from udsproxy.log import formats
 from udsproxy.log.formats import (
     SessionRecord,
-    escape_log_text,
     format_accept_date,
     format_backend_down,
     format_health_event,
-    format_httplog,
     format_proxy_stopped,
     format_server_down,
     format_server_drain,
     format_server_maint,
     format_server_ready,
     format_server_up,
-    format_tcplog,
     health_event_level,
     is_null_session,
     priority,
     syslog_frame,
 )
+from udsproxy.logformat import HTTPLOG, TCPLOG, compile_format
 
 UTC = timezone.utc
+HTTPLOG_LINE = compile_format(HTTPLOG)
+TCPLOG_LINE = compile_format(TCPLOG, http_mode=False)
+
+
+def format_httplog(rec: SessionRecord, tz: timezone) -> str:
+    """The ``option httplog`` line."""
+    return HTTPLOG_LINE.render(rec, tz)
+
+
+def format_tcplog(rec: SessionRecord, tz: timezone) -> str:
+    """The ``option tcplog`` line."""
+    return TCPLOG_LINE.render(rec, tz)
 
 
 def epoch(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: float = 0.0) -> float:
@@ -185,20 +194,6 @@ def test_accept_date_truncates_milliseconds_and_follows_tz() -> None:
 def test_accept_date_exact_milliseconds() -> None:
     """A value like .517 that floats store as .51699... still prints .517."""
     assert format_accept_date(1.517, UTC).endswith(":00:00:01.517")
-
-
-def test_escape_log_text() -> None:
-    """Bytes outside 32..126, '"' and '#' become #XX (configuration.txt §8.6)."""
-    assert escape_log_text('GET /a"b#c\x01d\x7fe HTTP/1.1') == "GET /a#22b#23c#01d#7Fe HTTP/1.1"
-    assert escape_log_text("/é") == "/#C3#A9"
-
-
-@given(st.text())
-def test_escaped_text_is_printable_and_quote_free(text: str) -> None:
-    """Whatever the request line, the logged field stays printable ASCII without quotes."""
-    out = escape_log_text(text)
-    assert all(32 <= ord(c) <= 126 for c in out)
-    assert '"' not in out
 
 
 def test_null_session() -> None:

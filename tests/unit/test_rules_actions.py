@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from udsproxy.errors import ConfigError
+from udsproxy.log.formats import SessionRecord
 from udsproxy.http import pages
 from udsproxy.rules import ConnInfo, RuleContext, Where, compile_lf
 from udsproxy.rules.actions import _split_target, _split_values, parse_replacement
@@ -29,19 +30,29 @@ def test_lf_string_constant_and_computed() -> None:
 @pytest.mark.parametrize(
     "text, message, hint",
     [
-        ("%ci", "'%ci'", "%[src]"),
-        ("%{+Q}r", "log-format variables", "%%"),
-        ("100%", "'%'", "%%"),
-        ("%[path", "missing ']'", "%[<fetch>"),
+        ("%bogus", "no such format variable", "8.2.6"),
+        ("100%", "truncated line", "%%"),
+        ("%[path", "missing ']'", "end the expression"),
         ("%[nope]", "unknown fetch", ""),
     ],
 )
 def test_lf_string_errors(text: str, message: str, hint: str) -> None:
-    """What the interim lf-string reader does not take is an error with a way out."""
+    """What the log-format compiler refuses is an error at the rule's file and line."""
     with pytest.raises(ConfigError) as info:
         compile_lf(text, where=Where.HTTP_REQUEST, filename="f", lineno=3)
     assert message in info.value.message and hint in info.value.hint
     assert (info.value.filename, info.value.lineno) == ("f", 3)
+
+
+def test_lf_string_variables_read_the_record() -> None:
+    """Log-format variables read the request's session record (the data path's, else one
+    made from the rule context); samples are %XX-encoded, never quoted (HAProxy's lf_encode_chunk)."""
+    value = compile_lf("%ci:%cp %f %{+Q}[path] %HM", where=Where.HTTP_REQUEST)
+    assert value.record and value.const is None
+    assert value(ctx()) == "10.0.0.1:4000  /a GET"  # +Q: header values are not quoted
+    c = ctx()
+    c.memo["record"] = SessionRecord(client_ip="192.0.2.1", client_port=1, frontend="fe", sample=c)
+    assert value(c).startswith("192.0.2.1:1 fe")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any, Callable, List, Optional
 
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -28,6 +29,7 @@ class Transport(StringTransport):
         self.write_closed = False
         self.aborted = False
         self.protocol: Any = None
+        self.close_reason = Failure(Exception("closed"))  # what loseConnection reports
 
     def loseWriteConnection(self) -> None:
         self.write_closed = True
@@ -40,7 +42,7 @@ class Transport(StringTransport):
         if not self.disconnecting:
             super().loseConnection()
             if self.protocol is not None:
-                self.protocol.connectionLost(Failure(Exception("closed")))
+                self.protocol.connectionLost(self.close_reason)
 
     def fileno(self) -> int:
         return -1
@@ -202,6 +204,38 @@ def test_splice_registers_producers_and_relays_both_ways() -> None:
     assert client_t.value() == b"reply"
     session.client.readConnectionLost()
     assert server_t.write_closed  # the client's FIN reaches the server
+
+
+def test_both_fins_end_the_session_at_once() -> None:
+    """Client and server each sent their FIN (an echo that half-closes back): the session
+    ends then, not at a timeout, and logs '--' (HAProxy closes both sides)."""
+    holder: List[Any] = []
+
+    def later(address: Any, factory: Any) -> Deferred:
+        d: Deferred = Deferred()
+        holder.append((d, factory))
+        return d
+
+    ctx, clock, runtime, connector = setup(CFG.format(extra=""), [later])
+    session, client_t = open_session(ctx)
+    d, factory = holder[0]
+    server = factory()
+    server_t = Transport()
+    server_t.protocol = server
+    server.makeConnection(server_t)
+    d.callback(server)
+    for transport in (client_t, server_t):
+        transport.close_reason = Failure(ConnectionDone())  # a clean close
+    session.client.dataReceived(b"hello")
+    session.client.readConnectionLost()
+    assert server_t.write_closed and not server_t.disconnecting  # the other way still flows
+    server.dataReceived(b"hello")
+    server.readConnectionLost()
+    assert client_t.value() == b"hello" and client_t.write_closed
+    assert client_t.disconnecting and server_t.disconnecting
+    assert session.flags == "--" and session not in ctx.sessions
+    assert runtime.backends["l"].server("a").scur == 0
+    assert clock.getDelayedCalls() == []
 
 
 def test_idle_timeout_closes_with_cd() -> None:

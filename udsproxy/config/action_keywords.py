@@ -28,7 +28,6 @@ from ..rules import (
     compile_condition,
     compile_lf,
     compile_sample,
-    find_sample_end,
     split_condition,
     variables,
 )
@@ -153,6 +152,7 @@ class Line:
         self.where = where
         self.response = where is Where.HTTP_RESPONSE
         self.files: List[Tuple[str, bytes]] = []
+        self.record = False  # a value prints log-format variables
 
     def error(self, message: str, hint: str = "") -> ConfigError:
         return ConfigError(message, keyword=self.keyword, hint=hint)
@@ -164,11 +164,13 @@ class Line:
         value = compile_lf(
             text, where=self.where, filename=self.ctx.filename, lineno=self.ctx.lineno
         )
-        if _BAD_LITERAL.search(literal_text(value)):
+        if _BAD_LITERAL.search(value.literal):
             raise self.error(
                 f"{what} {text!r} holds a CR, LF or NUL",
                 hint="a header value is one line: no \\r, \\n or \\x00 escapes",
             )
+        self.record = self.record or value.record
+        self.ctx.warnings.extend(f"{what} {text!r}: {w}" for w in value.warnings)
         return value
 
     def header_name(self, name: str) -> bytes:
@@ -213,24 +215,6 @@ class Line:
         return raw if isinstance(raw, int) else model.Global.bufsize
 
 
-def literal_text(value: LfValue) -> str:
-    """The literal parts of an lf-string (what the config wrote, samples left out)."""
-    if value.const is not None:
-        return value.const
-    out = []
-    text = value.text
-    i = 0
-    while i < len(text):
-        start = text.find("%[", i)
-        if start < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:start])
-        end = find_sample_end(text, start + 2)
-        i = len(text) if end < 0 else end + 1
-    return "".join(out)
-
-
 # ----------------------------------------------------------------- the keywords
 def p_http_request(ctx: Context, args: List[str]) -> None:
     _rule(ctx, args, "http-request", Where.HTTP_REQUEST, REQUEST_ACTIONS, ctx.px.http_request)
@@ -248,12 +232,13 @@ def p_http_response(ctx: Context, args: List[str]) -> None:
 def p_redirect(ctx: Context, args: List[str]) -> None:
     line = Line(ctx, "redirect", Where.HTTP_REQUEST)
     head, cond_words = split_condition(args)
-    run = _redirect(line, head, lf_values=False)
-    ctx.px.redirects.append(
-        model.HttpRule(
-            act.Action(("redirect", *head), run), _condition(line, cond_words), ctx.lineno
-        )
-    )
+    try:
+        run = _redirect(line, head, lf_values=False)
+        cond = _condition(line, cond_words)
+    except ConfigError as exc:
+        exc.keyword = exc.keyword or line.keyword
+        raise
+    ctx.px.redirects.append(model.HttpRule(act.Action(("redirect", *head), run), cond, ctx.lineno))
 
 
 def _rule(
@@ -281,7 +266,8 @@ def _rule(
     except ConfigError as exc:  # the engine's errors: name the action too
         exc.keyword = exc.keyword or line.keyword
         raise
-    into.append(model.HttpRule(act.Action(head, run, tuple(line.files)), cond, ctx.lineno))
+    action = act.Action(head, run, tuple(line.files), line.record)
+    into.append(model.HttpRule(action, cond, ctx.lineno))
 
 
 def _unknown_action(keyword: str, name: str, allowed: Sequence[str]) -> ConfigError:

@@ -69,6 +69,9 @@ class ProxyBuilder:
     # http-check rules: a proxy's own lines replace those it inherits from defaults.
     http_check_rules: List[model.HttpCheckRule] = field(default_factory=list)
     http_check_inherited: Tuple[model.HttpCheckRule, ...] = ()
+    # ``capture`` lines (frontends only, never inherited).
+    request_captures: List[model.Capture] = field(default_factory=list)
+    response_captures: List[model.Capture] = field(default_factory=list)
     # Rules: the proxy's own (ACLs and rules are not inherited from defaults).
     acls: AclTable = field(default_factory=AclTable)
     use_backends: List[model.UseBackend] = field(default_factory=list)
@@ -133,6 +136,8 @@ class ProxyBuilder:
             load_server_state=f.get(  # type: ignore[arg-type]
                 "load-server-state-from-file", model.LoadServerState.NONE
             ),
+            request_captures=tuple(self.request_captures),
+            response_captures=tuple(self.response_captures),
             use_backends=tuple(self.use_backends),
             use_servers=tuple(self.use_servers),
             tcp_connection=tuple(self.tcp_connection),

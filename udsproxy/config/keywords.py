@@ -31,11 +31,18 @@ from .global_keywords import (
     refuse,
     twistd_owned,
 )
+from .logformat import (
+    o_httplog,
+    o_tcplog,
+    p_capture,
+    p_log_format,
+    p_unique_id_format,
+    p_unique_id_header,
+)
 from .logtargets import log_line
 from .proxy_keywords import (
     bool_option,
     o_forwardfor,
-    o_httplog,
     o_redispatch,
     p_default_backend,
     p_http_reuse,
@@ -306,7 +313,7 @@ KEYWORDS: List[Keyword] = [
     K(
         "option tcplog",
         "dfl",
-        bool_option("tcplog"),
+        o_tcplog,
         "option tcplog: HAProxy's TCP log line per session",
         negatable=True,
     ),
@@ -314,8 +321,34 @@ KEYWORDS: List[Keyword] = [
         "option httplog",
         "dfl",
         o_httplog,
-        "option httplog: HAProxy's HTTP log line per request",
+        "option httplog [clf]: HAProxy's HTTP log line per request (clf: Common Log Format)",
         negatable=True,
+    ),
+    K(
+        "log-format",
+        "dfl",
+        p_log_format,
+        "log-format <format>: the session line, with HAProxy's %variables, %[<expr>] samples "
+        "and %{+Q,+X,+E} flags",
+    ),
+    K(
+        "capture",
+        "fl",
+        p_capture,
+        "capture request|response header <name> len <length>: log a header's value in "
+        "httplog's {...} blocks (%hr, %hs)",
+    ),
+    K(
+        "unique-id-format",
+        "dfl",
+        p_unique_id_format,
+        "unique-id-format <format>: an ID for each request (%ID), a log-format string",
+    ),
+    K(
+        "unique-id-header",
+        "dfl",
+        p_unique_id_header,
+        "unique-id-header <name>: send the request's ID to the server in this header",
     ),
     K(
         "option dontlognull",
@@ -504,7 +537,6 @@ REFUSED: Dict[str, str] = {
     "cookie": "cookie persistence is not supported",
     "stick-table": "stick tables are not supported",
     "stick": "stick tables are not supported",
-    "capture": "captures are not supported",
     "compression": "compression is not supported",
     "lua-load": "Lua is not supported; extend udsproxy in Python instead",
     "tcp-response": "tcp-response rules are not supported",

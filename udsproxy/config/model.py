@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Optional, Tuple, Union
 from udsproxy.strenum import StrEnum
 
 if TYPE_CHECKING:
+    from udsproxy.logformat import LogFormat
     from udsproxy.rules import Condition, Sample
     from udsproxy.rules.actions import Action
 
@@ -377,6 +378,14 @@ class Redispatch:
 
 
 @dataclass(frozen=True)
+class Capture:
+    """``capture request|response header <name> len <length>``: a header value for the log."""
+
+    name: str  # as written; matched case-insensitively
+    length: int  # the value is cut to this many bytes
+
+
+@dataclass(frozen=True)
 class NameFormat:
     """A name computed per request (``use_backend %[...]``): literal text and samples."""
 
@@ -478,6 +487,13 @@ class Proxy:
     # ``errorfile``: (status, the file's raw bytes read at parse time), ascending by status;
     # empty bytes mean "close without a response" (HAProxy's ``errorfile 408 /dev/null``).
     errorfiles: Tuple[Tuple[int, bytes], ...] = ()
+    # The session log line, compiled from the last of ``log-format``, ``option httplog
+    # [clf]`` and ``option tcplog`` (frontends only; None: no session line).
+    log_format: Optional[LogFormat] = None
+    request_captures: Tuple[Capture, ...] = ()  # in declaration order: %hr's fields
+    response_captures: Tuple[Capture, ...] = ()
+    unique_id_format: Optional[LogFormat] = None  # %ID, and the unique-id-header value
+    unique_id_header: Optional[str] = None
     use_backends: Tuple[UseBackend, ...] = ()  # in file order, before default_backend
     use_servers: Tuple[UseServer, ...] = ()  # in file order, before balancing
     tcp_connection: Tuple[TcpRule, ...] = ()  # tcp-request connection, at accept

@@ -27,6 +27,7 @@ from .builders import (
     UserlistBuilder,
 )
 from .lexer import Line, lex
+from .logformat import compile_proxy_formats
 from .model import (
     ABNS,
     ABNSZ,
@@ -390,6 +391,14 @@ class _Parser:
 
     def finish_proxy(self, builder: ProxyBuilder, glob: Global) -> Proxy:
         proxy = builder.build(glob.logs)
+        proxy, errors, notices = compile_proxy_formats(proxy, builder.fields)
+        for exc in errors:
+            # A format inherited from a defaults section fails once, not once per frontend.
+            if not any(str(e) == str(exc) for e in self.errors):
+                self.errors.append(exc)
+        for notice in notices:
+            if notice not in self.warnings:
+                self.warnings.append(notice)
         final = "http" if proxy.mode == "http" else "tcp"
         for lineno, mode in builder.rule_modes:
             if ("http" if mode == "http" else "tcp") != final:

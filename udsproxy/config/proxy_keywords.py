@@ -108,12 +108,6 @@ def o_redispatch(ctx: Context, args: List[str]) -> None:
     ctx.px.fields["redispatch"] = Redispatch(enabled=interval != 0, interval=interval)
 
 
-def o_httplog(ctx: Context, args: List[str]) -> None:
-    if args and args != ["clf"]:
-        raise ConfigError(f"unexpected word '{args[0]}'", hint="usage: option httplog [clf]")
-    ctx.px.options["httplog"] = not ctx.negated
-
-
 def planned_option(words: str) -> Handler:
     def handle(ctx: Context, args: List[str]) -> None:
         ctx.px.options[words] = not ctx.negated

@@ -25,13 +25,24 @@ from ..rules.variables import drop_request_vars
 class SectionRules:
     """One section's HTTP rules; None from :meth:`of` when it has none."""
 
-    __slots__ = ("name", "request", "redirects", "response", "added")
+    __slots__ = (
+        "name",
+        "request",
+        "redirects",
+        "response",
+        "added",
+        "request_record",
+        "response_record",
+    )
 
     def __init__(self, proxy: Proxy) -> None:
         self.name = proxy.name
         self.request: Steps = steps_of(proxy.http_request)
         self.redirects: Steps = steps_of(proxy.redirects)
         self.response: Steps = steps_of(proxy.http_response)
+        # Values printing log-format variables read the request's session record.
+        self.request_record = any(r.action.record for r in (*proxy.http_request, *proxy.redirects))
+        self.response_record = any(r.action.record for r in proxy.http_response)
         # Names the request rules may set or add: kept even when the client's Connection
         # field names them (a client cannot strip what the proxy adds).
         self.added: FrozenSet[bytes] = header_names_set(proxy.http_request)
@@ -54,12 +65,23 @@ class SectionRules:
         return None if out is ALLOW else out
 
 
+class ResponseRules:
+    """The sections whose http-response rules run on a response, in order (backend
+    first), and whether any of their values reads the session record."""
+
+    __slots__ = ("sections", "needs_record")
+
+    def __init__(self, sections: Sequence[SectionRules]) -> None:
+        self.sections = tuple(sections)
+        self.needs_record = any(s.response_record for s in sections)
+
+
 def response_sections(
     frontend: Optional[SectionRules], backend: Optional[SectionRules]
-) -> Optional[Sequence[SectionRules]]:
-    """The sections whose http-response rules run, in order (backend first), or None."""
+) -> Optional[ResponseRules]:
+    """The response rules of a frontend/backend pair, or None when neither has some."""
     out = [s for s in (backend, frontend) if s is not None and s.response]
-    return tuple(out) if out else None
+    return ResponseRules(out) if out else None
 
 
 def on_response(sections: Sequence[SectionRules], ctx: RuleContext) -> Any:

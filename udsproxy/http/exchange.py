@@ -36,7 +36,7 @@ pooled. Any other answer to an upgrade request keeps the exchange plain HTTP.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -44,16 +44,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
-from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
+from ..log import SessionRecord
+from ..logformat.session import address_pair, request_line
 from ..rules import RuleContext
 from ..rules.actions import Failed, Reply
+from ..rules.lfvalue import RECORD
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .actions import on_response
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
-from .headers import full_items, is_bodyless, upgrade_field
+from .headers import capture_headers, full_items, is_bodyless, upgrade_field
 from .upstream import ServerConnection
 
 if TYPE_CHECKING:
@@ -86,7 +88,6 @@ class Exchange:
         "backend",
         "settings",
         "pinned",
-        "rctx",
         "request",
         "method",
         "request_time",
@@ -117,6 +118,14 @@ class Exchange:
         "upgrade",
         "client_fin",
         "answered",
+        "counter",
+        "head_size",
+        "req_caps",
+        "res_caps",
+        "unique_id",
+        "server_source",
+        "rules",
+        "res_items",
     )
 
     def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
@@ -127,7 +136,6 @@ class Exchange:
         self.backend = ctx.backend
         self.settings = ctx.settings
         self.pinned: Optional[ServerState] = None  # use-server: the server rules chose
-        self.rctx: Optional[RuleContext] = None  # the request as rules see it (if any)
         self.request = request
         self.method: bytes = request.method
         now = ctx.reactor.seconds()
@@ -144,7 +152,8 @@ class Exchange:
         self.body_size = 0
         self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
         self.replayable = self.method in IDEMPOTENT
-        self.bodyless = is_bodyless(full_items(request.headers))
+        items = full_items(request.headers)
+        self.bodyless = is_bodyless(items)
         self.request_done = False
         self.trailers: Any = []
         self.head: Optional[List[Any]] = None  # the request fields to send
@@ -159,6 +168,20 @@ class Exchange:
         self.upgrade: Optional[Any] = None  # the (name, value) Upgrade field asked for
         self.client_fin = False  # in a tunnel: the client half-closed
         self.answered = False  # the response is complete while the request body still flows
+        # For the log line (see log.SessionRecord): the stream's number, the head's size,
+        # the header captures (only when a format prints them), the unique ID.
+        self.counter = ctx.counters.global_counters.next_stream()
+        self.head_size = client.raw_head.size
+        wanted = ctx.log.request_captures
+        self.req_caps = None if wanted is None else capture_headers(items, wanted)
+        wanted = ctx.log.response_captures
+        self.res_caps: Optional[List[Optional[str]]] = (
+            None if wanted is None else [None] * len(wanted)
+        )
+        self.unique_id: Optional[str] = None
+        self.server_source: Optional[Tuple[str, int]] = None
+        self.rules: Optional[RuleContext] = None  # made by routing rules, or for %[expr]
+        self.res_items: Any = ()  # the response's fields, kept when %[expr] may read them
 
     def __repr__(self) -> str:
         return f"<Exchange {self.method!r} {self.phase.name} server={self.server!r}>"
@@ -275,6 +298,8 @@ class Exchange:
             conn.send(end_of_message(self.trailers))
         self.phase = Phase.WAITING if self.request_done else Phase.SENDING
         self.sent_at = self.ctx.reactor.seconds()
+        if self.ctx.log.need_server_source:
+            self.server_source = address_pair(conn.transport.getHost())  # type: ignore[union-attr]
         client = self.client
         client.gate.release(PRECONNECT)
         # Each side's transport is the other's producer: a full buffer pauses the reader.
@@ -370,6 +395,10 @@ class Exchange:
                 self.rewrite_response(event, sections)
                 return
             self.status = event.status_code
+            if self.res_caps is not None:
+                self.capture_response(event)
+            if self.ctx.log.need_samples:
+                self.res_items = full_items(event.headers)
             self.phase = Phase.RESPONDING
             self.bytes_out += client.send_response_head(
                 event.status_code, event.reason, full_items(event.headers)
@@ -382,6 +411,12 @@ class Exchange:
             elif event.status_code == 100 or event.status_code == 103:
                 self.bytes_out += client.send_informational(event)
         # ConnectionClosed: connectionLost follows
+
+    def capture_response(self, response: Any) -> None:
+        """``capture response header``: the server's values, as it sent them."""
+        wanted = self.ctx.log.response_captures
+        assert wanted is not None
+        self.res_caps = capture_headers(full_items(response.headers), wanted)
 
     def server_data(self, data: bytes) -> None:
         """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
@@ -454,6 +489,8 @@ class Exchange:
             return
         self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
         self.status = 101
+        if self.res_caps is not None:
+            self.capture_response(response)
         self.bytes_out += client.send_switch(response)
         if client.gone or self.phase is Phase.DONE:
             return
@@ -639,22 +676,23 @@ class Exchange:
     def rewrite_response(self, event: Any, sections: Any) -> None:
         """The http-response rules on the server's response head, then the head sent on;
         or the response replaced by the proxy's (``deny``: 502, a failed rewrite: 500)."""
-        rctx = self.rctx
-        if rctx is None:  # no request rule ran: the response rules still see the connection
-            req = self.request
-            rctx = self.rctx = RuleContext(
-                self.client.conn_info(), req.method, req.target, req.http_version
-            )
-            if self.backend is not None:
-                rctx.backend = self.backend.name
         server = self.server
-        rctx.server = server.name if server is not None else None
+        self.status = event.status_code  # what %ST says while the rules run
+        if self.res_caps is not None:
+            self.capture_response(event)  # the server's values, before any rule (HAProxy)
+        rctx = self.rule_context()
+        if sections.needs_record:
+            rec = self.make_record()
+            rec.sample = rctx
+            rctx.memo[RECORD] = rec
         rctx.status = event.status_code
         rctx.reason = None
         rctx.set_headers(full_items(event.headers), response=True)
-        out = on_response(sections, rctx)
+        out = on_response(sections.sections, rctx)
         if out is None:
             self.status = status = rctx.status
+            if self.ctx.log.need_samples:
+                self.res_items = rctx.res_headers
             self.phase = Phase.RESPONDING
             reason = rctx.reason if rctx.reason is not None else event.reason
             self.bytes_out += self.client.send_response_head(status, reason, rctx.res_headers)  # type: ignore[arg-type]
@@ -755,45 +793,86 @@ class Exchange:
         server.note_stream(status, answered, self.flags, times, self.reused if sent else None)
 
     # ----------------------------------------------------------------- log
-    def write_log(self) -> None:
+    def make_record(self) -> SessionRecord:
+        """What the log line (or the unique ID) says of this request now."""
         ctx = self.ctx
-        sink = ctx.sink
-        if sink is None:
-            return
         now = ctx.reactor.seconds()
         req = self.request
         backend = self.backend
         attempt = self.attempt
+        server = self.server
+        client = self.client
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=backend.name if backend is not None else None,
-            server=self.server.name if self.server is not None else None,
-            accept_time=self.client.accepted,
+            server=server.name if server is not None else None,
+            accept_time=client.stream_accepted,
             request_time=self.request_time,
             t_request=self.t_request,
             t_queue=attempt.t_queue if attempt is not None else None,
             t_connect=attempt.t_connect if attempt is not None else None,
             t_response=self.t_response,
             t_active=int((now - self.request_time) * 1000),
-            t_total=int((now - self.client.accepted) * 1000),
+            t_total=int((now - client.stream_accepted) * 1000),
             bytes_read=self.bytes_out,
-            bytes_in=self.bytes_in + 1,  # a request was received: never a null session
+            bytes_in=self.head_size + self.bytes_in,  # never 0: never a null session
             termination=self.flags,
             actconn=ctx.counters.global_counters.curr_conns,
             feconn=ctx.counters.scur,
             beconn=backend.state.beconn if backend is not None else 0,
-            srv_conn=self.server.scur if self.server is not None else 0,
+            srv_conn=server.scur if server is not None else 0,
             retries=attempt.retries if attempt is not None else 0,
             redispatched=attempt.redispatched if attempt is not None else False,
-            srv_queue=self.server.qcur if self.server is not None else 0,
+            srv_queue=server.qcur if server is not None else 0,
             backend_queue=backend.state.qcur if backend is not None else 0,
             status=self.status,
-            request_line=(req.method + b" " + req.target + b" HTTP/" + req.http_version).decode(
-                "latin-1"
-            ),
+            request_line=request_line(req.method, req.target, req.http_version),
+            request_counter=self.counter,
+            unique_id=self.unique_id,
+            request_captures=self.req_caps,
+            response_captures=self.res_caps,
         )
-        self.client.fill_peer(rec)
-        ctx.write_session_log(rec)
+        client.fill_peer(rec)
+        if ctx.log.need_optional:
+            ctx.log.fill(rec, client.local_address(), server, self.server_source)
+        if ctx.log.need_samples:
+            rec.sample = self.rule_context()
+        return rec
+
+    def rule_context(self) -> RuleContext:
+        """The request as fetches see it, with what is known of it now (``%[expr]``)."""
+        rules = self.rules
+        if rules is None:
+            req = self.request
+            rules = self.rules = RuleContext(
+                self.client.conn_info(),
+                req.method,
+                req.target,
+                req.http_version,
+                full_items(req.headers),
+            )
+        backend = self.backend
+        rules.backend = backend.name if backend is not None else None
+        rules.server = self.server.name if self.server is not None else None
+        rules.unique_id = self.unique_id
+        rules.status = self.status
+        rules.res_headers = self.res_items
+        return rules
+
+    def make_unique_id(self) -> str:
+        """This request's ID (``unique-id-format``), made once: %ID and the header's value."""
+        uid = self.unique_id
+        if uid is None:
+            uid = self.unique_id = self.ctx.log.unique_id(self.make_record())
+        return uid
+
+    def write_log(self) -> None:
+        ctx = self.ctx
+        if ctx.sink is None:
+            return
+        if self.unique_id is None and ctx.log.unique_id_format is not None:
+            self.make_unique_id()  # as HAProxy: made for the log if the request had none
+        ctx.write_session_log(self.make_record())
 
 
 def shut_write(transport: Any, producer: Any) -> None:
@@ -813,14 +892,3 @@ END_OF_MESSAGE = h11.EndOfMessage()
 def end_of_message(trailers: Any) -> Any:
     """The request's end for the server: one shared event when there are no trailers."""
     return h11.EndOfMessage(headers=trailers) if trailers else END_OF_MESSAGE
-
-
-def render_log(settings: Any, rec: SessionRecord) -> Optional[str]:
-    """The session line for ``rec`` in the frontend's log format, None for no line."""
-    if settings.dontlognull and is_null_session(rec):
-        return None
-    if settings.httplog:
-        return format_httplog(rec)
-    if settings.tcplog:
-        return format_tcplog(rec)
-    return None

@@ -29,6 +29,7 @@ from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
 from ..log.targets import LogSink, log_event
+from ..logformat.session import SessionLog
 from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
 from ..routing import (
@@ -41,12 +42,13 @@ from ..routing import (
 )
 from ..rules import ConnInfo, RuleContext
 from ..rules.actions import Reply
+from ..rules.lfvalue import RECORD
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
 from ..stream import client_key
 from ..sweeper import IdleSweeper
 from . import pages
 from .chunks import ChunkError, ChunkScan
-from .exchange import PRECONNECT, Exchange, Phase, render_log
+from .exchange import PRECONNECT, Exchange, Phase
 from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
@@ -132,6 +134,7 @@ class HTTPContext:
         self.sweeper = sweeper
         self.pools = pools
         self.sink = sink if sink is not None and sink.enabled else None
+        self.log = SessionLog(frontend, frontend_counters, self.sink)
         self.listener_id = listener_id
         self.on_open = on_open
         self.on_close = on_close
@@ -167,10 +170,7 @@ class HTTPContext:
                 client.close()
 
     def write_session_log(self, rec: SessionRecord) -> None:
-        if self.sink is not None:
-            line = render_log(self.settings, rec)
-            if line is not None:
-                self.sink.session(line)
+        self.log.write(rec)
 
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
@@ -292,13 +292,21 @@ class ClientConnection(Protocol):
         self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
         self.accepted = ctx.reactor.seconds()
+        # When this request's stream began: the accept, then the end of the previous
+        # request (HAProxy's accept date of a keep-alive connection's next stream).
+        self.stream_accepted = self.accepted
         self.cycle_start = self.accepted
         self.seen = self.accepted
         peer = transport.getPeer()
         if isinstance(peer, (IPv4Address, IPv6Address)):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
+        self.local: Any = None  # see local_address()
+        if ctx.log.need_frontend_addr:
+            self.local_address()
         self.rule_conn: Optional[ConnInfo] = None
+        if ctx.log.need_samples:
+            self.conn_info()  # while the socket is open: the log line's %[expr] read it
         if ctx.connection_rules and not connection_verdict(
             ctx.connection_rules, RuleContext(self.conn_info())
         ):
@@ -339,6 +347,16 @@ class ClientConnection(Protocol):
             rec.listener_id = self.ctx.listener_id
         else:
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def local_address(self) -> Any:
+        """The listener's address this client reached (None for a unix socket), read while
+        the socket is open and kept: only for formats that print it (%fi, %fp)."""
+        if self.client_ip is None:
+            return None
+        local = self.local
+        if local is None and not self.gone:
+            local = self.local = self.transport.getHost()  # type: ignore[union-attr]
+        return local
 
     def connectionLost(self, reason: Failure = CLEAN) -> None:
         if self.gone:
@@ -667,12 +685,16 @@ class ClientConnection(Protocol):
         rewrite (500), a computed backend name that names no backend (503, and a log line
         naming it)."""
         ctx = self.ctx
-        rctx = RuleContext(
+        rctx = ex.rules = RuleContext(
             self.conn_info(), request.method, request.target, request.http_version, items
         )
-        ex.rctx = rctx
+        if ctx.log.unique_id_format is not None:
+            rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them
+            rctx.backend = None  # (the record it was made from named the default backend)
         rules = ctx.settings.frontend_rules
-        if rules is not None and rules.request:
+        if rules is not None and (rules.request or rules.redirects):
+            if rules.request_record:
+                self.give_record(ex, rctx)
             out = rules.on_request(rctx)
             if out is not None:
                 ex.backend = None  # answered by the frontend: logged as <frontend>/<NOSRV>
@@ -698,6 +720,8 @@ class ClientConnection(Protocol):
             rctx.backend = route.backend.name
         rules = route.settings.backend_rules
         if rules is not None and (rules.request or rules.redirects):
+            if rules.request_record:
+                self.give_record(ex, rctx)
             out = rules.on_request(rctx)
             if out is not None:
                 ex.rule_outcome(out, backend_chosen=True)
@@ -708,6 +732,14 @@ class ClientConnection(Protocol):
         if servers is not None:
             ex.pinned = servers.pick(rctx)
         return rctx
+
+    def give_record(self, ex: Exchange, rctx: RuleContext) -> None:
+        """The session record as it is now, for rule values printing log-format variables."""
+        backend = rctx.backend  # before routing: be_name is the frontend's name
+        rec = ex.make_record()
+        rec.sample = rctx
+        rctx.backend = backend
+        rctx.memo[RECORD] = rec
 
     def conn_info(self) -> ConnInfo:
         """This connection as rules see it (made at its first rule, kept)."""
@@ -739,6 +771,11 @@ class ClientConnection(Protocol):
             fields.append(CONNECTION_KEEP_ALIVE)
         if chunked:
             fields.append(TE_CHUNKED)
+        if self.ctx.log.unique_id_format is not None:
+            uid = ex.make_unique_id()
+            header = settings.unique_id_header
+            if header is not None:
+                fields.append((header[0], header[1], uid.encode("latin-1", "replace")))
         ff = settings.forwardfor
         if ff is not None:
             # The connection's value is for its default route's rule; another backend's
@@ -788,25 +825,34 @@ class ClientConnection(Protocol):
 
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:
         """The session line of a connection that ended before a complete request head."""
+        log = self.ctx.log
+        null = self.h11 is None  # not a byte came
+        if log.sink is None or log.format is None or (null and log.dontlognull):
+            return  # as HAProxy: no line, and no request number taken for it
         now = self.ctx.reactor.seconds()
         started = self.head_started if self.head_started is not None else now
         rec = SessionRecord(
             frontend=self.ctx.frontend.name,
             backend=None,
             server=None,
-            accept_time=self.accepted,
+            accept_time=self.stream_accepted,
             request_time=started,
             t_request=-1,
-            t_total=int((now - self.accepted) * 1000),
+            t_total=int((now - self.stream_accepted) * 1000),
             t_active=int((now - started) * 1000),
             bytes_read=sent,
-            bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
+            bytes_in=0 if null else 1,
             termination=flags,
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
             status=status,
+            request_counter=self.ctx.counters.global_counters.next_stream(),
         )
         self.fill_peer(rec)
+        if log.need_optional:
+            log.fill(rec, self.local_address())
+        if log.need_samples:  # no request: only the connection's fetches have a value
+            rec.sample = RuleContext(self.conn_info())
         self.ctx.write_session_log(rec)
 
     # ----------------------------------------------------------------- writing
@@ -956,7 +1002,8 @@ class ClientConnection(Protocol):
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
             pending = leftover or self.backlog
-            self.head_started = self.ctx.reactor.seconds() if pending else None
+            self.stream_accepted = self.ctx.reactor.seconds()
+            self.head_started = self.stream_accepted if pending else None
             # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
             # while its next requests are already here, and sent together once it has no
             # request left waiting, as one write instead of one small packet per response.

@@ -83,6 +83,7 @@ class RawHead:
         self.start = 0  # after the empty lines skipped so far
         self.resume = 0  # the search for the end of the head goes on from here
         self.complete = False
+        self.size = 0  # once complete: the head's bytes, blank line included
         self.line_checked = False  # the request line was seen whole and has a version
         self.line_from = 0  # the search for the request line's end goes on from here
         self.scanned = 0  # bytes searched, all checks together (work, for the tests)
@@ -140,7 +141,22 @@ class RawHead:
         if fields > self.maxhdr:
             raise HeadError(f"more than {self.maxhdr} header fields ({fields})")
         self.complete = True
+        self.size = end.end()
         return True
+
+
+def capture_headers(
+    items: Sequence[Item], wanted: Sequence[Tuple[bytes, int]]
+) -> List[Optional[str]]:
+    """The value of each wanted header ``(lower-case name, length)`` cut to its length, for
+    the log (``capture request|response header``); None where absent. As HAProxy, the last
+    occurrence of a header wins."""
+    found: List[Optional[str]] = [None] * len(wanted)
+    for _, name, value in items:
+        for i, (want, length) in enumerate(wanted):
+            if name == want:
+                found[i] = value[:length].decode("latin-1")
+    return found
 
 
 def tokens(value: bytes) -> List[bytes]:

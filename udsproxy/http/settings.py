@@ -6,13 +6,13 @@ its hot path instead of walking config objects per request.
 
 from __future__ import annotations
 
-from typing import FrozenSet, Optional, Sequence
+from typing import FrozenSet, Optional, Tuple
 
 from ..backend import Backend
 from ..config.model import Algorithm, Global, Proxy
 from ..routing import ServerRules, server_rules
 from ..stream import resolve_timeouts
-from .actions import SectionRules, response_sections
+from .actions import ResponseRules, SectionRules, response_sections
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
 from .pages import ErrorPages
@@ -56,9 +56,13 @@ class HTTPSettings:
         # HAProxy: the backend's forwardfor wins over the frontend's.
         ff = (backend.forwardfor if backend is not None else None) or frontend.forwardfor
         self.forwardfor: Optional[ForwardRule] = ForwardRule(ff) if ff is not None else None
-        self.httplog = frontend.has_option("httplog")
-        self.tcplog = frontend.has_option("tcplog")
-        self.dontlognull = frontend.has_option("dontlognull")
+        # unique-id-header: the request's ID goes to the server in this field.
+        header = frontend.unique_id_header
+        self.unique_id_header: Optional[Tuple[bytes, bytes]] = (
+            (header.encode("latin-1"), header.lower().encode("latin-1"))
+            if header is not None and frontend.unique_id_format is not None
+            else None
+        )
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
         )
@@ -71,7 +75,7 @@ class HTTPSettings:
             and (backend.name == frontend.name)
         )
         self.backend_rules = None if same else SectionRules.of(backend)
-        self.response_rules: Optional[Sequence[SectionRules]] = response_sections(
+        self.response_rules: Optional[ResponseRules] = response_sections(
             self.frontend_rules, self.backend_rules
         )
         self.keep: FrozenSet[bytes] = frozenset().union(

@@ -1,16 +1,19 @@
-"""Pure log formatters: HAProxy's tcplog/httplog session lines, server state lines, syslog headers.
+"""Pure log formatters: the session record, dates, encodings, server state lines, syslog headers.
 
-Nothing here does I/O or reads the clock: every timestamp comes in as epoch seconds and an
-optional ``tzinfo`` (``None``: the local zone, as HAProxy prints it), so the output of each
-function is determined by its arguments. The expected shapes were checked against lines
-captured from HAProxy 2.6.12 (see ``tests/unit/test_log_formats.py``).
+Session lines (``option httplog``, ``tcplog``, ``log-format``) are log-format strings that
+``udsproxy.logformat`` compiles; what they print comes from a :class:`SessionRecord` and
+the dates and encodings here. Nothing here does I/O or reads the clock: every timestamp
+comes in as epoch seconds and an optional ``tzinfo`` (``None``: the local zone, as HAProxy
+prints it), so the output of each function is determined by its arguments. The expected
+shapes were checked against lines captured from HAProxy 2.6.12 (see
+``tests/unit/test_log_formats.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import List, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 # Syslog severities, most severe first; the index is the RFC 5424 numeric value.
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -70,6 +73,28 @@ def format_accept_date(when: float, tz: Optional[tzinfo] = None) -> str:
         f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond // 1000:03d}"
     )
+
+
+def _day_time(d: datetime) -> str:
+    return (
+        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    )
+
+
+def format_gmt_date(when: float) -> str:
+    """HAProxy's ``%T``/``%trg`` date: ``23/Nov/2026:18:41:30 +0000`` (always UTC)."""
+    return _day_time(_datetime(when, timezone.utc)) + " +0000"
+
+
+def format_local_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """HAProxy's ``%Tl``/``%trl`` date: ``23/Nov/2026:19:41:30 +0100`` (the zone's offset)."""
+    d = _datetime(when, tz)
+    offset = d.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes) % 1440
+    return f"{_day_time(d)} {sign}{minutes // 60:02d}{minutes % 60:02d}"
 
 
 def format_rfc3164_date(when: float, tz: Optional[tzinfo] = None) -> str:
@@ -146,7 +171,7 @@ class SessionRecord:
     t_active: Optional[int] = None  # Ta
     t_total: Optional[int] = None  # Tt
     bytes_read: int = 0  # server -> client, headers included (%B)
-    bytes_in: int = 0  # client -> proxy (%U); 0 makes the session "null" for dontlognull
+    bytes_in: int = 0  # client -> proxy, head included (%U); 0: a "null" session (dontlognull)
     termination: str = "--"  # first two termination-state characters
     cookie_flags: str = "--"  # last two (httplog only)
     actconn: int = 0
@@ -161,67 +186,35 @@ class SessionRecord:
     request_line: Optional[str] = None  # None prints <BADREQ>
     request_cookie: Optional[str] = None  # %CC; None prints -
     response_cookie: Optional[str] = None  # %CS; None prints -
+    # What only some log formats use: filled when the frontend's formats ask for it
+    # (``LogFormat.needs``), else left at these defaults.
+    request_counter: int = 0  # %rt: the stream's number in this process, from 0
+    unique_id: Optional[str] = None  # %ID (``unique-id-format``)
+    # %hr/%hs: one entry per ``capture`` line (None: the header was absent); None when the
+    # frontend captures nothing or the session never became a stream (a bad request).
+    request_captures: Optional[Sequence[Optional[str]]] = None
+    response_captures: Optional[Sequence[Optional[str]]] = None
+    frontend_addr: Optional[Tuple[str, int]] = None  # %fi:%fp of a TCP listener (None: unix)
+    server_addr: Optional[Tuple[str, int]] = None  # %si:%sp: ("unix", 0) for a socket file
+    server_source: Optional[Tuple[str, int]] = None  # %bi:%bp: the server connection's own
+    log_count: int = 0  # %lc: lines the frontend logged before this one
+    sample: object = None  # %[expr]: what the rules engine evaluates the expressions on
 
 
-def _ms(value: Optional[int]) -> str:
-    return "-1" if value is None else str(value)
+def encoding_table(codes: Sequence[int], escape: str, backslash: str = "") -> Dict[int, str]:
+    """A ``str.translate`` table: each code in ``codes`` becomes ``<escape>XX`` (hex), each
+    character of ``backslash`` not among them gets a ``\\`` before it (HAProxy's ``+E``)."""
+    table = {code: f"{escape}{code:02X}" for code in codes}
+    for ch in backslash:
+        table.setdefault(ord(ch), "\\" + ch)
+    return table
 
 
-def _client(rec: SessionRecord) -> str:
-    if rec.listener_id is not None:
-        return f"unix:{rec.listener_id}"
-    return f"{rec.client_ip}:{rec.client_port}"
-
-
-def _backend_server(rec: SessionRecord) -> str:
-    backend = rec.backend if rec.backend is not None else rec.frontend
-    return f"{backend}/{rec.server if rec.server is not None else NOSRV}"
-
-
-def _counters(rec: SessionRecord) -> str:
-    retries = f"+{rec.retries}" if rec.redispatched else str(rec.retries)
-    return (
-        f"{rec.actconn}/{rec.feconn}/{rec.beconn}/{rec.srv_conn}/{retries} "
-        f"{rec.srv_queue}/{rec.backend_queue}"
-    )
-
-
-def escape_log_text(text: str) -> str:
-    """Encode what HAProxy would not log as-is (§8.6): bytes outside 32..126, ``"`` and ``#``."""
-    out: List[str] = []
-    for ch in text:
-        code = ord(ch)
-        if code < 32 or code > 126 or ch in '"#':
-            # Non-ASCII characters are logged byte by byte, like HAProxy sees them.
-            out.extend(f"#{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def format_tcplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
-    """The ``option tcplog`` line: ``%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts ...``."""
-    return (
-        f"{_client(rec)} [{format_accept_date(rec.accept_time, tz)}] {rec.frontend} "
-        f"{_backend_server(rec)} {_ms(rec.t_queue)}/{_ms(rec.t_connect)}/{_ms(rec.t_total)} "
-        f"{rec.bytes_read} {rec.termination[:2]:-<2} {_counters(rec)}"
-    )
-
-
-def format_httplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
-    """The ``option httplog`` line (no header captures, so ``%hr %hs`` print nothing)."""
-    when = rec.request_time if rec.request_time is not None else rec.accept_time
-    timers = "/".join(
-        _ms(t) for t in (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response, rec.t_active)
-    )
-    state = f"{rec.termination[:2]:-<2}{rec.cookie_flags[:2]:-<2}"
-    request = BADREQ if rec.request_line is None else escape_log_text(rec.request_line)
-    return (
-        f"{_client(rec)} [{format_accept_date(when, tz)}] {rec.frontend} "
-        f"{_backend_server(rec)} {timers} {_ms(rec.status)} {rec.bytes_read} "
-        f"{rec.request_cookie or '-'} {rec.response_cookie or '-'} {state} "
-        f'{_counters(rec)} "{request}"'
-    )
+# HAProxy's log encoding maps (log.c, init_log): what it writes as #XX in a log line.
+_UNPRINTABLE = [*range(32), *range(127, 256)]
+URL_CODES = _UNPRINTABLE + [ord(c) for c in '"#']  # the request line (%r, %HU, ...)
+HDR_CODES = URL_CODES + [ord(c) for c in "{|}"]  # captured headers (%hr, %hs)
+RFC5424_SPECIALS = '"\\]'  # what +E prefixes with a backslash
 
 
 def is_null_session(rec: SessionRecord) -> bool:

@@ -127,15 +127,20 @@ class Reply:
 
 # ----------------------------------------------------------------- the compiled action
 class Action:
-    """One compiled action: ``run(ctx)`` applies it. Compares by the words it was written
-    with and what it read from files (the config model's equality)."""
+    """One compiled action: ``run(ctx)`` applies it; ``record``: its values print log-format
+    variables (the data path then gives the rules the request's session record). Compares
+    by the words it was written with and what it read from files (the config model's
+    equality)."""
 
-    __slots__ = ("words", "run", "key")
+    __slots__ = ("words", "run", "key", "record")
 
-    def __init__(self, words: Sequence[str], run: Run, files: Any = ()) -> None:
+    def __init__(
+        self, words: Sequence[str], run: Run, files: Any = (), record: bool = False
+    ) -> None:
         self.words = tuple(words)
         self.run = run
         self.key = (self.words, files)
+        self.record = record
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Action) and self.key == other.key

@@ -1,74 +1,74 @@
 """Values written as log-format strings (HAProxy's "lf-strings"): compiled once, rendered per request.
 
 ``set-header``, ``add-header``, ``replace-*``, ``return ... lf-string``, ``hdr``, ``redirect``
-and ``set-var-fmt`` take their value as a log-format string (configuration.txt §8.2.4):
-literal text with ``%[<sample expression>]`` parts. :func:`compile_lf` is the one place an
-lf-string becomes a function of a :class:`~.context.RuleContext`; everything that takes one
-goes through it.
+and ``set-var-fmt`` take their value as a log-format string (configuration.txt §8.2.4).
+:func:`compile_lf` is the one place such a value becomes a function of a
+:class:`~.context.RuleContext`; it hands the string to the log-format compiler
+(:func:`udsproxy.logformat.compile_format`, ``HTTP_VALUE`` use: spaces are literal, an
+empty value prints nothing, samples' control characters are ``%XX``-encoded as HAProxy
+does for header values) and keeps what the request path needs to know:
 
-Until the log-format compiler (``udsproxy.logformat``) is merged, this module reads the
-subset rules need and owns nothing else: literal text, ``%%`` and ``%[expr]`` (a missing
-sample prints nothing; control characters a sample would put in a header are ``%XX``
-encoded, as HAProxy does for header values). A log-format variable (``%ci``, ``%ID`` ...)
-is a config error naming the sample expression that gives the same value.
+- ``const``: the text when the string has neither variable nor expression (no work per
+  request);
+- ``record``: whether it prints log-format variables (``%ci``, ``%ID``, ``%t`` ...), which
+  read a session record: the data path puts the request's record in ``ctx.memo["record"]``
+  before running rules that need one; without it a record is made from what the rule
+  context knows (the connection, the names, the request line).
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Optional, Tuple
 
+from ..errors import ConfigError
+from ..log.formats import SessionRecord
+from ..logformat import HTTP_VALUE, compile_format
+from ..logformat.parse import Expr, Flag, Text, Var, parse
 from .context import RuleContext, Where
-from .sample import Origin, Sample, compile_sample, find_sample_end, to_text
+from .sample import compile_sample, to_text
 
 Render = Callable[[RuleContext], str]
+RECORD = "record"  # ctx.memo key: the request's session record, set by the data path
 
-# What HAProxy %XX-encodes in a sample written into an HTTP header value.
-_HEADER_UNSAFE = {c: f"%{c:02X}" for c in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)}
 
-# Log-format variables and the sample expressions that give the same value.
-_VARIABLE_HINTS = {
-    "ci": "src",
-    "cp": "src_port",
-    "fi": "dst",
-    "fp": "dst_port",
-    "f": "fe_name",
-    "ft": "fe_name",
-    "b": "be_name",
-    "s": "srv_name",
-    "ID": "unique-id",
-    "HM": "method",
-    "HU": "url",
-    "HP": "path",
-    "HQ": "query",
-    "HV": "req.ver",
-}
+class _Samples:
+    """The record of a format that only reads samples: ``rec.sample`` is all it reads."""
+
+    __slots__ = ("sample",)
+
+    def __init__(self, sample: RuleContext) -> None:
+        self.sample = sample
 
 
 class LfValue:
     """A compiled lf-string: ``value(ctx)`` is its text for this request.
 
-    ``const`` is the text when the string has no expression (no work per request), else
-    None. Two values compare equal when written the same (for the frozen config model).
+    Two values compare equal when written the same (for the frozen config model).
     """
 
-    __slots__ = ("text", "const", "fn", "samples")
+    __slots__ = ("text", "const", "fn", "record", "literal", "warnings")
 
     def __init__(
-        self, text: str, const: Optional[str], fn: Render, samples: Tuple[Sample, ...]
+        self,
+        text: str,
+        const: Optional[str],
+        fn: Render,
+        record: bool = False,
+        literal: str = "",
+        warnings: Tuple[str, ...] = (),
     ) -> None:
         self.text = text
         self.const = const
         self.fn = fn  # hot paths keep and call it directly
-        self.samples = samples
+        self.record = record
+        self.literal = literal  # the text parts as written (what the config itself says)
+        self.warnings = warnings
 
     def __call__(self, ctx: RuleContext) -> str:
         return self.fn(ctx)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LfValue) and (self.text, self.samples) == (
-            other.text,
-            other.samples,
-        )
+        return isinstance(other, LfValue) and self.text == other.text
 
     def __hash__(self) -> int:
         return hash(self.text)
@@ -80,93 +80,61 @@ class LfValue:
 def compile_lf(text: str, *, where: Where, filename: str = "", lineno: int = 0) -> LfValue:
     """Compile the lf-string ``text`` for evaluation at ``where``.
 
-    Raises ConfigError (file, line, the offending part, a hint) for an unclosed ``%[``, a
-    sample expression that does not compile (unknown fetch or converter, a fetch not
-    available at ``where`` ...), or a log-format variable.
+    Raises ConfigError (file, line, the offending part, a hint) for what the log-format
+    compiler refuses (an unknown variable, an unclosed ``%[`` ...) and for a sample
+    expression that does not compile (unknown fetch or converter, a fetch not available at
+    ``where`` ...).
     """
-    origin = Origin(where, filename, lineno)
-    parts: List[Union[str, Sample]] = []
-    literal: List[str] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c != "%":
-            literal.append(c)
-            i += 1
-            continue
-        nxt = text[i + 1 : i + 2]
-        if nxt == "%":
-            literal.append("%")
-            i += 2
-            continue
-        if nxt != "[":
-            raise _variable_error(text, i, origin)
-        end = find_sample_end(text, i + 2)
-        if end < 0:
-            raise origin.error(
-                f"missing ']' after '{text[i:]}'", hint="write %[<fetch>[,<converter>...]]"
-            )
-        if literal:
-            parts.append("".join(literal))
-            literal = []
-        parts.append(
-            compile_sample(text[i + 2 : end], where=where, filename=filename, lineno=lineno)
-        )
-        i = end + 1
-    if literal:
-        parts.append("".join(literal))
-    samples = tuple(p for p in parts if isinstance(p, Sample))
-    if not samples:
-        const = "".join(p for p in parts if isinstance(p, str))
-        return LfValue(text, const, lambda ctx: const, ())
-    return LfValue(text, None, _renderer(parts), samples)
+
+    def sample(expr: str) -> Callable[[object], Optional[str]]:
+        return compile_sample(  # type: ignore[return-value]
+            expr, where=where, filename=filename, lineno=lineno
+        ).text_of
+
+    try:
+        nodes, _ = parse(text, Flag.NONE, merge_spaces=False)
+        fmt = compile_format(text, HTTP_VALUE, http_mode=True, samples=sample)
+    except ConfigError as exc:
+        exc.filename = exc.filename or filename
+        exc.lineno = exc.lineno or lineno
+        raise
+    warnings = fmt.warnings
+    render = fmt.render
+    literal = "".join(n.value for n in nodes if isinstance(n, Text))
+    if any(isinstance(n, Var) for n in nodes):
+
+        def with_record(ctx: RuleContext) -> str:
+            rec = ctx.memo.get(RECORD)
+            return render(rec if rec is not None else record_of(ctx))
+
+        return LfValue(text, None, with_record, True, literal, warnings)
+    if any(isinstance(n, Expr) for n in nodes):
+
+        def with_samples(ctx: RuleContext) -> str:
+            return render(_Samples(ctx))  # type: ignore[arg-type]
+
+        return LfValue(text, None, with_samples, False, literal, warnings)
+    const = render(SessionRecord())
+    return LfValue(text, const, lambda ctx: const, False, literal, warnings)
 
 
-def _renderer(parts: List[Union[str, Sample]]) -> Render:
-    table = _HEADER_UNSAFE
-    pieces = tuple(p if isinstance(p, str) else p.fn for p in parts)
-    if len(pieces) == 1:
-        (only,) = pieces
-        assert not isinstance(only, str)
-
-        def single(ctx: RuleContext) -> str:
-            value = to_text(only(ctx))
-            return value.translate(table) if value else ""
-
-        return single
-
-    def render(ctx: RuleContext) -> str:
-        out = []
-        for piece in pieces:
-            if type(piece) is str:
-                out.append(piece)
-            else:
-                value = to_text(piece(ctx))  # type: ignore[operator]
-                if value:
-                    out.append(value.translate(table))
-        return "".join(out)
-
-    return render
-
-
-def _variable_error(text: str, pos: int, origin: Origin) -> Exception:
-    rest = text[pos + 1 :]
-    if rest.startswith("{"):
-        close = rest.find("}")
-        rest = rest[close + 1 :] if close >= 0 else rest
-    name = ""
-    for ch in rest:
-        if not (ch.isalnum() or ch == "_"):
-            break
-        name += ch
-    same = _VARIABLE_HINTS.get(name)
-    shown = f"%{name}" if name else text[pos : pos + 2]
-    return origin.error(
-        f"'{shown}': log-format variables are not available in rule values yet",
-        hint=(
-            f"write %[{same}] for the same value"
-            if same
-            else "use a sample expression %[...]; write %% for a percent sign"
-        ),
+def record_of(ctx: RuleContext) -> SessionRecord:
+    """A session record from what a rule context knows (no times, no counters)."""
+    conn = ctx.conn
+    rec = SessionRecord(
+        frontend=conn.frontend,
+        backend=ctx.backend,
+        server=ctx.server,
+        status=ctx.status,
+        unique_id=ctx.unique_id,
+        request_line=(ctx.method + b" " + ctx.target + b" HTTP/" + ctx.version).decode("latin-1")
+        if ctx.method
+        else None,
+        sample=ctx,
     )
+    if conn.src is None:
+        rec.listener_id = conn.listener_id
+    else:
+        rec.client_ip = to_text(conn.src) or ""
+        rec.client_port = conn.src_port
+    return rec
