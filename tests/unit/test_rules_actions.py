@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from udsproxy.errors import ConfigError
-from udsproxy.log.formats import SessionRecord
 from udsproxy.http import pages
+from udsproxy.log.formats import SessionRecord
 from udsproxy.rules import ConnInfo, RuleContext, Where, compile_lf
 from udsproxy.rules.actions import _split_target, _split_values, parse_replacement
 
