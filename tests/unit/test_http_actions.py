@@ -341,6 +341,16 @@ def test_return_variants(tmp_path: Path) -> None:
     assert c.transport.disconnecting  # a raw response: its framing is the file's, then close
 
 
+def test_a_reply_leaves_out_a_hdr_with_an_empty_value() -> None:
+    """hdr whose value is empty is not sent (HAProxy); set-header with one is (compared)."""
+    h = harness(
+        "    http-request return content-type text/plain string x hdr X-E %[req.hdr(x-no)] "
+        "hdr X-F f\n"
+    )
+    _, (_, hdrs, _) = run(h, h.client())
+    assert list(hdrs) == ["x-f", "content-length", "content-type"]
+
+
 def test_a_head_request_gets_the_reply_head_only() -> None:
     """A reply to HEAD announces its length and sends no body."""
     h = harness("    http-request return content-type text/plain string hello\n")

@@ -550,6 +550,8 @@ def reply(
         fields: List[Item] = []
         for name, lower, value in headers:
             data = value(ctx)
+            if not data:
+                continue  # HAProxy leaves out a reply's hdr whose value is empty
             if _VALUE_BAD.search(data.decode("latin-1")):
                 return Failed(f"{name.decode()}: a CR, LF or NUL in the value")
             fields.append((name, lower, data))
