@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from udsproxy.config.model import HttpRule
 from udsproxy.errors import ConfigError
 from udsproxy.http import pages
 from udsproxy.log.formats import SessionRecord
 from udsproxy.rules import ConnInfo, RuleContext, Where, compile_lf
-from udsproxy.rules.actions import _split_target, _split_values, parse_replacement
+from udsproxy.rules.actions import (
+    Action,
+    _split_target,
+    _split_values,
+    del_header,
+    parse_replacement,
+    run_steps,
+    set_header,
+    steps_of,
+)
+from udsproxy.rules.lfvalue import LfValue
 
 
 def ctx(target: bytes = b"/a?b", headers: tuple = ()) -> RuleContext:
@@ -110,3 +123,39 @@ def test_fields_replace_those_of_an_errorfile() -> None:
     new = pages.with_fields(raw, [(b"WWW-Authenticate", b"www-authenticate", b"Basic")])
     assert new == b"HTTP/1.0 401 No\nX-A: 1\nWWW-Authenticate: Basic\n\nbody"
     assert pages.with_fields(b"", [(b"A", b"a", b"b")]) == b""
+
+
+NAMES = [b"a", b"b", b"c", b"host"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["set", "add", "del"]), st.sampled_from(NAMES[:3]), st.integers(0, 9)
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+    st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 9)), max_size=6),
+)
+def test_fused_header_edits_equal_the_edits_one_by_one(edits: list, fields: list) -> None:
+    """Unconditional constant set/add/del rules fused into one step make the same header
+    list as the rules applied one after the other."""
+    rules = []
+    for kind, name, n in edits:
+        value = LfValue(str(n), str(n), lambda ctx, n=n: str(n))
+        run = (
+            del_header(name.decode(), "str", False)
+            if kind == "del"
+            else set_header(name.upper(), value, False, add=kind == "add")
+        )
+        rules.append(HttpRule(Action((kind, name.decode()), run)))
+    items = [(n.upper(), n, str(v).encode()) for n, v in fields]
+    one_by_one = ctx(headers=tuple(items))
+    for rule in rules:
+        rule.action.run(one_by_one)
+    steps = steps_of(rules)
+    assert len(steps) == 1  # one fused step
+    fused = ctx(headers=tuple(items))
+    run_steps(steps, fused)
+    assert list(fused.headers) == list(one_by_one.headers)

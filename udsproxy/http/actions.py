@@ -18,7 +18,7 @@ from typing import Any, FrozenSet, Optional, Sequence
 
 from ..config.model import Proxy
 from ..rules import RuleContext
-from ..rules.actions import ALLOW, Steps, header_names_set, run_steps, steps_of
+from ..rules.actions import ALLOW, Steps, header_names_set, steps_of
 from ..rules.variables import drop_request_vars
 
 
@@ -39,7 +39,7 @@ class SectionRules:
         self.name = proxy.name
         self.request: Steps = steps_of(proxy.http_request)
         self.redirects: Steps = steps_of(proxy.redirects)
-        self.response: Steps = steps_of(proxy.http_response)
+        self.response: Steps = steps_of(proxy.http_response, response=True)
         # Values printing log-format variables read the request's session record.
         self.request_record = any(r.action.record for r in (*proxy.http_request, *proxy.redirects))
         self.response_record = any(r.action.record for r in proxy.http_response)
@@ -55,14 +55,20 @@ class SectionRules:
 
     def on_request(self, ctx: RuleContext) -> Any:
         """The section's http-request then redirect rules; an outcome to answer, or None."""
-        out = run_steps(self.request, ctx) if self.request else None
-        if out is None or out is ALLOW:
-            out = run_steps(self.redirects, ctx) if self.redirects else None
-        return None if out is ALLOW else out
-
-    def on_response(self, ctx: RuleContext) -> Any:
-        out = run_steps(self.response, ctx)
-        return None if out is ALLOW else out
+        # run_steps written out twice: once per request, one call less each.
+        for test, run in self.request:
+            if test is None or test(ctx):
+                out = run(ctx)
+                if out is not None:
+                    if out is ALLOW:
+                        break
+                    return out
+        for test, run in self.redirects:
+            if test is None or test(ctx):
+                out = run(ctx)
+                if out is not None:
+                    return None if out is ALLOW else out
+        return None
 
 
 class ResponseRules:
@@ -86,9 +92,14 @@ def response_sections(
 
 def on_response(sections: Sequence[SectionRules], ctx: RuleContext) -> Any:
     """Every section's response rules on ``ctx`` (status, reason, res_headers set)."""
-    drop_request_vars(ctx)
+    if ctx.vars:
+        drop_request_vars(ctx)
     for section in sections:
-        out = section.on_response(ctx)
-        if out is not None:
-            return out
+        for test, run in section.response:
+            if test is None or test(ctx):
+                out = run(ctx)
+                if out is not None:
+                    if out is ALLOW:
+                        break
+                    return out
     return None

@@ -680,14 +680,17 @@ class Exchange:
         self.status = event.status_code  # what %ST says while the rules run
         if self.res_caps is not None:
             self.capture_response(event)  # the server's values, before any rule (HAProxy)
-        rctx = self.rule_context()
+        rctx = self.rules
+        if rctx is None:  # (a request always has one when a section has rules)
+            rctx = self.rule_context()
+        rctx.server = server.name if server is not None else None
         if sections.needs_record:
             rec = self.make_record()
             rec.sample = rctx
             rctx.memo[RECORD] = rec
         rctx.status = event.status_code
-        rctx.reason = None
-        rctx.set_headers(full_items(event.headers), response=True)
+        # The response is read once: no response field was cached (set_headers not needed).
+        rctx.res_headers = full_items(event.headers)
         out = on_response(sections.sections, rctx)
         if out is None:
             self.status = status = rctx.status
@@ -695,7 +698,7 @@ class Exchange:
                 self.res_items = rctx.res_headers
             self.phase = Phase.RESPONDING
             reason = rctx.reason if rctx.reason is not None else event.reason
-            self.bytes_out += self.client.send_response_head(status, reason, rctx.res_headers)  # type: ignore[arg-type]
+            self.bytes_out += self.client.send_response_head(status, reason, rctx.res_headers)
             return
         self.t_response = None  # as HAProxy: no server response was forwarded (Tr -1)
         counters = self.ctx.counters

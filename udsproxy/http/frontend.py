@@ -686,7 +686,11 @@ class ClientConnection(Protocol):
         naming it)."""
         ctx = self.ctx
         rctx = ex.rules = RuleContext(
-            self.conn_info(), request.method, request.target, request.http_version, items
+            self.rule_conn or self.conn_info(),
+            request.method,
+            request.target,
+            request.http_version,
+            items,
         )
         if ctx.log.unique_id_format is not None:
             rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them

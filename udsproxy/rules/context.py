@@ -132,7 +132,7 @@ class RuleContext:
     ``set-var`` variables by their full name (``txn.x``).
 
     Derived on first read (see :func:`lazy`): ``path``, ``query``, ``url`` (str, latin-1
-    decoded), ``hdr_cache`` (values by header name), ``memo`` (a dict where fetches defined
+    decoded), ``memo`` (a dict where fetches defined
     outside the engine keep what they computed for this request). Rules that rewrite the
     request or response give the new header items to :meth:`set_headers` and call
     :meth:`forget` for the other derived values they changed.
@@ -158,8 +158,8 @@ class RuleContext:
         "query",
         "url",
         "method_str",
-        "hdr_cache",
         "memo",
+        "hdr_cache",  # values by header name, made on the first read
     )
 
     def __init__(
@@ -184,6 +184,8 @@ class RuleContext:
         self.payload = b""
         self.final = True
         self.vars: Optional[Dict[str, Any]] = None
+        # Values by header name, made on the first header read (None: none read yet).
+        self.hdr_cache: Optional[Dict[Tuple[bytes, bool], List[str]]] = None
 
     def __getattr__(self, name: str) -> Any:
         # Only called for a slot not set yet: derive it once.
@@ -210,11 +212,14 @@ class RuleContext:
             self.res_headers = items
         else:
             self.headers = items
-        self.hdr_cache: Dict[Tuple[bytes, bool], List[str]] = {}
+        if self.hdr_cache:
+            self.hdr_cache = None
 
     def header_values(self, lower: bytes, response: bool = False) -> List[str]:
         """Every comma-separated value of header ``lower`` (lower-case name), in order."""
         cache = self.hdr_cache
+        if cache is None:
+            cache = self.hdr_cache = {}
         key = (lower, response)
         values = cache.get(key)
         if values is None:
@@ -235,11 +240,6 @@ class RuleContext:
             for _, name, value in (self.res_headers if response else self.headers)
             if name == lower
         ]
-
-
-@lazy("hdr_cache")
-def _hdr_cache(ctx: RuleContext) -> Dict[Tuple[bytes, bool], List[str]]:
-    return {}
 
 
 @lazy("memo")
