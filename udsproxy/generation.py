@@ -126,6 +126,10 @@ class Generation:
             ctx.sessions for ctx in self.streams.tcp
         )
 
+    def shortest_timeout(self) -> Optional[int]:
+        """The shortest idle timeout of this config (ms): the sweeper's precision."""
+        return shortest_timeout(self.config)
+
     def dispatch(self, words: List[str], session: Any) -> str:
         """Run one stats socket command on this generation."""
         return dispatch(self.admin, words, session)

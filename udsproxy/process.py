@@ -4,7 +4,9 @@ One ``Process`` lives from start to exit. It holds:
 
 - the listeners, keyed by (address, occurrence): a later generation that binds the same
   address reuses the same listening socket (no rebind, no lost backlog) and only swaps
-  its factory;
+  its factory; a new backlog is set on it in place; a unix socket file whose owner,
+  group or mode changed gets a new socket, staged at ``<path>.<pid>.tmp`` by ``bind``
+  and renamed over the path by ``attach``, while the old one drains (``_replace``);
 - the log sinks, keyed by their targets, shared by every generation that logs there;
 - the IdleSweeper and the HTTP server connection Pools;
 - the accept limits (global, stats, one per frontend name) with their current counts,
@@ -13,13 +15,15 @@ One ``Process`` lives from start to exit. It holds:
   watch.
 
 A start is ``bind(gen1)``, ``apply_fd_budget(gen1)``, ``attach(gen1)``, ``start()``. A reload
-would be: build generation 2, ``bind(gen2)`` (new addresses only), ``attach(gen2)``: each
+is: build generation 2, ``bind(gen2)`` (new addresses and changed socket files only,
+all or nothing), ``attach(gen2)``: each
 listener gets generation 2's factory and limits, listeners generation 2 no longer names
 are closed, and connections already accepted stay on the generation that built them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -33,16 +37,27 @@ from .http.upstream import Pools
 from .limits import FDS_PER_CONN, AcceptLimit, FdBudget, NofileLimit, apply_fd_budget
 from .log.targets import LogSink, log_event
 from .net.activation import Activation
-from .net.connect import ConnectError, ConnectKind, connect
-from .net.listen import Listener, bind_socket
-from .net.perms import SocketPermsWatch
+from .net.connect import (
+    ConnectError,
+    ConnectKind,
+    connect,
+    current_identity,
+    effective_access,
+)
+from .net.listen import Listener, bind_socket, needs_rebind
+from .net.perms import SocketPermsWatch, describe
 from .privileges import drop_privileges, twistd_sets_ids
 from .runtime import Change, ServerChange
 from .sweeper import IdleSweeper
 
 if TYPE_CHECKING:
-    from .generation import Generation, ListenerKey
+    from .generation import Generation, ListenerKey, ListenerSpec
 
+
+# A listener replaced by a new socket at its path (a reload changed its owner or mode) keeps
+# accepting this long (seconds) before it drains what is queued on it and closes: a client
+# whose connect() found the old file just before the rename is queued on the old socket.
+DRAIN_AFTER_S = 0.5
 
 # A server connect that meets EMFILE with no idle connection to close waits this long
 # (seconds) for descriptors to be freed, this many times, before it fails.
@@ -62,14 +77,13 @@ class Process:
         reactor: Any,
         argv: Optional[List[str]] = None,
         nofile: Optional[NofileLimit] = None,
-        sweep_timeout_ms: Optional[int] = None,
     ) -> None:
         self.reactor = reactor
         self.argv = list(sys.argv if argv is None else argv)
         self.nofile = nofile
         self.sinks: Dict[Tuple[LogTarget, ...], LogSink] = {}
         self.global_logs: Tuple[LogTarget, ...] = ()
-        self.sweeper = IdleSweeper(reactor, sweep_timeout_ms)
+        self.sweeper = IdleSweeper(reactor)  # its period is set by each attach
         self.pools = Pools(self.sweeper, self.fd_headroom)
         self.global_limit = AcceptLimit("global", None)
         # Stats clients are not subject to the global maxconn (HAProxy's CLI listeners are
@@ -77,6 +91,10 @@ class Process:
         self.stats_limit = AcceptLimit("stats", Global().stats_maxconn)
         self.frontend_limits: Dict[str, AcceptLimit] = {}
         self.listeners: Dict[ListenerKey, Listener] = {}
+        # New sockets for listeners whose owner or mode changed: bound by ``bind``, put at
+        # their path by ``attach``; and the listeners they replaced, until drained.
+        self.staged: Dict[ListenerKey, Listener] = {}
+        self.draining: Dict[Listener, Any] = {}
         self.perms_watch = SocketPermsWatch([], self.event)
         self.generation: Optional[Generation] = None
         # Every generation attached so far whose connections may still be open (a
@@ -122,25 +140,39 @@ class Process:
 
     # ----------------------------------------------------------------- a generation
     def bind(self, generation: Generation) -> None:
-        """Bind every address of ``generation`` not listened on yet; StartupError lists all."""
+        """Bind every address of ``generation`` not listened on yet, and stage a new socket
+        for each unix socket file whose owner or mode changed (``attach`` swaps it in).
+
+        All or nothing: on any failure what this call bound is closed (staged temporary
+        files removed) and StartupError lists every failure, each naming its listener.
+        """
         errors: List[str] = []
         new: Dict[ListenerKey, Listener] = {}
+        staged: Dict[ListenerKey, Listener] = {}
         for spec in generation.specs:
-            if spec.key in self.listeners:
+            current = self.listeners.get(spec.key)
+            if current is not None and not needs_rebind(current, spec.bind):
                 continue
             try:
-                bound = self.activation.take(spec.bind.address)
-                if bound is None:
-                    bound = bind_socket(spec.bind, spec.backlog)
+                if current is None:
+                    bound = self.activation.take(spec.bind.address)
+                    if bound is None:
+                        bound = bind_socket(spec.bind, spec.backlog)
+                else:
+                    bound = bind_socket(spec.bind, spec.backlog, replacing=current.identity)
             except BindError as exc:
                 errors.append(f"{spec.label}: {exc}")
                 continue
-            new[spec.key] = Listener(self.reactor, spec.bind.address, bound, spec.factory)
+            listener = Listener(
+                self.reactor, spec.bind.address, bound, spec.factory, spec.bind.perms, spec.backlog
+            )
+            (new if current is None else staged)[spec.key] = listener
         if errors:
-            for listener in new.values():
+            for listener in [*new.values(), *staged.values()]:
                 listener.stop(unlink=True)
             raise StartupError("cannot bind:\n  " + "\n  ".join(errors))
         self.listeners.update(new)
+        self.staged = staged
 
     def fd_headroom(self) -> int:
         """Descriptors free beyond those the connected clients may need (idle pooled
@@ -205,8 +237,16 @@ class Process:
             self.frontend_limit(name).maxconn = maxconn
         limits = self.all_limits()
         wanted: Dict[ListenerKey, Listener] = {}
+        staged, self.staged = self.staged, {}
         for spec in generation.specs:
+            replacement = staged.pop(spec.key, None)
+            if replacement is not None:
+                self._replace(spec, replacement)
             listener = self.listeners[spec.key]
+            try:
+                listener.relisten(spec.backlog)
+            except OSError as exc:
+                self.event(f"{spec.label}: cannot set backlog {spec.backlog}: {exc}", "warning")
             for limit in limits:
                 limit.detach(listener)
             for limit in spec.limits:
@@ -236,8 +276,59 @@ class Process:
         self.generations = [g for g in self.generations if g.has_connections()]
         if generation not in self.generations:
             self.generations.append(generation)
+        # The sweeper's precision follows the shortest timeout of every generation whose
+        # connections it may still watch: a reload to a shorter timeout is as precise as
+        # a fresh start, and one to longer timeouts does not slow the older connections.
+        shortest = [t for t in (g.shortest_timeout() for g in self.generations) if t]
+        self.sweeper.retune(min(shortest) if shortest else None)
         if self.started:
             generation.health.start()
+
+    def _replace(self, spec: ListenerSpec, new: Listener) -> None:
+        """Swap a staged socket in at its path; the one it replaces drains, then closes.
+
+        The rename is one step: a client finds the old socket or the new one, never no
+        socket. The old one keeps accepting (for the new generation) for DRAIN_AFTER_S,
+        then accepts what is still queued on it and closes.
+        """
+        old = self.listeners[spec.key]
+        try:
+            new.install()
+        except BindError as exc:  # checked when staged: only a race can get here
+            new.stop(unlink=True)
+            self.event(
+                f"{spec.label}: {exc}; it keeps its socket with the previous owner and mode",
+                "alert",
+            )
+            return
+        self.listeners[spec.key] = new
+        for limit in self.all_limits():
+            limit.detach(old)
+        old.factory = spec.factory
+        self.draining[old] = self.reactor.callLater(
+            DRAIN_AFTER_S, self._drained, old, f"{spec.label}: {spec.bind.address}"
+        )
+        self.event(
+            f"{spec.label}: {spec.bind.address} replaced by a new socket "
+            f"({describe(spec.bind.perms) or 'default owner and mode'})",
+            "info",
+        )
+
+    def _drained(self, listener: Listener, label: str) -> None:
+        self.draining.pop(listener, None)
+        accepted = listener.drain()
+        self.event(
+            f"{label}: the replaced socket is closed ({accepted} connection(s) still "
+            "queued on it were accepted)",
+            "info",
+        )
+
+    def _stop_draining(self) -> None:
+        for listener, timer in list(self.draining.items()):
+            if timer.active():
+                timer.cancel()
+            listener.stop(unlink=True)  # its path names the new socket: left alone
+        self.draining.clear()
 
     def start_listeners(self, generation: Generation) -> None:
         """After a reload's attach: start the listeners bound for ``generation``."""
@@ -260,6 +351,27 @@ class Process:
         """Apply global user/group unless twistd's own -u/-g will (privileges.py)."""
         if (g.uid is not None or g.gid is not None) and not twistd_sets_ids(self.argv):
             drop_privileges(g.uid, g.gid, g.user, lambda text: self.event(text, "info"))
+            self.note_socket_files_that_stay()
+
+    def note_socket_files_that_stay(self) -> None:
+        """After the drop: our socket files in a directory the new user may not write to will
+        stay after stop (as HAProxy's stats socket does; the next start replaces a stale
+        one). Said once now, rather than failing silently at stop."""
+        stay = sorted(
+            listener.address.path
+            for listener in self.listeners.values()
+            if listener.identity is not None
+            and not listener.inherited
+            and not effective_access(os.path.dirname(listener.address.path), os.W_OK | os.X_OK)
+        )
+        if stay:
+            self.event(
+                f"socket file{'s' if len(stay) > 1 else ''} {', '.join(stay)} will stay after "
+                f"stop: {current_identity().describe()} may not write to "
+                f"{', '.join(sorted({os.path.dirname(path) for path in stay}))} (the next "
+                "start replaces a stale socket file)",
+                "info",
+            )
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -285,6 +397,7 @@ class Process:
         for listener in self.listeners.values():
             listener.stop(unlink=True)
         self.listeners.clear()
+        self._stop_draining()
         for generation in self.generations:
             for spec in generation.specs:
                 spec.listener = None
@@ -316,6 +429,10 @@ class Process:
         self.pools.close_all()
         stops = [listener.stop(unlink=True) for listener in self.listeners.values()]
         self.listeners.clear()
+        for listener in self.staged.values():
+            listener.stop(unlink=True)
+        self.staged.clear()
+        self._stop_draining()
         if self.generation is not None:
             for spec in self.generation.specs:
                 spec.listener = None

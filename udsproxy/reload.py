@@ -8,12 +8,17 @@ as it was (and never affects the next reload):
 2. refuse what a running process cannot take: another ``user``/``group`` (privileges are
    dropped), or a new socket owner while not root;
 3. build the new generation and carry the server states over (:func:`carry_servers`);
-4. bind every new listener (``Process.bind``); if one fails, those just made are closed
-   and each failure is logged, naming the listener — a port below 1024 or a directory we
-   may not write once privileges are dropped fail here;
+4. bind every new listener (``Process.bind``), and for a unix socket file whose owner or
+   mode changed, a new socket at ``<path>.<pid>.tmp`` with its owner and mode; if one
+   fails, those just made are closed (temporary files removed) and each failure is
+   logged, naming the listener — a port below 1024 or a directory we may not write once
+   privileges are dropped fail here;
 5. swap (``Process.attach``): unchanged listeners keep their sockets (no refused
-   connection), their factory becomes the new generation's; listeners the file no longer
-   names are closed; the old generation's checks stop and the new one's start;
+   connection), their factory becomes the new generation's, a changed backlog is set in
+   place (listen() again); each staged socket is renamed over its path in one step and
+   the socket it replaces keeps accepting a moment, then accepts what is queued on it and
+   closes (no refused connection either); listeners the file no longer names are closed;
+   the old generation's checks stop and the new one's start;
 6. idle pooled connections follow unchanged servers and are closed for removed or changed
    ones; streams queued in a backend the file no longer has get a 503.
 
@@ -247,6 +252,7 @@ class Reloader:
         # Nothing can fail from here on: the swap.
         moves = carry_servers(old.runtime, new.runtime)
         before = set(process.listeners)
+        rebinding = len(process.staged)
         process.attach(new)
         self.service.generation = new
         process.start_listeners(new)
@@ -266,7 +272,7 @@ class Reloader:
         opened = len({spec.key for spec in new.specs} - {spec.key for spec in old.specs})
         summary = (
             f"reloaded {self.path}: generation {new.number}; listeners: {opened} new, "
-            f"{closed} closed; servers: {kept} kept, {added} new, "
+            f"{rebinding} rebound, {closed} closed; servers: {kept} kept, {added} new, "
             f"{len(moves) - kept} removed or changed"
             + (f"; {queued} queued request(s) of removed backends answered 503" if queued else "")
         )

@@ -30,8 +30,11 @@ from typing import (
 
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from .config.model import NameFormat, TcpAction, TcpRule, UseBackend, UseServer
+from .backend import Backend
+from .config.model import NameFormat, Proxy, TcpAction, TcpRule, UseBackend, UseServer
+from .log.targets import log_event
 from .rules import MISS, PASS, ConnInfo, RuleContext, to_text
+from .rules.codegen import first_match
 from .runtime import ServerState
 
 R = TypeVar("R")
@@ -46,6 +49,15 @@ class Missing:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
+
+    def log(self, frontend: str, outcome: str, sink: Any) -> None:
+        """The event line naming the backend that does not exist, and what follows."""
+        log_event(
+            f"frontend '{frontend}': use_backend {self.text} names backend '{self.name}', "
+            f"which does not exist: {outcome}",
+            "warning",
+            sink,
+        )
 
 
 def name_function(fmt: NameFormat) -> Callable[[RuleContext], str]:
@@ -71,35 +83,38 @@ def name_function(fmt: NameFormat) -> Callable[[RuleContext], str]:
 
 
 class Router(Generic[R]):
-    """A frontend's ``use_backend`` rules, resolved to routes; ``select(ctx)`` per request."""
+    """A frontend's ``use_backend`` rules, resolved to routes.
+
+    ``select(ctx)`` gives the route of the first rule whose condition holds, else the
+    default (whose backend may be None: no backend at all); :class:`Missing` for a computed
+    name that names no backend. The rules are one generated function (``codegen``).
+    """
 
     def __init__(
         self, rules: Sequence[UseBackend], routes: Mapping[str, R], default: Optional[R]
     ) -> None:
-        compiled: List[
-            Tuple[Optional[Test], Optional[R], Optional[Callable[[RuleContext], str]], str]
-        ] = []
+        compiled: List[Tuple[Any, Any, bool]] = []
         for rule in rules:
-            test = rule.condition.fn if rule.condition is not None else None
             if isinstance(rule.backend, str):
-                compiled.append((test, routes[rule.backend], None, rule.backend))
+                compiled.append((rule.condition, routes[rule.backend], False))
             else:
-                compiled.append((test, None, name_function(rule.backend), rule.backend.text))
-        self.rules = tuple(compiled)
+                compiled.append((rule.condition, self.resolver(rule.backend, routes), True))
         self.routes = routes
         self.default = default
+        self.select: Callable[[RuleContext], Union[R, Missing, None]] = first_match(
+            compiled, default
+        )
 
-    def select(self, ctx: RuleContext) -> Union[R, Missing, None]:
-        """The route of the first rule whose condition holds, else the default (None: no
-        backend at all); :class:`Missing` for a computed name that names no backend."""
-        for test, route, compute, text in self.rules:
-            if test is None or test(ctx):
-                if compute is None:
-                    return route
-                name = compute(ctx)
-                found = self.routes.get(name)
-                return Missing(name, text) if found is None else found
-        return self.default
+    @staticmethod
+    def resolver(fmt: NameFormat, routes: Mapping[str, R]) -> Callable[[RuleContext], Any]:
+        compute = name_function(fmt)
+
+        def resolve(ctx: RuleContext) -> Union[R, Missing]:
+            name = compute(ctx)
+            found = routes.get(name)
+            return Missing(name, fmt.text) if found is None else found
+
+        return resolve
 
 
 class ServerRules:
@@ -107,6 +122,8 @@ class ServerRules:
 
     def __init__(self, rules: Sequence[UseServer], servers: Mapping[str, ServerState]) -> None:
         self.rules = tuple((rule.condition.fn, servers[rule.server]) for rule in rules)
+        # (Not one generated function: a rule whose server is down is skipped, which is
+        # state read per request.)
 
     def pick(self, ctx: RuleContext) -> Optional[ServerState]:
         for test, server in self.rules:
@@ -163,14 +180,22 @@ def content_verdict(rules: Sequence[TcpRule], ctx: RuleContext) -> str:
     return TcpVerdict.ACCEPT
 
 
-def routes_by_name(names: Sequence[str], make: Callable[[str], Optional[R]]) -> Dict[str, R]:
-    """The routes of the backends ``make`` accepts (None: not one this frontend can use)."""
-    out: Dict[str, R] = {}
-    for name in names:
-        route = make(name)
+def make_router(
+    frontend: Proxy,
+    backends: Optional[Mapping[str, Backend]],
+    route_to: Callable[[Backend], Optional[R]],
+    default: R,
+) -> Optional[Router[R]]:
+    """The frontend's router over the generation's ``backends`` (``route_to``: the route
+    to one, None for a backend of another mode); None without use_backend rules."""
+    if not frontend.use_backends or backends is None:
+        return None
+    routes: Dict[str, R] = {}
+    for name, backend in backends.items():
+        route = route_to(backend)
         if route is not None:
-            out[name] = route
-    return out
+            routes[name] = route
+    return Router(frontend.use_backends, routes, default)
 
 
 def connection_info(transport: Any, frontend: str, listener_id: int) -> ConnInfo:

@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred
 from .config.model import Config
 from .control import Controller
 from .errors import UdsProxyError
-from .generation import Generation, ListenerSpec, shortest_timeout
+from .generation import Generation, ListenerSpec
 from .limits import NofileLimit
 from .net.activation import Activation
 from .notify import Notifier
@@ -52,7 +52,7 @@ class ProxyService(Service):
     ) -> None:
         self.setName("udsproxy")
         self.reactor = reactor
-        self.process = Process(reactor, argv, nofile, shortest_timeout(config))
+        self.process = Process(reactor, argv, nofile)
         self.generation = Generation(config, self.process, number=1)
         if control:
             self.process.activation = Activation.from_environ()

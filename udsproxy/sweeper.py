@@ -59,6 +59,14 @@ class IdleSweeper:
             return cls.MAX_PERIOD
         return min(cls.MAX_PERIOD, max(cls.MIN_PERIOD, shortest_timeout_ms / 10000.0))
 
+    def retune(self, shortest_timeout_ms: Optional[int]) -> None:
+        """A new config (a reload): the period follows its shortest timeout.
+
+        Members keep the check time they have; each is placed with the new period from its
+        next check on (and a member re-added now is checked within the new period).
+        """
+        self.period = self.period_for(shortest_timeout_ms)
+
     def add(self, member: Expirable) -> None:
         """Watch ``member`` (again): it is checked within one period."""
         self.now = self.clock.seconds()

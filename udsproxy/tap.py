@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, List, Mapping, NoReturn, Optional, TextIO
+from typing import Any, Callable, List, Mapping, NoReturn, Optional, TextIO
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
@@ -48,6 +48,52 @@ def report(config: Optional[Config], errors: Optional[ConfigErrors], out: TextIO
         out.write(
             f"[ALERT] {count} error{'s' if count != 1 else ''} found; configuration is invalid\n"
         )
+
+
+def socket_access_warnings(config: Config) -> List[str]:
+    """``--check``: each unix server socket that the proxy's user could not connect to, with
+    the EACCES text a connect would log (``haproxy -c`` does not look). The user is the
+    global ``user``/``group`` when run as root, else whoever runs the check (ExecStartPre
+    as the service's User=). A path that does not exist yet is not a warning."""
+    import errno
+
+    from .config.model import UNIX
+    from .net.connect import (
+        ConnectKind,
+        access_advice,
+        access_as,
+        current_identity,
+        effective_access,
+        format_connect_message,
+        future_identity,
+        missing_permission,
+    )
+    from .privileges import PrivilegeError, plan_drop
+
+    g, who = config.global_, current_identity()
+    access: Callable[[str, int], bool] = effective_access
+    if os.geteuid() == 0 and g.uid is not None:
+        try:
+            plan = plan_drop(g.uid, g.gid, g.user)
+        except PrivilegeError:
+            return []  # the start reports it
+        assert plan.uid is not None and plan.gid is not None
+        who = future_identity(plan.uid, plan.gid, plan.groups_of)
+        access = access_as(who)
+    lines = []
+    for backend in config.backends:
+        for server in backend.servers:
+            address = server.address
+            if address.family != UNIX:
+                continue
+            missing = missing_permission(address.path, False, access)
+            if missing is None or not os.path.lexists(missing[1]):
+                continue
+            detail = access_advice(address.path, access=access, who=who)
+            message = format_connect_message(address, ConnectKind.EACCES, errno.EACCES, detail)
+            where = f"{config.filename}:{server.lineno}: " if config.filename else ""
+            lines.append(f"{where}server {backend.name}/{server.name}: {message}")
+    return lines
 
 
 def problem_lines(error: UdsProxyError) -> List[str]:
@@ -89,10 +135,11 @@ class StartGuard(MultiService):
         if not pidfile or not isinstance(self.twistd, dict):
             return
         directory = os.path.dirname(os.path.abspath(pidfile))
-        if os.access(directory, os.W_OK | os.X_OK, effective_ids=True):
+        from .net.connect import current_identity, effective_access
+
+        if effective_access(directory, os.W_OK | os.X_OK):
             return  # twistd removes it at exit as the new user
         from .log.targets import log_event
-        from .net.connect import current_identity
 
         self.twistd["pidfile"] = ""
         log_event(
@@ -169,6 +216,8 @@ class Options(usage.Options):
             raise SystemExit(CHECK_INVALID) from None
         if self["check"]:
             report(self.parsed, None, sys.stdout)
+            for warning in socket_access_warnings(self.parsed):
+                sys.stdout.write(f"[WARNING] {warning}\n")
             if not self.parsed.has_listener:
                 sys.stdout.flush()
                 sys.stderr.write(f"[ALERT] {no_listener(self.parsed)}\n")

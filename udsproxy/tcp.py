@@ -31,7 +31,7 @@ from zope.interface import implementer
 from .backend import Backend
 from .config.model import Algorithm, Proxy
 from .log import SessionRecord
-from .log.targets import LogSink, log_event
+from .log.targets import LogSink
 from .logformat.session import SessionLog, address_pair
 from .net.connect import connect
 from .net.probe import peer_closed
@@ -43,7 +43,7 @@ from .routing import (
     connection_info,
     connection_verdict,
     content_verdict,
-    routes_by_name,
+    make_router,
     server_rules,
 )
 from .rules import RuleContext
@@ -100,16 +100,9 @@ class TCPContext:
         self.default_route = TCPRoute(frontend, backend)
         # A TCP session is a tunnel from the start: its timeouts are the tunnel's.
         self.timeouts = self.default_route.timeouts
-        self.router: Optional[Router[TCPRoute]] = None
-        if frontend.use_backends and backends is not None:
-            self.router = Router(
-                frontend.use_backends,
-                routes_by_name(
-                    list(backends),
-                    lambda name: self.route_to(backends[name]),
-                ),
-                self.default_route,
-            )
+        self.router: Optional[Router[TCPRoute]] = make_router(
+            frontend, backends, self.route_to, self.default_route
+        )
         self.connection_rules = compile_connection_rules(frontend.tcp_connection)
         self.content_rules = frontend.tcp_content
         self.inspect_delay = frontend.inspect_delay
@@ -294,12 +287,7 @@ class TCPSession:
         if ctx.router is not None:
             chosen = ctx.router.select(rules)
             if type(chosen) is Missing:
-                log_event(
-                    f"frontend '{ctx.frontend.name}': use_backend {chosen.text} names backend "
-                    f"'{chosen.name}', which does not exist: connection closed",
-                    "warning",
-                    ctx.sink,
-                )
+                chosen.log(ctx.frontend.name, "connection closed", ctx.sink)
                 self.backend = None
                 self.flags = "SC"
                 self.close_client()

@@ -62,16 +62,18 @@ def spawn_proxy(
     prefix: Optional[List[str]] = None,
     env: Optional[Dict[str, str]] = None,
     pass_fds: Sequence[int] = (),
+    twistd_args: Sequence[str] = ("-n", "--pidfile="),
 ) -> ProxyProc:
     """Write ``config`` to workdir, start twistd on it, wait until ``ready`` accepts.
 
     ``prefix``: a command twistd runs under (``prlimit --nofile=256 --``); ``env``: added
-    to the environment; ``pass_fds``: descriptors the child inherits (socket activation)."""
+    to the environment; ``pass_fds``: descriptors the child inherits (socket activation);
+    ``twistd_args``: twistd's own options, before ``udsproxy``."""
     cfg_path = os.path.join(workdir, f"proxy-{time.monotonic_ns()}.cfg")
     with open(cfg_path, "w") as f:
         f.write(textwrap.dedent(config))
     log_path = cfg_path[:-4] + ".log"
-    argv = (prefix or []) + TWISTD + ["-n", "--pidfile=", "udsproxy", "--config", cfg_path]
+    argv = [*(prefix or []), *TWISTD, *twistd_args, "udsproxy", "--config", cfg_path]
     argv += extra_args or []
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

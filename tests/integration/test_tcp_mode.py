@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -85,10 +86,11 @@ def test_binary_data_both_ways(kind: str, sockdir, start_backend, start_proxy) -
 
 def test_large_transfer_and_half_close(sockdir, start_backend, start_proxy) -> None:  # type: ignore[no-untyped-def]
     """8 MiB through an echo server arrives intact (sha256); the client's FIN reaches the server
-    and the echo keeps flowing back after it."""
+    and the echo keeps flowing back after it; with both FINs the session is over, so a
+    graceful stop has nothing to wait for."""
     start_backend("echo", f"{sockdir}/echo.sock", mode="tcp-echo")
     fe = f"unix@{sockdir}/fe.sock"
-    start_proxy(
+    proxy = start_proxy(
         f"{TIMEOUTS}\nlisten l\n    bind {fe}\n    server echo {sockdir}/echo.sock\n", ready=fe
     )
     data = os.urandom(8 * 1024 * 1024)
@@ -104,6 +106,8 @@ def test_large_transfer_and_half_close(sockdir, start_backend, start_proxy) -> N
         sock.shutdown(socket.SHUT_WR)
         thread.join(35)
     assert hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest()
+    proxy.proc.send_signal(signal.SIGTERM)
+    assert proxy.proc.wait(5) == 0  # not the 10s of 'timeout client': nothing was left open
 
 
 def test_server_half_close_keeps_client_direction(sockdir, start_proxy) -> None:  # type: ignore[no-untyped-def]
@@ -217,7 +221,7 @@ def test_all_servers_dead_closes_the_client_with_sc(sockdir, start_proxy) -> Non
         ready=fe,
     )
     with connect(fe) as sock:
-        sock.sendall(b"x")
+        # Nothing sent: the proxy may close before a write would land (EPIPE, a flaky test).
         assert read_until_close(sock) == b""
     log = proxy.wait_log(" SC ")
     assert "be/dead" in log and "/3 " in log  # retries 3, the default

@@ -141,7 +141,8 @@ def test_root_drops_to_the_configured_user(sockdir: str) -> None:
 
 
 def test_demo_balances_and_cleans_up(sockdir: str) -> None:
-    """With no --config the demo starts, answers from every backend, and removes its temp dir."""
+    """With no --config the demo starts quietly, answers from every backend, and removes its
+    temp dir."""
     port = free_port()
     log_path = os.path.join(sockdir, "demo.log")
     with open(log_path, "wb") as log:
@@ -171,6 +172,7 @@ def test_demo_balances_and_cleans_up(sockdir: str) -> None:
         demo_dir = re.search(r"backends on (\S+)/\{", text)
         assert demo_dir and os.path.isdir(demo_dir.group(1)), text
         assert f"curl -s {url} {url}" in text
+        assert "Starting factory" not in text  # no twistd factory chatter (issue 17)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)

@@ -19,12 +19,15 @@ from udsproxy.net.connect import (
     ConnectKind,
     Identity,
     access_advice,
+    access_as,
     classify_errno,
     connect,
     diagnose,
     explain_access_denied,
     first_missing_directory,
     format_connect_message,
+    future_identity,
+    missing_permission,
 )
 
 APP = Address(UNIX, path="/run/x/app.sock")
@@ -228,3 +231,54 @@ def test_eacces_advice_for_a_directory_without_search_permission() -> None:
         "search permission missing on directory /run/x (owner root, group root, mode 0750)"
     )
     assert text.endswith("fix: add user udsproxy to group root, then restart udsproxy")
+
+
+@pytest.mark.parametrize(
+    ("uid", "gid", "mode", "wanted", "allowed"),
+    [
+        (999, 0, 0o140600, os.W_OK, True),  # owner: the owner class, even if others could not
+        (999, 0, 0o140066, os.W_OK, False),  # owner without the bit: the group's does not count
+        (0, 999, 0o140620, os.W_OK, True),  # a group of ours
+        (0, 5, 0o140662, os.W_OK, True),  # others
+        (0, 5, 0o140664, os.W_OK, False),
+        (0, 0, 0o40751, os.X_OK, True),  # a directory others may search
+        (0, 0, 0o40750, os.X_OK, False),
+        (0, 0, 0o40753, os.W_OK | os.X_OK, True),
+    ],
+)
+def test_access_as_another_user_follows_the_kernels_class(
+    uid: int, gid: int, mode: int, wanted: int, allowed: bool
+) -> None:
+    """access_as picks the owner, group or others bits as the kernel does for that user."""
+    access = access_as(APPUSER, stat_path=fake_stat(uid, gid, mode))
+    assert access("/run/x/app.sock", wanted) is allowed
+
+
+def test_access_as_root_and_a_missing_path() -> None:
+    """Root passes the mode checks; a path that cannot be stat-ed is not accessible."""
+    root = Identity(0, "root", (0,), ("root",))
+    assert access_as(root, stat_path=fake_stat(5, 5, 0o140000))("/run/x/app.sock", os.W_OK)
+
+    def missing(path: str) -> os.stat_result:
+        raise FileNotFoundError(path)
+
+    assert not access_as(APPUSER, stat_path=missing)("/run/x/app.sock", os.W_OK)
+
+
+def test_missing_permission_names_what_lacks_it() -> None:
+    """The text and the path lacking the permission; None when the modes allow it."""
+    assert missing_permission("/run/x/app.sock", False, no_write) == (
+        "no write permission on socket file /run/x/app.sock",
+        "/run/x/app.sock",
+    )
+    assert missing_permission("/run/x/app.sock", True, no_write) == (
+        "no write permission on directory /run/x",
+        "/run/x",
+    )
+    assert missing_permission("/run/x/app.sock", False, lambda p, m: True) is None
+
+
+def test_future_identity_without_a_user_has_no_supplementary_group() -> None:
+    """A numeric uid (no user name) gets its gid only, as privileges.drop_privileges does."""
+    who = future_identity(65534, 65534, None)
+    assert (who.uid, who.gids) == (65534, (65534,))

@@ -31,6 +31,7 @@ class FakeListeningSocket:
     def __init__(self) -> None:
         self.script: List[Any] = []
         self.closed = False
+        self.listens: List[int] = []
 
     def fileno(self) -> int:
         return 99
@@ -45,6 +46,9 @@ class FakeListeningSocket:
 
     def close(self) -> None:
         self.closed = True
+
+    def listen(self, backlog: int) -> None:
+        self.listens.append(backlog)
 
     def getsockname(self) -> str:
         return "/run/test.sock.1.tmp"
@@ -159,3 +163,32 @@ def test_stop_during_backoff_cancels_timer():
     listener.doRead()
     listener.stop()
     assert reactor.getDelayedCalls() == [] and fake.closed
+
+
+def test_relisten_sets_a_new_backlog_once_and_never_on_an_inherited_socket():
+    """relisten(9) calls listen(9) on the socket in place; the same backlog or an
+    inherited socket (its parent chose the backlog) calls nothing."""
+    own, inherited = FakeListeningSocket(), FakeListeningSocket()
+    reactor = MemoryReactorClock()
+    mine = Listener(reactor, ADDRESS, BoundSocket(own, None, False), Factory(), backlog=7)  # type: ignore[arg-type]
+    theirs = Listener(reactor, ADDRESS, BoundSocket(inherited, None, True), Factory())  # type: ignore[arg-type]
+    mine.relisten(9)
+    mine.relisten(9)
+    theirs.relisten(9)
+    assert (own.listens, inherited.listens, mine.backlog) == ([9], [], 9)
+
+
+def test_drain_accepts_everything_queued_then_closes():
+    """drain(): each connection still queued is served (none is reset), then the socket
+    closes; ECONNABORTED on the way is skipped."""
+    fake = FakeListeningSocket()
+    factory = CountingFactory()
+    reactor, listener = make(fake, factory)
+    pairs = [accepted_pair() for _ in range(3)]
+    aborted = ConnectionAbortedError(errno.ECONNABORTED, "aborted")
+    fake.script = [(pairs[0][0], ""), aborted, (pairs[1][0], ""), (pairs[2][0], "")]
+    listener.drain()
+    assert factory.built == 3 and fake.closed and listener.closed
+    assert reactor.getReaders() == []
+    for _, peer in pairs:
+        peer.close()

@@ -45,9 +45,9 @@ def binds(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
     calls: List[Any] = []
     real = udsproxy.process.bind_socket
 
-    def counting(bind: Any, backlog: int, pid: Any = None) -> Any:
+    def counting(bind: Any, backlog: int, pid: Any = None, replacing: Any = None) -> Any:
         calls.append(bind.address)
-        return real(bind, backlog, pid)
+        return real(bind, backlog, pid, replacing)
 
     monkeypatch.setattr(udsproxy.process, "bind_socket", counting)
     return calls
@@ -192,3 +192,143 @@ def test_idle_connections_are_kept_only_within_the_fd_headroom() -> None:
         server: Any = None
 
     assert pools.put(Conn()) is False  # type: ignore[arg-type]
+
+
+def bind_options(directory: str, options: str, extra_bind: str = "") -> Config:
+    """The test config with ``options`` on the frontend's bind line (and one more bind)."""
+    text = textwrap.dedent(CONFIG.format(dir=directory, maxconn=""))
+    line = f"bind {directory}/fe.sock"
+    text = text.replace(line, f"{line} {options}" + (f"\n    {extra_bind}" if extra_bind else ""))
+    return parse_text(text, "t.cfg", {})
+
+
+def file_id(path: Any) -> tuple:  # type: ignore[type-arg]
+    st = os.lstat(path)
+    return (st.st_ino, st.st_mode & 0o777, st.st_uid, st.st_gid)
+
+
+def test_a_changed_mode_is_staged_then_swapped_in_and_the_old_socket_drains(
+    tmp_path: Any,
+) -> None:
+    """mode 600 -> 666: bind stages <path>.<pid>.tmp with the new mode while the old file
+    serves; attach renames it over the path in one step; the old socket still accepts
+    what was queued on it (for the new generation), then closes without unlinking."""
+    import socket
+
+    reactor = MemoryReactorClock()
+    process = Process(reactor, argv=["twistd"])
+    gen1 = Generation(bind_options(str(tmp_path), "mode 600"), process, 1)
+    process.bind(gen1)
+    process.attach(gen1)
+    process.start()
+    path, tmp = tmp_path / "fe.sock", tmp_path / f"fe.sock.{os.getpid()}.tmp"
+    before = file_id(path)
+    assert before[1] == 0o600
+    old = process.listeners[gen1.specs[0].key]
+    gen2 = Generation(bind_options(str(tmp_path), "mode 666 uid 65534 gid 65534"), process, 2)
+    process.bind(gen2)
+    assert file_id(path) == before and file_id(tmp)[1:] == (0o666, 65534, 65534)
+    queued = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    queued.connect(str(path))  # waits in the old socket's backlog
+    built: List[Any] = []
+    gen2.specs[0].factory.buildProtocol = lambda addr: built.append(addr)  # type: ignore[method-assign]
+    process.attach(gen2)
+    process.start_listeners(gen2)
+    new = process.listeners[gen2.specs[0].key]
+    assert new is not old and gen2.specs[0].listener is new and new.accepting
+    after = file_id(path)
+    assert after[0] != before[0] and after[1:] == (0o666, 65534, 65534)
+    assert not tmp.exists() and old.accepting and old.factory is gen2.specs[0].factory
+    reactor.advance(udsproxy.process.DRAIN_AFTER_S)
+    assert old.closed and len(built) == 1  # accepted by the drain, not reset
+    assert queued.recv(1) == b""  # (the stand-in factory refused it: closed, not reset)
+    assert file_id(path) == after  # the new socket's file stays
+    assert reactor.getDelayedCalls() == []
+    queued.close()
+    process.close()
+    assert not path.exists()
+
+
+def test_a_failed_reload_removes_the_staged_socket_and_keeps_the_old_one(tmp_path: Any) -> None:
+    """A mode change staged, then another bind fails: the temporary file is removed, the
+    live socket file is untouched and nothing stays staged."""
+    process, gen1 = started(str(tmp_path))
+    path = tmp_path / "fe.sock"
+    before = file_id(path)
+    gen2 = Generation(
+        bind_options(str(tmp_path), "mode 600", f"bind {tmp_path}/missing/x.sock"), process, 2
+    )
+    with pytest.raises(udsproxy.process.StartupError, match="missing"):
+        process.bind(gen2)
+    assert file_id(path) == before and process.staged == {}
+    assert sorted(os.listdir(tmp_path)) == ["admin.sock", "fe.sock"]
+    assert process.listeners[gen1.specs[0].key].accepting
+    process.close()
+
+
+def test_a_changed_backlog_is_set_in_place(tmp_path: Any, binds: List[Any]) -> None:
+    """frontend backlog 7 -> 9: the same socket, listen() again (ss shows 9), no rebind."""
+    import subprocess
+
+    def backlog_of(listener: Any) -> str:
+        ino = str(os.fstat(listener.fileno()).st_ino)
+        out = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True, check=True).stdout
+        return next(r.split()[3] for r in out.splitlines() if r.split()[5:6] == [ino])
+
+    process = Process(MemoryReactorClock(), argv=["twistd"])
+    gen1 = Generation(config(str(tmp_path), maxconn="backlog 7"), process, 1)
+    process.bind(gen1)
+    process.attach(gen1)
+    listener = gen1.specs[0].listener
+    assert listener is not None and backlog_of(listener) == "7"
+    gen2 = Generation(config(str(tmp_path), maxconn="backlog 9"), process, 2)
+    process.bind(gen2)
+    process.attach(gen2)
+    assert gen2.specs[0].listener is listener and len(binds) == 2
+    assert listener.backlog == 9 and backlog_of(listener) == "9"
+    process.close()
+
+
+def test_inherited_sockets_are_never_rebound(tmp_path: Any) -> None:
+    """A socket adopted from the parent keeps its file whatever owner or mode a reload names."""
+    import socket
+
+    from udsproxy.net.listen import BoundSocket, Listener, needs_rebind
+
+    bind = bind_options(str(tmp_path), "mode 600").frontends[0].binds[0]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        own = Listener(MemoryReactorClock(), bind.address, BoundSocket(sock, (1, 2), False), None)  # type: ignore[arg-type]
+        inherited = Listener(
+            MemoryReactorClock(),
+            bind.address,
+            BoundSocket(sock, None, True),
+            None,  # type: ignore[arg-type]
+        )
+        assert needs_rebind(own, bind) and not needs_rebind(inherited, bind)
+        own.perms = bind.perms
+        assert not needs_rebind(own, bind)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the socket file to uid 65534")
+def test_a_replacement_the_swap_could_not_rename_is_refused_when_staged(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a sticky directory, replacing a file of another user needs root: once privileges
+    are gone that is found while staging (the reload fails, naming the listener), not
+    after the swap has started."""
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    process = Process(MemoryReactorClock(), argv=["twistd"])
+    gen1 = Generation(bind_options(str(sticky), "uid 65534 mode 600"), process, 1)
+    process.bind(gen1)
+    process.attach(gen1)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as if dropped to uid 1000
+    gen2 = Generation(bind_options(str(sticky), "uid 65534 mode 660"), process, 2)
+    with pytest.raises(udsproxy.process.StartupError) as info:
+        process.bind(gen2)
+    assert f"frontend fe: cannot bind unix@{sticky}/fe.sock: cannot replace" in str(info.value)
+    assert "belongs to uid 65534 in sticky directory" in str(info.value)
+    assert sorted(os.listdir(sticky)) == ["admin.sock", "fe.sock"]
+    monkeypatch.undo()
+    process.close()

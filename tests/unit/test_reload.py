@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Any, List, Tuple
+from types import SimpleNamespace
+from typing import Any, Callable, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
 
+from tests.unit.http_harness import FakeClient, FakeConnector, Transport
 from udsproxy.config.parser import parse_text
 from udsproxy.errors import ConfigErrors
 from udsproxy.http.upstream import Pools, ServerConnection
@@ -47,9 +49,11 @@ class Recorder(Notifier):
         self.sent.append("\n".join(fields))
 
 
-def running(directory: str) -> Tuple[ProxyService, Reloader, List[str], Recorder, List[Any]]:
+def running(
+    directory: str, first: Optional[str] = None
+) -> Tuple[ProxyService, Reloader, List[str], Recorder, List[Any]]:
     """A started service whose reloads read ``files[-1]`` and whose events are recorded."""
-    files = [text(directory)]
+    files = [first if first is not None else text(directory)]
     config = parse_text(files[0], "t.cfg", {})
     svc = ProxyService(config, MemoryReactorClock(), argv=["twistd"])
     svc.privilegedStartService()
@@ -205,4 +209,93 @@ def test_queued_requests_of_a_removed_backend_fail_with_no_server(tmp_path: Any)
     assert "1 queued request(s) of removed backends answered 503" in events[-1]
     for srv in backend.servers:
         srv.scur = 0
+    svc.stopService()
+
+
+LONG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    {extra}
+frontend fe
+    bind {dir}/fe.sock
+    default_backend be
+backend be
+    server s1 {dir}/s1.sock
+"""
+
+
+def long_timeouts(directory: str, extra: str = "") -> str:
+    return textwrap.dedent(LONG).format(dir=directory, extra=extra)
+
+
+def until(clock: Any, done: Callable[[], bool], limit: float) -> float:
+    """Advance ``clock`` by 1 ms steps until ``done()``; the seconds it took."""
+    start = clock.seconds()
+    while not done():
+        assert clock.seconds() - start < limit, "never happened"
+        clock.advance(0.001)
+    return float(clock.seconds() - start)
+
+
+def test_a_reload_to_a_shorter_timeout_is_as_precise_as_a_fresh_start(tmp_path: Any) -> None:
+    """5 s at the shortest (a 0.5 s sweep period), then a reload adds timeout http-request 200ms: a
+    new client's 408 comes at 0.20-0.25 s, not a whole old period late (#16 section 5)."""
+    svc, reloader, _, _, files = running(str(tmp_path), long_timeouts(str(tmp_path)))
+    assert svc.process.sweeper.period == 0.5  # the pool-purge-delay, 5 s by default
+    files.append(long_timeouts(str(tmp_path), "timeout http-request 200ms"))
+    reloader()
+    assert svc.generation.number == 2 and svc.process.sweeper.period == 0.05
+    clock = svc.reactor
+    client = Transport()
+    proto = svc.generation.specs[0].factory.buildProtocol(None)
+    client.protocol = proto
+    proto.makeConnection(client)
+    proto.dataReceived(b"GET / HTTP/1.1\r\n")  # and never the rest
+    took = until(clock, lambda: client.value().startswith(b"HTTP/1.1 408 "), 2.0)
+    assert 0.2 <= took <= 0.25
+    svc.stopService()
+
+
+def test_a_keep_alive_client_moving_to_a_shorter_timeout_gets_it_on_time(tmp_path: Any) -> None:
+    """A keep-alive client of generation 1 (checked every half second) finishes a request after
+    a reload to timeout http-keep-alive 200ms: it is closed 0.20-0.25 s later, not when
+    generation 1's period would have checked it."""
+    svc, reloader, _, _, files = running(str(tmp_path), long_timeouts(str(tmp_path)))
+    clock = svc.reactor
+    connector = FakeConnector()
+    ctx1 = svc.generation.specs[0].factory.ctx
+    ctx1.connector = connector
+    client = FakeClient(SimpleNamespace(ctx=ctx1))  # type: ignore[arg-type]
+    client.request()
+    (server,) = connector.servers
+    server.read()
+    files.append(long_timeouts(str(tmp_path), "timeout http-keep-alive 200ms"))
+    reloader()
+    assert ctx1.successor is svc.generation.specs[0].factory.ctx
+    server.respond()
+    assert [status for status, _, _ in client.responses()] == [200]
+    assert client.protocol.ctx is ctx1.successor  # moved to generation 2
+    took = until(clock, lambda: bool(client.transport.disconnecting), 2.0)
+    assert 0.2 <= took <= 0.25
+    svc.stopService()
+
+
+def test_the_sweep_period_keeps_up_with_older_connections_until_they_are_gone(
+    tmp_path: Any,
+) -> None:
+    """A reload to longer timeouts keeps the short period while a client of the old config
+    (timeout http-request 200ms) is connected; the next reload after it left relaxes it."""
+    short = long_timeouts(str(tmp_path), "timeout http-request 200ms")
+    svc, reloader, _, _, files = running(str(tmp_path), short)
+    assert svc.process.sweeper.period == 0.05
+    client = FakeClient(SimpleNamespace(ctx=svc.generation.specs[0].factory.ctx))  # type: ignore[arg-type]
+    files.append(long_timeouts(str(tmp_path)))
+    reloader()
+    assert svc.generation.number == 2 and svc.process.sweeper.period == 0.05
+    client.close()
+    reloader()
+    assert svc.generation.number == 3 and svc.process.sweeper.period == 0.5
     svc.stopService()

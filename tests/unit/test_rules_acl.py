@@ -72,7 +72,7 @@ def matches(acl: str, c: RuleContext, where: Where = H) -> bool:
         ("path,lower -m beg /a", "/ABC", True),
         ("path_beg,upper /A", "/abc", False),  # a converter drops the derived method: str
         ("path_beg,upper /ABC", "/abc", True),
-        ("path -- -i", "-i", True),
+        ("url -- -i", "-i", True),
         ("path /a -i /b", "/a", True),
     ],
 )
@@ -289,7 +289,10 @@ def test_acl_defined_for_requests_refused_in_connection_rules() -> None:
     """A named ACL over the path used in tcp-request connection: an error at the use."""
     table = AclTable()
     table.define("api", ["path_beg", "/api"], "app.cfg", 3)
-    with pytest.raises(ConfigError, match="ACL 'api' \\(line 3\\) cannot be used in tcp-request"):
+    with pytest.raises(
+        ConfigError,
+        match="ACL 'api' \\(line 3\\): fetch 'path' cannot be used in tcp-request connection",
+    ):
         compile_condition(["if", "api"], table, where=Where.TCP_CONNECTION, lineno=9)
 
 
@@ -504,3 +507,77 @@ def test_compiled_conditions_agree_with_a_reference_evaluator(
     for r in reqs:
         c = ctx(path=r["path"], host=r["host"], method=r["method"], src=r["src"])
         assert compiled(c) is reference(r), (words, r)
+
+
+@given(
+    st.lists(st.tuples(conditions(), st.booleans()), min_size=1, max_size=6),
+    st.lists(requests, min_size=1, max_size=5),
+)
+def test_first_match_agrees_with_rules_in_order(
+    rules: List[Tuple[Tuple[List[Any], bool, List[List[Tuple[bool, int]]]], bool]],
+    reqs: List[dict],
+) -> None:
+    """The generated first-match function (rules guarded together by what they imply)
+    gives the result of the first rule whose condition holds, as a loop over them does."""
+    from udsproxy.rules.codegen import first_match
+
+    compiled = []
+    for n, ((defs, unless, suites), always) in enumerate(rules):
+        table = AclTable()
+        for i, d in enumerate(defs):
+            table.define(f"a{i}", acl_words(d))
+        words = ["unless" if unless else "if"]
+        for k, suite in enumerate(suites):
+            if k:
+                words.append("||")
+            words.extend(("!" if neg else "") + f"a{i}" for neg, i in suite)
+        cond = None if always and n == len(rules) - 1 else compile_condition(words, table, where=H)
+        compiled.append((cond, n, False))
+    select = first_match(compiled, "default")
+    for r in reqs:
+        c = ctx(path=r["path"], host=r["host"], method=r["method"], src=r["src"])
+        expected = next((n for cond, n, _ in compiled if cond is None or cond(c)), "default")
+        assert select(c) == expected, select.source  # type: ignore[attr-defined]
+
+
+def test_first_match_guards_the_bench_rules() -> None:
+    """Ten use_backend rules over path prefixes/suffixes and methods share one guard of
+    three tests (so a request none of them matches costs three C-level tests)."""
+    from udsproxy.rules.codegen import first_match
+
+    table = AclTable()
+    for i in range(5):
+        table.define(f"api{i}", ["path_beg", f"/api{i}/"])
+        table.define(f"host{i}", ["hdr(host)", "-i", f"app{i}.example"])
+        table.define(f"img{i}", ["path_end", f".png{i}", f".jpg{i}"])
+        table.define(f"post{i}", ["method", "POST", f"PUT{i}"])
+    rules: List[Tuple[Any, Any, bool]] = []
+    for i in range(5):
+        rules.append((compile_condition(["if", f"api{i}", f"host{i}"], table, where=H), i, False))
+    for i in range(5):
+        rules.append(
+            (compile_condition(["if", f"img{i}", "||", f"post{i}"], table, where=H), 5 + i, False)
+        )
+    select = first_match(rules, "default")
+    guard = select.source.splitlines()[3]  # type: ignore[attr-defined]
+    assert guard.startswith("    if ") and guard.count(" or ") == 2
+    assert select(ctx(path="/")) == "default"
+    assert select(ctx(path="/api3/x", host="APP3.example")) == 3
+    assert select(ctx(path="/api3/x")) == "default"
+    assert select(ctx(path="/a.jpg4")) == 9
+    assert select(ctx(path="/", method="PUT2")) == 7
+
+
+def test_conditions_differ_when_a_pattern_file_differs(tmp_path: Path) -> None:
+    """A named ACL reading -f compares by the file's contents too (a reload sees the change)."""
+    lst = tmp_path / "nets.lst"
+    lst.write_text("10.0.0.0/8\n")
+    t1 = AclTable()
+    t1.define("lan", ["src", "-f", str(lst)])
+    c1 = compile_condition(["if", "lan"], t1, where=H)
+    lst.write_text("192.168.0.0/16\n")
+    t2 = AclTable()
+    t2.define("lan", ["src", "-f", str(lst)])
+    c2 = compile_condition(["if", "lan"], t2, where=H)
+    assert c1 != c2
+    assert c1(ctx(src="10.1.1.1")) and not c2(ctx(src="10.1.1.1"))

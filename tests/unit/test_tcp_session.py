@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import textwrap
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
@@ -180,24 +180,35 @@ def test_asynchronous_failure_waits_the_turnaround() -> None:
     assert len(connector.calls) == 2 and session.server is not None
 
 
-def test_splice_registers_producers_and_relays_both_ways() -> None:
-    """Held client bytes go to the server on connect; each transport produces for the other."""
-    holder: List[Any] = []
+class Later:
+    """A connect that completes when the test says (``complete``), for the splice tests."""
 
-    def later(address: Any, factory: Any) -> Deferred:
+    def __init__(self) -> None:
+        self.pending: List[Any] = []
+
+    def __call__(self, address: Any, factory: Any) -> Deferred:
         d: Deferred = Deferred()
-        holder.append((d, factory))
+        self.pending.append((d, factory))
         return d
 
+    def complete(self) -> Tuple[Any, Transport]:
+        """The server connects: its protocol and transport."""
+        d, factory = self.pending.pop(0)
+        server = factory()
+        server_t = Transport()
+        server_t.protocol = server
+        server.makeConnection(server_t)
+        d.callback(server)
+        return server, server_t
+
+
+def test_splice_registers_producers_and_relays_both_ways() -> None:
+    """Held client bytes go to the server on connect; each transport produces for the other."""
+    later = Later()
     ctx, clock, runtime, connector = setup(CFG.format(extra=""), [later])
     session, client_t = open_session(ctx)
     session.client.dataReceived(b"early")
-    d, factory = holder[0]
-    server = factory()
-    server_t = Transport()
-    server_t.protocol = server
-    server.makeConnection(server_t)
-    d.callback(server)
+    server, server_t = later.complete()
     assert server_t.value() == b"early"
     assert server_t.producer is client_t and client_t.producer is server_t
     server.dataReceived(b"reply")
@@ -209,21 +220,10 @@ def test_splice_registers_producers_and_relays_both_ways() -> None:
 def test_both_fins_end_the_session_at_once() -> None:
     """Client and server each sent their FIN (an echo that half-closes back): the session
     ends then, not at a timeout, and logs '--' (HAProxy closes both sides)."""
-    holder: List[Any] = []
-
-    def later(address: Any, factory: Any) -> Deferred:
-        d: Deferred = Deferred()
-        holder.append((d, factory))
-        return d
-
+    later = Later()
     ctx, clock, runtime, connector = setup(CFG.format(extra=""), [later])
     session, client_t = open_session(ctx)
-    d, factory = holder[0]
-    server = factory()
-    server_t = Transport()
-    server_t.protocol = server
-    server.makeConnection(server_t)
-    d.callback(server)
+    server, server_t = later.complete()
     for transport in (client_t, server_t):
         transport.close_reason = Failure(ConnectionDone())  # a clean close
     session.client.dataReceived(b"hello")

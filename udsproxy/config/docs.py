@@ -11,6 +11,7 @@ import re
 import sys
 from typing import Dict, List
 
+from .. import rules
 from . import keywords as kw
 from .builders import IMPLEMENTED, PLANNED_AREAS
 from .servers import BIND_OPTIONS, SERVER_OPTIONS
@@ -43,6 +44,7 @@ def render() -> str:
     out += ["| option | active | usage |", "|---|---|---|"]
     for name, opt in sorted(BIND_OPTIONS.items()):
         out.append(f"| `{name}` | {_status(opt.status)} | {_cell(opt.help)} |")
+    out += rules_reference()
     out += ["", "### What planned keywords do meanwhile", ""]
     areas: Dict[str, str] = PLANNED_AREAS
     for area, meanwhile in sorted(areas.items()):
@@ -52,6 +54,44 @@ def render() -> str:
         out.append(f"- `{word}`: {why}.")
     out += ["", END]
     return "\n".join(out)
+
+
+def _names(table: Dict[str, object]) -> Dict[object, List[str]]:
+    """Each entry of a fetch or converter table with its names (aliases after the first)."""
+    by_entry: Dict[object, List[str]] = {}
+    for name, entry in table.items():
+        by_entry.setdefault(entry, []).append(name)
+    return by_entry
+
+
+def rules_reference() -> List[str]:
+    """Sample fetches, converters, match methods and ACL declinations (``udsproxy.rules``)."""
+    out = ["", "### Sample fetches (ACLs, `use_backend`, `%[...]`)", ""]
+    out += ["| fetch | type | usable in | notes |", "|---|---|---|---|"]
+    places = [w for w in rules.Where if w is not rules.Where.ANYWHERE]
+    fetches: Dict[object, List[str]] = _names(rules.FETCHES)  # type: ignore[arg-type]
+    for entry, names in sorted(fetches.items(), key=lambda e: e[1][0]):
+        f: rules.FetchDef = entry  # type: ignore[assignment]
+        where = ", ".join(w.label for w in places if not f.need & ~w.available)
+        alias = f" (also `{'`, `'.join(names[1:])}`)" if len(names) > 1 else ""
+        out.append(f"| `{f.usage()}`{alias} | {f.out} | {where} | {_cell(f.help)} |")
+    out += ["", "### Converters", ""]
+    out += ["| converter | takes | gives | notes |", "|---|---|---|---|"]
+    convs: Dict[object, List[str]] = _names(rules.CONVERTERS)  # type: ignore[arg-type]
+    for entry, names in sorted(convs.items(), key=lambda e: e[1][0]):
+        c: rules.ConverterDef = entry  # type: ignore[assignment]
+        alias = f" (also `{'`, `'.join(names[1:])}`)" if len(names) > 1 else ""
+        out.append(f"| `{c.usage()}`{alias} | {c.inp} | {c.out} | {_cell(c.help)} |")
+    out += ["", "### ACL match methods, flags and declinations", ""]
+    out.append(
+        "- `-m " + "|".join(rules.METHODS) + "`; flags `-i`, `-f <file>`, `-n`, `-M`, "
+        "`-u <id>`, `--`; integers with `eq ge gt le lt` and `a:b` ranges; IPv4/IPv6 "
+        "networks."
+    )
+    derived = sorted(rules.DERIVED)
+    out.append("- Declinations: " + ", ".join(f"`{d}`" for d in derived) + ".")
+    out.append("- Predefined ACLs: " + ", ".join(f"`{n}`" for n in sorted(rules.PREDEFINED)) + ".")
+    return out
 
 
 def splice(readme: str) -> str:

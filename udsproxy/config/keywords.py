@@ -489,8 +489,8 @@ KEYWORDS: List[Keyword] = [
         "http-request",
         "fbl",
         p_http_request,
-        "http-request <action> [if|unless <cond>]: in file order, frontend then backend, "
-        "before routing; actions: set-header, add-header, del-header [-m str|beg|end|sub|reg], "
+        "http-request <action> [if|unless <cond>]: in file order, the frontend's then the backend's, "
+        "around use_backend; actions: set-header, add-header, del-header [-m str|beg|end|sub|reg], "
         "replace-header, replace-value, set-path, set-query, set-uri, set-method, "
         "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, allow, "
         "deny [deny_status <code>] [content-type <type> string|lf-string|file|lf-file ...], "

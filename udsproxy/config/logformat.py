@@ -14,18 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
-from ..logformat import (
-    CLF,
-    HTTPLOG,
-    LOG,
-    TCPLOG,
-    UNIQUE_ID,
-    LogFormat,
-    SampleCompiler,
-    SampleEvaluator,
-    Usage,
-    compile_format,
-)
+from ..logformat import CLF, HTTPLOG, LOG, TCPLOG, UNIQUE_ID, LogFormat, compile_format
+from ..logformat.compiler import SampleEvaluator, Usage
 from ..rules import Where, compile_sample
 from .builders import Context, need, no_more
 from .model import Capture, Notice, Proxy
@@ -144,28 +134,44 @@ def p_capture(ctx: Context, args: List[str]) -> None:
     captures.append(Capture(args[2], length))
 
 
-def _samples(line: FormatLine, where: Where) -> SampleCompiler:
-    """``%[expr]``: compiled by the rules engine for evaluation at ``where``."""
+def compile_lf(
+    text: str,
+    usage: Usage,
+    *,
+    http: bool,
+    where: Where,
+    filename: str = "",
+    lineno: int = 0,
+    what: str = "",
+) -> LogFormat:
+    """Compile a log-format string of a config line, ``%[expr]`` by the rules engine for
+    evaluation at ``where``: what ``log-format``, ``unique-id-format`` and the values of
+    http-request/response actions use (``usage``: LOG, UNIQUE_ID or HTTP_VALUE).
 
-    def compile_one(text: str) -> SampleEvaluator:
-        sample = compile_sample(text, where=where, filename=line.filename, lineno=line.lineno)
+    Raises ConfigError with the file and line, and "failed to parse <what>" (HAProxy's
+    words) before the problem; render the result with ``LogFormat.render(record)``.
+    """
+
+    def samples(expr: str) -> SampleEvaluator:
+        sample = compile_sample(expr, where=where, filename=filename, lineno=lineno)
         return sample.text_of  # type: ignore[return-value]
 
-    return compile_one
+    try:
+        return compile_format(text, usage, http_mode=http, samples=samples)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"failed to parse {what or usage.name} : {exc.message}", filename, lineno, hint=exc.hint
+        ) from None
 
 
 def _compile(line: FormatLine, usage: Usage, http: bool, where: Where) -> LogFormat:
     try:
-        return compile_format(line.text, usage, http_mode=http, samples=_samples(line, where))
+        return compile_lf(
+            line.text, usage, http=http, where=where, filename=line.filename, lineno=line.lineno
+        )
     except ConfigError as exc:
-        keyword = line.keyword if line.keyword in (LOG_FORMAT, UNIQUE_ID_FORMAT) else LOG_FORMAT
-        raise ConfigError(
-            f"failed to parse {keyword} : {exc.message}",
-            line.filename,
-            line.lineno,
-            line.keyword,
-            exc.hint,
-        ) from None
+        exc.keyword = line.keyword
+        raise
 
 
 def compile_proxy_formats(

@@ -154,6 +154,7 @@ class Server:
     expect_perms: SocketPerms = SocketPerms()  # udsproxy extension: expected socket owner/mode
     pool_purge_delay: int = 5000  # ms an idle keep-alive connection is kept (HTTP mode)
     pool_max_conn: int = -1  # idle connections kept; -1: no limit, 0: no pooling
+    pool_low_conn: int = 0  # idle connections kept beyond the estimated need
     send_proxy: bool = False  # send-proxy: a PROXY v1 header on each connection
     send_proxy_v2: bool = False  # send-proxy-v2: a PROXY v2 header
     on_marked_down: str = ""  # "shutdown-sessions": end its streams when it goes DOWN

@@ -187,6 +187,14 @@ SERVER_OPTIONS: Dict[str, Option] = {
             IMPLEMENTED,
             lambda v: parse_int(v, "pool-max-conn", -1),
         ),
+        Option(
+            "pool-low-conn",
+            True,
+            "pool-low-conn <n>: idle connections kept beyond what recent traffic needed "
+            "(one thread: nothing to steal from)",
+            IMPLEMENTED,
+            lambda v: parse_int(v, "pool-low-conn", 0),
+        ),
         # udsproxy extension: expected owner and mode of the backend's socket file.
         Option(
             "mode",
@@ -320,6 +328,7 @@ def server_from_options(
         expect_perms=perms,
         pool_purge_delay=int(opts.get("pool-purge-delay", 5000)),  # type: ignore[call-overload]
         pool_max_conn=int(opts.get("pool-max-conn", -1)),  # type: ignore[call-overload]
+        pool_low_conn=int(opts.get("pool-low-conn", 0)),  # type: ignore[call-overload]
         send_proxy=bool(opts.get("send-proxy", False)),
         send_proxy_v2=bool(opts.get("send-proxy-v2", False)),
         on_marked_down=str(opts.get("on-marked-down", "")),

@@ -28,7 +28,7 @@ from zope.interface import implementer
 from ..backend import Backend
 from ..config.model import Global, Proxy
 from ..log import SessionRecord
-from ..log.targets import LogSink, log_event
+from ..log.targets import LogSink
 from ..logformat.session import SessionLog
 from ..net.connect import connect, pending_output
 from ..net.probe import peer_closed
@@ -38,7 +38,7 @@ from ..routing import (
     compile_connection_rules,
     connection_info,
     connection_verdict,
-    routes_by_name,
+    make_router,
 )
 from ..rules import ConnInfo, RuleContext
 from ..rules.actions import Reply
@@ -112,16 +112,9 @@ class HTTPContext:
         # Routing: the default route, and the use_backend rules over every HTTP backend
         # (``backends``: the generation's) when the frontend has some.
         self.default_route = Route(backend, self.settings)
-        self.router: Optional[Router[Route]] = None
-        if frontend.use_backends and backends is not None:
-            self.router = Router(
-                frontend.use_backends,
-                routes_by_name(
-                    list(backends),
-                    lambda name: self.route_to(backends[name], global_),
-                ),
-                self.default_route,
-            )
+        self.router: Optional[Router[Route]] = make_router(
+            frontend, backends, lambda be: self.route_to(be, global_), self.default_route
+        )
         # Whether each request needs a RuleContext (routing, use-server or http rules).
         self.rules = self.router is not None or any(
             r.servers is not None
@@ -302,11 +295,8 @@ class ClientConnection(Protocol):
             self.client_ip, self.client_port = peer.host, peer.port
         self.peer_is_unix = self.client_ip is None
         self.local: Any = None  # see local_address()
-        if ctx.log.need_frontend_addr:
-            self.local_address()
         self.rule_conn: Optional[ConnInfo] = None
-        if ctx.log.need_samples:
-            self.conn_info()  # while the socket is open: the log line's %[expr] read it
+        self.read_addresses()
         if ctx.connection_rules and not connection_verdict(
             ctx.connection_rules, RuleContext(self.conn_info())
         ):
@@ -347,6 +337,15 @@ class ClientConnection(Protocol):
             rec.listener_id = self.ctx.listener_id
         else:
             rec.client_ip, rec.client_port = self.client_ip, self.client_port
+
+    def read_addresses(self) -> None:
+        """What the log formats read of this connection's addresses (%fi, %[src] ...),
+        read now while the socket is open: the line may be written after it closed."""
+        log = self.ctx.log
+        if log.need_frontend_addr:
+            self.local_address()
+        if log.need_samples:
+            self.conn_info()
 
     def local_address(self) -> Any:
         """The listener's address this client reached (None for a unix socket), read while
@@ -708,12 +707,7 @@ class ClientConnection(Protocol):
         if ctx.router is not None:
             chosen = ctx.router.select(rctx)
             if type(chosen) is Missing:
-                log_event(
-                    f"frontend '{ctx.frontend.name}': use_backend {chosen.text} names backend "
-                    f"'{chosen.name}', which does not exist: 503",
-                    "warning",
-                    ctx.sink,
-                )
+                chosen.log(ctx.frontend.name, "503", ctx.sink)
                 ex.backend = None
                 ex.fail(503, "SC")
                 return None
@@ -1039,9 +1033,13 @@ class ClientConnection(Protocol):
         new.counters.open(new.reactor.seconds())
         new.on_open()
         new.clients.add(self)
+        # Checked within the (possibly shorter) period of the new config: its timeouts may
+        # be shorter than the check time the old one's gave this connection.
+        new.sweeper.add(self)
         if self.ff_value is not None or new.settings.forwardfor is not None:
             ff = new.settings.forwardfor
             self.ff_value = ff.client_value(self.client_ip) if ff is not None else None
+        self.read_addresses()  # the new config's formats may print more of them
 
     def private_connection(self, server: ServerState) -> Optional[ServerConnection]:
         """This client's own idle connection to ``server`` (http-reuse never)."""

@@ -22,7 +22,8 @@ goes through its h11, and after the last byte the server connection gets a fresh
 
 An idle connection is closed after ``pool-purge-delay`` (default 5 s, so that the proxy,
 not the server, closes idle connections: a server's own keep-alive timeout would race with
-a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit).
+a new request), and at most ``pool-max-conn`` are kept per server (-1: no limit), within
+what recent traffic needed plus ``pool-low-conn`` (:meth:`ServerPool.put`).
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ class ServerPool:
         self.server = server
         self.idle: List[ServerConnection] = []
         self.max_idle = server.config.pool_max_conn
+        self.low_conn = server.config.pool_low_conn
         self.purge_delay = server.config.pool_purge_delay / 1000.0
         # HAProxy's estimate of the connections this server needs (est_need_conns): the
         # peak of those in use, per purge period, decaying by halves.
@@ -309,10 +311,17 @@ class ServerPool:
         """Keep ``conn`` idle; False when the pool is full (the caller closes it).
 
         Besides ``pool-max-conn``, as HAProxy (``srv_add_to_idle_list``): in use plus idle
-        stays within what recent traffic needed. Without it, clients that each open a new
-        connection (``Connection: close``, whose first request ``http-reuse safe`` never
-        sends over an idle connection) would leave thousands of idle connections to the
-        server for ``pool-purge-delay``: file descriptors, and the server's own limits.
+        stays within what recent traffic needed, plus ``pool-low-conn``. Without it, clients
+        that each open a new connection (``Connection: close``, whose first request
+        ``http-reuse safe`` never sends over an idle connection) would leave thousands of
+        idle connections to the server for ``pool-purge-delay``: file descriptors, and the
+        server's own limits.
+
+        ``pool-low-conn`` in HAProxy is also the number of idle connections below which a
+        thread does not steal another thread's; with one thread (HAProxy's ``nbthread 1``,
+        and udsproxy) there is nothing to steal, and what remains is this extra allowance:
+        sequential ``Connection: close`` clients leave ``pool-low-conn + 1`` idle server
+        connections, as HAProxy 2.6 does.
         """
         if self.max_idle >= 0 and len(self.idle) >= self.max_idle:
             return False
@@ -323,7 +332,7 @@ class ServerPool:
             self.period_start = now
         elif used > self.max_used:
             self.max_used = used
-        if used + len(self.idle) > max(used, self.est_need, self.max_used):
+        if used + len(self.idle) > max(used, self.est_need, self.max_used) + self.low_conn:
             return False
         conn.idle_since = now
         self.idle.append(conn)

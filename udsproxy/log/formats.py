@@ -11,9 +11,10 @@ shapes were checked against lines captured from HAProxy 2.6.12 (see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 # Syslog severities, most severe first; the index is the RFC 5424 numeric value.
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -66,15 +67,6 @@ def _datetime(when: float, tz: Optional[tzinfo]) -> datetime:
     return utc.astimezone(tz) if tz is not None else utc.astimezone()
 
 
-def format_accept_date(when: float, tz: Optional[tzinfo] = None) -> str:
-    """HAProxy's ``%t``/``%tr`` date: ``23/Nov/2026:18:41:30.517`` (milliseconds truncated)."""
-    d = _datetime(when, tz)
-    return (
-        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond // 1000:03d}"
-    )
-
-
 def _day_time(d: datetime) -> str:
     return (
         f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
@@ -82,19 +74,53 @@ def _day_time(d: datetime) -> str:
     )
 
 
-def format_gmt_date(when: float) -> str:
-    """HAProxy's ``%T``/``%trg`` date: ``23/Nov/2026:18:41:30 +0000`` (always UTC)."""
-    return _day_time(_datetime(when, timezone.utc)) + " +0000"
-
-
-def format_local_date(when: float, tz: Optional[tzinfo] = None) -> str:
-    """HAProxy's ``%Tl``/``%trl`` date: ``23/Nov/2026:19:41:30 +0100`` (the zone's offset)."""
-    d = _datetime(when, tz)
+def _offset(d: datetime) -> str:
+    """HAProxy's zone offset: ``+0100``."""
     offset = d.utcoffset() or timedelta(0)
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     minutes = abs(minutes) % 1440
-    return f"{_day_time(d)} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+    return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+# The text of one second, by (second, zone, style): log lines of the same second (nearly
+# all of them under load) share it, as HAProxy reuses its date. Building it from a
+# datetime costs more than the rest of a log line; the cache is emptied when it grows.
+_SECONDS: Dict[Tuple[int, Optional[tzinfo], int], str] = {}
+_DAY_TIME, _GMT, _LOCAL = 0, 1, 2
+
+
+def _second(sec: int, tz: Optional[tzinfo], style: int) -> str:
+    key = (sec, tz, style)
+    text = _SECONDS.get(key)
+    if text is None:
+        if len(_SECONDS) >= 64:
+            _SECONDS.clear()
+        d = _datetime(sec, timezone.utc if style == _GMT else tz)
+        text = _day_time(d)
+        if style == _GMT:
+            text += " +0000"
+        elif style == _LOCAL:
+            text += " " + _offset(d)
+        _SECONDS[key] = text
+    return text
+
+
+def format_accept_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """HAProxy's ``%t``/``%tr`` date: ``23/Nov/2026:18:41:30.517`` (milliseconds truncated)."""
+    # Whole microseconds first, so that 1.517 does not become 1.516999...
+    micros = round(when * 1_000_000)
+    return f"{_second(micros // 1_000_000, tz, _DAY_TIME)}.{micros // 1000 % 1000:03d}"
+
+
+def format_gmt_date(when: float) -> str:
+    """HAProxy's ``%T``/``%trg`` date: ``23/Nov/2026:18:41:30 +0000`` (always UTC)."""
+    return _second(round(when * 1_000_000) // 1_000_000, None, _GMT)
+
+
+def format_local_date(when: float, tz: Optional[tzinfo] = None) -> str:
+    """HAProxy's ``%Tl``/``%trl`` date: ``23/Nov/2026:19:41:30 +0100`` (the zone's offset)."""
+    return _second(round(when * 1_000_000) // 1_000_000, tz, _LOCAL)
 
 
 def format_rfc3164_date(when: float, tz: Optional[tzinfo] = None) -> str:
@@ -201,13 +227,21 @@ class SessionRecord:
     sample: object = None  # %[expr]: what the rules engine evaluates the expressions on
 
 
-def encoding_table(codes: Sequence[int], escape: str, backslash: str = "") -> Dict[int, str]:
-    """A ``str.translate`` table: each code in ``codes`` becomes ``<escape>XX`` (hex), each
-    character of ``backslash`` not among them gets a ``\\`` before it (HAProxy's ``+E``)."""
+def encoder(codes: Sequence[int], escape: str, backslash: str = "") -> Callable[[str], str]:
+    """HAProxy's log encodings: each code in ``codes`` becomes ``<escape>XX`` (hex), each
+    character of ``backslash`` not among them gets a ``\\`` before it (``+E``).
+
+    Most text needs nothing: one regex search decides, the translation runs only then.
+    """
     table = {code: f"{escape}{code:02X}" for code in codes}
     for ch in backslash:
         table.setdefault(ord(ch), "\\" + ch)
-    return table
+    search = re.compile("[" + "".join(re.escape(chr(code)) for code in sorted(table)) + "]").search
+
+    def encode(text: str) -> str:
+        return text.translate(table) if search(text) else text
+
+    return encode
 
 
 # HAProxy's log encoding maps (log.c, init_log): what it writes as #XX in a log line.

@@ -4,11 +4,17 @@ One compiler for every place HAProxy takes a log-format string: ``log-format`` a
 ``option httplog`` / ``httplog clf`` / ``tcplog`` lines (which are log-format strings),
 ``unique-id-format``, and the values of http-request actions. ``compile_format`` runs at
 config load and raises ConfigError for what is wrong; ``LogFormat.render(record)`` is
-all the data path calls per session.
+all the data path calls per session. Config keywords compile through
+``udsproxy.config.logformat.compile_lf`` (``%[expr]`` by the rules engine, file and line in
+the errors); the data path renders with the record of the request
+(``http.exchange.Exchange.make_record``, ``log.SessionRecord``), whose ``sample`` field is
+the request's ``rules.RuleContext`` when a format has samples (``LogFormat.needs``).
 
 * :mod:`.parse`: the string's syntax (text, separators, variables, flags, expressions);
 * :mod:`.variables`: what each ``%var`` prints from a ``log.SessionRecord``;
-* :mod:`.compiler`: variables and expressions into pieces, separators into a template.
+* :mod:`.compiler`: variables and expressions into code, separators into a template: one
+  Python function per format (and per combination of present captures);
+* :mod:`.session`: what HTTP and TCP mode share to log a session (``SessionLog``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from datetime import tzinfo
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
-from ..log.formats import SessionRecord, encoding_table
+from ..log.formats import SessionRecord, encoder
 from .parse import Expr, Flag, Node, Sep, Text, Var, parse
 from .variables import HELPERS, NEED_SAMPLES, VARIABLES, Truncated, text_code
 
@@ -35,8 +35,9 @@ Render = Callable[[SessionRecord, Optional[tzinfo]], str]
 
 # What HAProxy %XX-encodes in a sample put in an HTTP header (log.c, http_encode_map).
 _HTTP_CODES = [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]
-_HTTP = encoding_table(_HTTP_CODES, "%")
-_HTTP_E = encoding_table(_HTTP_CODES, "%", '"\\]')
+_HTTP = encoder(_HTTP_CODES, "%")
+_HTTP_E = encoder(_HTTP_CODES, "%", '"\\]')
+http_encode = _HTTP  # what a value needs to be sent in a header
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,16 @@ UNIQUE_ID = Usage("unique-id-format", mandatory=False, merge_spaces=True, http_e
 HTTP_VALUE = Usage("lf-string", mandatory=False, merge_spaces=False, http_encode=True)
 
 
-def _http_encoded(value: Optional[str], table: Dict[int, str]) -> str:
+def _http_encoded(value: Optional[str], encode: Callable[[str], str]) -> str:
     # lf_encode_chunk: no quotes, no '-', only what a header cannot carry is encoded.
-    return value.translate(table) if value else ""
+    return encode(value) if value else ""
 
 
 def _sample_code(name: str, flags: Flag, usage: Usage) -> str:
     value = f"({name}(rec.sample) if rec.sample is not None else None)"
     if usage.http_encode:
-        table = "_HTTP_E" if Flag.ESCAPE in flags else "_HTTP"
-        return f"_http_encoded({value}, {table})"
+        encode = "_HTTP_E" if Flag.ESCAPE in flags else "_HTTP"
+        return f"_http_encoded({value}, {encode})"
     return text_code(value, flags)
 
 

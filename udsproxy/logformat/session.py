@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any, FrozenSet, Optional, Tuple
 
 from ..config.model import Proxy
-from ..log.formats import SessionRecord
-from .compiler import LogFormat
+from ..log.formats import SessionRecord, is_null_session
+from .compiler import LogFormat, http_encode
 from .variables import (
     NEED_FRONTEND_ADDR,
     NEED_REQUEST_CAPTURES,
@@ -32,8 +32,6 @@ from .variables import (
 REQUEST_LINE_MAX = 1023
 UNIQUE_ID_MAX = 127  # HAProxy's UNIQUEID_LEN (128) less its NUL
 UNIX_PAIR = ("unix", 0)
-# Characters a header value cannot carry (HAProxy's http_encode_map): %XX-encoded.
-_HEADER_UNSAFE = {code: f"%{code:02X}" for code in (*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F)}
 
 
 def request_line(method: bytes, target: bytes, version: bytes) -> str:
@@ -99,15 +97,14 @@ class SessionLog:
         """The ID of the request ``rec`` describes: at most 127 characters, header-safe."""
         assert self.unique_id_format is not None
         value = self.unique_id_format.render(rec)[:UNIQUE_ID_MAX]
-        if not value.isprintable():  # a control character from the config's own text
-            value = value.translate(_HEADER_UNSAFE)
-        return value
+        # A control character can only come from the config's own text: %XX-encoded too.
+        return http_encode(value)
 
     def line(self, rec: SessionRecord) -> Optional[str]:
         """The session line for ``rec``, None for none (no format, dontlognull, or a line
         that a variable ended before anything was written: HAProxy sends no empty line)."""
         fmt = self.format
-        if fmt is None or (self.dontlognull and rec.bytes_in == 0):
+        if fmt is None or (self.dontlognull and is_null_session(rec)):
             return None
         counters = self.counters
         rec.log_count = counters.log_count

@@ -36,7 +36,7 @@ from ..log.formats import (
     RFC5424_SPECIALS,
     URL_CODES,
     SessionRecord,
-    encoding_table,
+    encoder,
     format_accept_date,
     format_gmt_date,
     format_local_date,
@@ -77,16 +77,16 @@ class Variable:
 
 # -- helpers the code calls (all in HELPERS) ------------------------------------------------
 
-_TEXT_E = encoding_table((), "", RFC5424_SPECIALS)
-_URL = encoding_table(URL_CODES, "#")
-_URL_E = encoding_table(URL_CODES, "#", RFC5424_SPECIALS)
-_HDR = encoding_table(HDR_CODES, "#")
-_HDR_E = encoding_table(HDR_CODES, "#", RFC5424_SPECIALS)
+_TEXT_E = encoder((), "", RFC5424_SPECIALS)
+_URL = encoder(URL_CODES, "#")
+_URL_E = encoder(URL_CODES, "#", RFC5424_SPECIALS)
+_HDR = encoder(HDR_CODES, "#")
+_HDR_E = encoder(HDR_CODES, "#", RFC5424_SPECIALS)
 
 
 def _esc(value: Optional[str]) -> str:
     """+E on a string: ``"``, ``\\`` and ``]`` get a backslash."""
-    return value.translate(_TEXT_E) if value else ""
+    return _TEXT_E(value) if value else ""
 
 
 def _hex_ip(host: Optional[str], absent: str) -> str:
@@ -128,7 +128,8 @@ def idle_ms(rec: SessionRecord) -> int:
     """Ti: from the stream's accept to the request's first byte; -1 without a request."""
     if rec.request_time is None:
         return -1
-    return max(0, int((rec.request_time - rec.accept_time) * 1000))
+    # In whole microseconds first (4 ms must not become 3.999).
+    return max(0, (round(rec.request_time * 1e6) - round(rec.accept_time * 1e6)) // 1000)
 
 
 def _tq(rec: SessionRecord) -> int:
@@ -253,16 +254,21 @@ def http_version(line: Optional[str]) -> str:
     return line[i:] if i < len(line) else "HTTP/0.9"
 
 
-def _block(values: Sequence[Optional[str]], table: Dict[int, str]) -> str:
+def _line(line: Optional[str]) -> str:
+    """%r: the request line, ``<BADREQ>`` without one."""
+    return BADREQ if line is None else line
+
+
+def _block(values: Sequence[Optional[str]], encode: Callable[[str], str]) -> str:
     """%hr/%hs: ``{v1|v2}``, each value encoded, an absent header as nothing."""
-    return "{" + "|".join(v.translate(table) if v else "" for v in values) + "}"
+    return "{" + "|".join(encode(v) if v else "" for v in values) + "}"
 
 
-def _list(values: Sequence[Optional[str]], table: Dict[int, str], quote: bool) -> str:
+def _list(values: Sequence[Optional[str]], encode: Callable[[str], str], quote: bool) -> str:
     """%hrl/%hsl: values separated by spaces, ``-`` for an absent header when unquoted."""
     if quote:
-        return " ".join(f'"{v.translate(table)}"' if v else '""' for v in values)
-    return " ".join("-" if v is None else v.translate(table) for v in values)
+        return " ".join(f'"{encode(v)}"' if v else '""' for v in values)
+    return " ".join("-" if v is None else encode(v) for v in values)
 
 
 _HOSTNAME: Optional[str] = None
@@ -295,6 +301,7 @@ HELPERS: Dict[str, object] = {
     "_tu": _tu,
     "_td": _td,
     "_block": _block,
+    "_line": _line,
     "_list": _list,
     "idle_ms": idle_ms,
     "hostname": hostname,
@@ -361,30 +368,26 @@ def _port_of(port: Code) -> Factory:
     return lambda flags: f"_port({port}, {text_code('None', flags)}, {Flag.HEXA in flags})"
 
 
-def _encoded(value: Code) -> Factory:
-    """The request line or a part of it, ``#XX``-encoded; Q quotes (lf_encode_*)."""
+def _encoded(code: str, encode: str = "_URL") -> Factory:
+    """``#XX``-encoded text (HAProxy's lf_encode_*): ``code`` with ``{encode}`` the encoder
+    (+E's variant with E); Q quotes the whole."""
 
     def factory(flags: Flag) -> Code:
-        table = "_URL_E" if Flag.ESCAPE in flags else "_URL"
-        code = f"{value}.translate({table})"
-        return f"'\"%s\"' % {code}" if Flag.QUOTE in flags else code
+        out = code.format(encode=encode + "_E" if Flag.ESCAPE in flags else encode)
+        return f"'\"%s\"' % {out}" if Flag.QUOTE in flags else out
 
     return factory
 
 
-def _captures_block(field: str) -> Factory:
-    def factory(flags: Flag) -> Code:
-        table = "_HDR_E" if Flag.ESCAPE in flags else "_HDR"
-        code = f"_block(rec.{field}, {table})"
-        return f"'\"%s\"' % {code}" if Flag.QUOTE in flags else code
-
-    return factory
+def _request(part: str) -> Factory:
+    """The request line or a part of it (``part``: a helper of the line)."""
+    return _encoded(f"{{encode}}({part}(rec.request_line))")
 
 
 def _captures_list(field: str) -> Factory:
     def factory(flags: Flag) -> Code:
-        table = "_HDR_E" if Flag.ESCAPE in flags else "_HDR"
-        return f"_list(rec.{field}, {table}, {Flag.QUOTE in flags})"
+        encode = "_HDR_E" if Flag.ESCAPE in flags else "_HDR"
+        return f"_list(rec.{field}, {encode}, {Flag.QUOTE in flags})"
 
     return factory
 
@@ -411,6 +414,16 @@ def _ms(flags: Flag) -> Code:
     return f"format(_accept_ms(rec), {'02X' if Flag.HEXA in flags else '03d'!r})"
 
 
+def _captures(letter: str, field: str, need: str) -> Dict[str, Variable]:
+    """%hr/%hrl (``letter`` r) or %hs/%hsl (s): printed only where the record has captures."""
+    return {
+        f"h{letter}": Variable(
+            _encoded(f"_block(rec.{field}, {{encode}})", "_HDR"), need=need, optional_on=field
+        ),
+        f"h{letter}l": Variable(_captures_list(field), need=need, optional_on=field),
+    }
+
+
 def _const(code: Code) -> Factory:
     return lambda flags: code
 
@@ -424,12 +437,12 @@ VARIABLES: Dict[str, Variable] = {
     "CC": Variable(_text("rec.request_cookie"), http_only=True),
     "CS": Variable(_text("rec.response_cookie"), http_only=True),
     "H": Variable(_text("hostname()")),
-    "HM": Variable(_encoded("http_method(rec.request_line)"), http_only=True),
-    "HP": Variable(_encoded("http_path(rec.request_line)"), http_only=True),
-    "HPO": Variable(_encoded("http_path_only(rec.request_line)"), http_only=True),
-    "HQ": Variable(_encoded("http_query(rec.request_line)"), http_only=True),
-    "HU": Variable(_encoded("http_uri(rec.request_line)"), http_only=True),
-    "HV": Variable(_encoded("http_version(rec.request_line)"), http_only=True),
+    "HM": Variable(_request("http_method"), http_only=True),
+    "HP": Variable(_request("http_path"), http_only=True),
+    "HPO": Variable(_request("http_path_only"), http_only=True),
+    "HQ": Variable(_request("http_query"), http_only=True),
+    "HU": Variable(_request("http_uri"), http_only=True),
+    "HV": Variable(_request("http_version"), http_only=True),
     "ID": Variable(_text("rec.unique_id")),
     "ST": Variable(_const("(-1 if rec.status is None else rec.status)")),
     "T": Variable(_const("gmt_date(rec.accept_time)")),
@@ -460,32 +473,10 @@ VARIABLES: Dict[str, Variable] = {
     "fi": Variable(_address(FRONTEND_IP), need=NEED_FRONTEND_ADDR),
     "fp": Variable(_frontend_port, need=NEED_FRONTEND_ADDR),
     "ft": Variable(_frontend_transport),
-    "hr": Variable(
-        _captures_block("request_captures"),
-        need=NEED_REQUEST_CAPTURES,
-        optional_on="request_captures",
-    ),
-    "hrl": Variable(
-        _captures_list("request_captures"),
-        need=NEED_REQUEST_CAPTURES,
-        optional_on="request_captures",
-    ),
-    "hs": Variable(
-        _captures_block("response_captures"),
-        need=NEED_RESPONSE_CAPTURES,
-        optional_on="response_captures",
-    ),
-    "hsl": Variable(
-        _captures_list("response_captures"),
-        need=NEED_RESPONSE_CAPTURES,
-        optional_on="response_captures",
-    ),
     "lc": Variable(_hexable("rec.log_count"), need=NEED_LOG_COUNT),
     "ms": Variable(_ms),
     "pid": Variable(_hexable("getpid()")),
-    "r": Variable(
-        _encoded("(BADREQ if rec.request_line is None else rec.request_line)"), http_only=True
-    ),
+    "r": Variable(_request("_line"), http_only=True),
     "rc": Variable(_const("(('+%d' % rec.retries) if rec.redispatched else rec.retries)")),
     "rt": Variable(_hexable("rec.request_counter"), need=NEED_REQUEST_COUNTER),
     "s": Variable(_text("(NOSRV if rec.server is None else rec.server)")),
@@ -501,4 +492,6 @@ VARIABLES: Dict[str, Variable] = {
     "trl": Variable(_const("local_date(_request_time(rec), tz)"), http_only=True),
     "ts": Variable(_const(TERMINATION)),
     "tsc": Variable(_const(f"{TERMINATION} + format(rec.cookie_flags[:2], '-<2')")),
+    **_captures("r", "request_captures", NEED_REQUEST_CAPTURES),
+    **_captures("s", "response_captures", NEED_RESPONSE_CAPTURES),
 }

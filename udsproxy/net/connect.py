@@ -122,8 +122,8 @@ def format_connect_message(address: Address, kind: ConnectKind, err: int, detail
     return f"{text} ({detail})" if detail else text
 
 
-def _effective_access(path: str, mode: int) -> bool:
-    # Permission is checked with the effective ids, as the kernel does for connect()/bind().
+def effective_access(path: str, mode: int) -> bool:
+    """os.access with the effective ids, as the kernel checks connect(), bind(), unlink()."""
     if os.access in os.supports_effective_ids:
         return os.access(path, mode, effective_ids=True)
     return os.access(path, mode)
@@ -143,23 +143,36 @@ def _ancestors(path: str) -> list:
     return result
 
 
-def explain_access_denied(
+def missing_permission(
     path: str,
     creating: bool,
-    access: Callable[[str, int], bool] = _effective_access,
-) -> str:
-    """Which permission is missing on the way to ``path``: for bind (creating) or connect."""
+    access: Callable[[str, int], bool] = effective_access,
+) -> Optional[Tuple[str, str]]:
+    """The first permission missing on the way to ``path`` for bind (creating) or connect,
+    and the directory or file that lacks it; None when the modes allow it."""
     dirs = _ancestors(path)
     for directory in dirs:
         if not access(directory, os.X_OK):
-            return f"search permission missing on directory {directory}"
-    parent = dirs[-1]
+            return f"search permission missing on directory {directory}", directory
+    if creating and not access(dirs[-1], os.W_OK):
+        return f"no write permission on directory {dirs[-1]}", dirs[-1]
+    if not creating and not access(path, os.W_OK):
+        return f"no write permission on socket file {path}", path
+    return None
+
+
+def explain_access_denied(
+    path: str,
+    creating: bool,
+    access: Callable[[str, int], bool] = effective_access,
+) -> str:
+    """Which permission is missing on the way to ``path``: for bind (creating) or connect."""
+    missing = missing_permission(path, creating, access)
+    if missing is not None:
+        return missing[0]
     if creating:
-        if not access(parent, os.W_OK):
-            return f"no write permission on directory {parent}"
-        return f"denied in directory {parent} although the file modes allow it (ACL or LSM?)"
-    if not access(path, os.W_OK):
-        return f"no write permission on socket file {path}"
+        where = f"in directory {os.path.dirname(os.path.abspath(path))}"
+        return f"denied {where} although the file modes allow it (ACL or LSM?)"
     return f"denied on {path} although the file modes allow it (ACL or LSM?)"
 
 
@@ -190,11 +203,47 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
+def _identity(uid: int, gid: int, others: Any) -> Identity:
+    gids = (gid, *sorted(set(others) - {gid}))
+    return Identity(uid, _user_name(uid), gids, tuple(_group_name(g) for g in gids))
+
+
 def current_identity() -> Identity:
     """The effective uid and groups of this process, with their names."""
-    uid, egid = os.geteuid(), os.getegid()
-    gids = (egid, *sorted(set(os.getgroups()) - {egid}))
-    return Identity(uid, _user_name(uid), gids, tuple(_group_name(g) for g in gids))
+    return _identity(os.geteuid(), os.getegid(), os.getgroups())
+
+
+def future_identity(uid: int, gid: int, groups_of: Optional[str]) -> Identity:
+    """Who a process dropping to ``uid``/``gid`` becomes: with ``groups_of``, that user's
+    groups (initgroups), else no supplementary group (privileges.plan_drop's plan)."""
+    return _identity(uid, gid, os.getgrouplist(groups_of, gid) if groups_of else ())
+
+
+_MODE_BITS = ((os.R_OK, 4), (os.W_OK, 2), (os.X_OK, 1))
+
+
+def access_as(
+    who: Identity, stat_path: Callable[[str], os.stat_result] = os.stat
+) -> Callable[[str, int], bool]:
+    """An ``access(path, mode)`` for ``who`` rather than this process: the mode bits of the
+    owner, group or others class, as the kernel picks it (ACLs and LSMs not seen)."""
+
+    def access(path: str, mode: int) -> bool:
+        if who.uid == 0:
+            return True
+        try:
+            st = stat_path(path)
+        except OSError:
+            return False
+        if st.st_uid == who.uid:
+            bits = st.st_mode >> 6
+        elif st.st_gid in who.gids:
+            bits = st.st_mode >> 3
+        else:
+            bits = st.st_mode
+        return all(bits & bit for flag, bit in _MODE_BITS if mode & flag)
+
+    return access
 
 
 def _owner(st: os.stat_result, group: str) -> str:
@@ -236,7 +285,7 @@ _REMEDIES = {
 def access_advice(
     path: str,
     creating: bool = False,
-    access: Callable[[str, int], bool] = _effective_access,
+    access: Callable[[str, int], bool] = effective_access,
     stat_path: Callable[[str], os.stat_result] = os.stat,
     who: Optional[Identity] = None,
 ) -> str:

@@ -61,6 +61,7 @@ Identity = Tuple[int, int]  # (st_dev, st_ino) of a socket file
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 # accept() errors about one connection only: skip it and go on with the next.
 _TRANSIENT_ERRNOS = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR)
+NO_PERMS = SocketPerms()  # a bind line without mode, owner or group
 RESOURCE_RETRY_S = 0.1  # pause accepting this long after EMFILE & co. (HAProxy: 100 ms)
 ACCEPTS_PER_READ = 64  # bound the work per readiness event so one port cannot starve others
 DIR_LOCK_WAIT_S = 2.0
@@ -82,6 +83,9 @@ class BoundSocket(NamedTuple):
     sock: socket.socket
     identity: Optional[Identity]  # unix socket files only
     inherited: bool
+    # A replacement for a path we listen on already: bound and listening at this temporary
+    # name, renamed over the path by install_staged() (None: the socket is in place).
+    staged: Optional[str] = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,7 +344,18 @@ def _unlink_if_ours(path: str, identity: Identity) -> None:
         pass
 
 
-def _bind_unix_file(address: Address, perms: SocketPerms, backlog: int, pid: int) -> BoundSocket:
+def _names(path: str, identity: Identity) -> bool:
+    """Whether ``path`` is the socket file ``identity`` (our listener's, still in place)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == identity
+
+
+def _bind_unix_file(
+    address: Address, perms: SocketPerms, backlog: int, pid: int, install: bool = True
+) -> BoundSocket:
     path = address.path
     if not path:
         raise _error(address, "empty socket path", errno.EINVAL)
@@ -372,14 +387,41 @@ def _bind_unix_file(address: Address, perms: SocketPerms, backlog: int, pid: int
         # clients never see a refused connection on the new socket, and a racing process's
         # stale-socket probe never mistakes our half-made socket for a stale one.
         sock.listen(backlog)
-        with _DirLock(os.path.dirname(os.path.abspath(path))):
-            _install(address, tmp, identity)
+        if install:
+            with _DirLock(os.path.dirname(os.path.abspath(path))):
+                _install(address, tmp, identity)
     except BaseException:
         sock.close()
         if identity is not None:
             _unlink_if_ours(tmp, identity)
         raise
-    return BoundSocket(sock, identity, False)
+    return BoundSocket(sock, identity, False, None if install else tmp)
+
+
+def _stage_replacement(address: Address, perms: SocketPerms, backlog: int, pid: int) -> BoundSocket:
+    """A socket to replace our live one at ``address.path`` (other owner or mode): bound at
+    the temporary name with its owner and mode, listening, not yet at the path.
+
+    What install_staged() will do is checked here, so that the swap does not fail: in a
+    sticky directory, replacing a file needs its owner, the directory's, or root.
+    """
+    reason = _sticky_reason(address.path)
+    if reason:
+        raise _error(
+            address,
+            f"cannot replace {address.path}: permission denied ({reason})",
+            errno.EPERM,
+            "restart the proxy to apply the new owner or mode",
+        )
+    return _bind_unix_file(address, perms, backlog, pid, install=False)
+
+
+def install_staged(address: Address, bound: BoundSocket) -> None:
+    """Rename a staged replacement over the live path: one step, so a client connecting
+    meanwhile finds either the old socket (old owner and mode) or the new one, never none."""
+    assert bound.staged is not None and bound.identity is not None
+    with _DirLock(os.path.dirname(os.path.abspath(address.path))):
+        _rename(address, bound.staged, bound.identity)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,15 +500,34 @@ def _adopt_fd(address: Address) -> BoundSocket:
     return BoundSocket(sock, None, True)
 
 
-def bind_socket(bind: Bind, backlog: int, pid: Optional[int] = None) -> BoundSocket:
+def needs_rebind(listener: Listener, bind: Bind) -> bool:
+    """Whether ``bind`` asks another socket file than ``listener``'s: another owner, group
+    or mode (a backlog is changed in place: Listener.relisten). Inherited sockets are never
+    rebound, chmod-ed or chowned."""
+    return (
+        bind.address.family == UNIX
+        and not listener.inherited
+        and listener.identity is not None
+        and listener.perms != bind.perms
+    )
+
+
+def bind_socket(
+    bind: Bind, backlog: int, pid: Optional[int] = None, replacing: Optional[Identity] = None
+) -> BoundSocket:
     """Create the listening socket for a ``bind`` line (no reactor involved); BindError if not.
 
     For ``fd@`` the descriptor is adopted as is (not re-listened: the parent chose the
-    backlog) and owned by the result from then on.
+    backlog) and owned by the result from then on. ``replacing``: the identity of our
+    socket file at a unix path bound again with other options; while the path still names
+    it, the new socket is only staged (``BoundSocket.staged``, see install_staged).
     """
     address = bind.address
     if address.family == UNIX:
-        return _bind_unix_file(address, bind.perms, backlog, os.getpid() if pid is None else pid)
+        pid = os.getpid() if pid is None else pid
+        if replacing is not None and _names(address.path, replacing):
+            return _stage_replacement(address, bind.perms, backlog, pid)
+        return _bind_unix_file(address, bind.perms, backlog, pid)
     if address.family in (ABNS, ABNSZ):
         return _bind_abstract(address, backlog)
     if address.family in (IPV4, IPV6):
@@ -502,11 +563,17 @@ class Listener:
         address: Address,
         bound: BoundSocket,
         factory: IProtocolFactory,
+        perms: SocketPerms = NO_PERMS,
+        backlog: int = 0,
     ) -> None:
         self.reactor = reactor
         self.address = address
         self.inherited = bound.inherited
         self.identity = bound.identity
+        self.staged = bound.staged  # not at its path yet: install() puts it there
+        # The options it was bound with (a reload compares them with the new bind line's).
+        self.perms = perms
+        self.backlog = backlog
         self._socket: Optional[socket.socket] = bound.sock
         self._fileno = bound.sock.fileno()
         self._family = bound.sock.family
@@ -582,7 +649,9 @@ class Listener:
             self._reading = False
             self.reactor.removeReader(self)
         self._socket = None
-        if unlink and self.identity is not None and not self.inherited:
+        if self.staged is not None and self.identity is not None:
+            _unlink_if_ours(self.staged, self.identity)  # never installed: a rolled back reload
+        elif unlink and self.identity is not None and not self.inherited:
             # Residual race: another process may rename its socket onto the path between
             # our lstat() and unlink(); there is no unlink-if-inode syscall. The window is
             # a few microseconds and a successor should not replace the path while we stop.
@@ -592,6 +661,49 @@ class Listener:
             self._started = False
             self._factory.doStop()
         return succeed(None)
+
+    def install(self) -> None:
+        """Put a staged replacement at its path (install_staged); BindError if it cannot."""
+        if self.staged is not None and self._socket is not None:
+            install_staged(
+                self.address, BoundSocket(self._socket, self.identity, False, self.staged)
+            )
+            self.staged = None
+
+    def relisten(self, backlog: int) -> None:
+        """A new backlog for the socket in place: listen() again on a listening socket sets
+        it (Linux), with no rebind and nothing lost from the queue. Not for inherited
+        sockets, whose backlog their parent chose."""
+        sock = self._socket
+        if sock is None or self.inherited or backlog == self.backlog:
+            return
+        sock.listen(backlog)
+        self.backlog = backlog
+
+    def drain(self) -> int:
+        """Close a socket another one has replaced at its path: first accept what is queued
+        on it (clients that connected just before the swap), so that none is reset; how
+        many were."""
+        sock = self._socket
+        accepted = 0
+        if sock is not None and self._started:
+            for _ in range(max(self.backlog, ACCEPTS_PER_READ) + ACCEPTS_PER_READ):
+                try:
+                    conn, peer = sock.accept()
+                except OSError as e:
+                    if e.errno in _TRANSIENT_ERRNOS:
+                        continue
+                    if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                        log.warn(
+                            "{listener}: accept() failed with {err} while draining",
+                            listener=self,
+                            err=errno_name(e.errno or 0),
+                        )
+                    break
+                self._serve(conn, peer)
+                accepted += 1
+        self.stop(unlink=True)
+        return accepted
 
     # IListeningPort
     def startListening(self) -> None:
@@ -725,6 +837,6 @@ def bind_listener(
     ``pid`` names the temporary socket file (default: our pid). Binding is synchronous.
     """
     bound = bind_socket(bind, backlog, pid)
-    listener = Listener(reactor, bind.address, bound, factory)
+    listener = Listener(reactor, bind.address, bound, factory, bind.perms, backlog)
     listener.start()
     return listener

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
+from .codegen import Emitter
 from .context import Need, RuleContext, Where
 from .patterns import (
     DEFAULT_METHOD,
@@ -25,6 +26,7 @@ from .patterns import (
     Entry,
     bad_method,
     compile_matcher,
+    inline_match,
     read_pattern_file,
 )
 from .sample import (
@@ -109,12 +111,23 @@ _METHOD_TYPES = {
 
 
 class AclExpr:
-    """One ACL line compiled: ``test(ctx)`` is True when a value matches a pattern."""
+    """One ACL line compiled: ``test(ctx)`` is True when a value matches a pattern.
 
-    __slots__ = ("text", "test", "need", "volatile", "fetch", "key")
+    ``inline`` (value expression, match template, constant) lets a generated condition
+    test it without a call (see :mod:`.codegen`); None: ``emit`` calls ``test``.
+    """
+
+    __slots__ = ("text", "test", "need", "volatile", "fetch", "key", "inline")
 
     def __init__(
-        self, text: str, test: Test, need: Need, volatile: bool, fetch: FetchDef, key: Any
+        self,
+        text: str,
+        test: Test,
+        need: Need,
+        volatile: bool,
+        fetch: FetchDef,
+        key: Any,
+        inline: Optional[Tuple[str, str, Any]] = None,
     ) -> None:
         self.text = text
         self.test = test
@@ -122,6 +135,16 @@ class AclExpr:
         self.volatile = volatile
         self.fetch = fetch
         self.key = key
+        self.inline = inline
+
+    def emit(self, em: Emitter) -> str:
+        """This test as a Python expression over ``ctx`` in ``em``'s function."""
+        if self.inline is None:
+            return f"{em.const(self.test)}(ctx)"
+        value, template, const = self.inline
+        load, v = em.fetch(value)
+        match = template.format(v=v, k=em.const(const))
+        return f"({load} is not None and {match})"
 
     def test3(self, ctx: RuleContext) -> int:
         """PASS/FAIL, or MISS when it failed on data that may still grow (``req.len``)."""
@@ -232,6 +255,10 @@ def compile_acl_expr(words: List[str], origin: Origin) -> AclExpr:
     else:
         fn = apply_chain(steps, fetch_fn)
         test = _single(fn, match)
+    inline = None
+    if make_all is None and not steps and parsed.fetch.inline:
+        template, const = inline_match(method, out, entries, match)
+        inline = (parsed.fetch.inline, template, const)
     text = " ".join(words)
     return AclExpr(
         text,
@@ -240,6 +267,7 @@ def compile_acl_expr(words: List[str], origin: Origin) -> AclExpr:
         parsed.fetch.volatile,
         parsed.fetch,
         (text, tuple(origin.files)),
+        inline,
     )
 
 
@@ -266,6 +294,7 @@ class Acl:
         self.lines: List[Tuple[List[str], Origin]] = []
         self.compiled: Dict[Where, List[AclExpr]] = {}
         self.users: List[Any] = []  # conditions to rebuild when a line is added after use
+        self.keys: List[Any] = []  # each line's text and the files it read
 
     def exprs(self, where: Where, use: Origin) -> List[AclExpr]:
         """The lines compiled for ``where``; a fetch not available there is an error at
@@ -278,17 +307,17 @@ class Acl:
                 try:
                     found.append(compile_acl_expr(words, here))
                 except ConfigError as exc:
+                    line = f" (line {origin.lineno})" if origin.lineno else ""
                     raise use.error(
-                        f"ACL '{self.name}' (line {origin.lineno}) cannot be used in "
-                        f"{where.label} rules: {exc.message}",
-                        hint=exc.hint,
+                        f"ACL '{self.name}'{line}: {exc.message}", hint=exc.hint
                     ) from None
             self.compiled[where] = found
         return found
 
     @property
     def key(self) -> Any:
-        return (self.name, tuple(" ".join(words) for words, _ in self.lines))
+        """What the ACL says: its lines and the contents of the files they read."""
+        return (self.name, tuple(self.keys) or tuple(" ".join(w) for w, _ in self.lines))
 
 
 class AclTable:
@@ -305,11 +334,12 @@ class AclTable:
                 f"invalid ACL name '{name}'",
                 hint="ACL names are letters, digits, '-', '_', '.' and ':'",
             )
-        compile_acl_expr(words, origin)
+        checked = compile_acl_expr(words, origin)
         acl = self.acls.get(name)
         if acl is None:
             acl = self.acls[name] = Acl(name)
         acl.lines.append((list(words), origin))
+        acl.keys.append(checked.key)
         acl.compiled.clear()
         for user in acl.users:
             user.rebuild()
@@ -323,17 +353,6 @@ class AclTable:
 
     def names(self) -> List[str]:
         return list(self.acls) + list(PREDEFINED)
-
-
-def _proto_http(origin: Origin) -> Callable[[RuleContext], Any]:
-    return lambda ctx: True
-
-
-# HTTP: "the request is valid HTTP" -- always so once rules see a parsed request.
-if "req.proto_http" not in FETCHES:
-    from .sample import register_fetch
-
-    register_fetch(FetchDef("req.proto_http", BOOL, Need.REQUEST, _proto_http))
 
 
 def unknown_acl(name: str, table: AclTable, origin: Origin) -> ConfigError:

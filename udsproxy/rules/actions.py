@@ -691,24 +691,19 @@ def fused_edits(edits: Sequence[Edit], response: bool) -> Run:
             appended.append(field)
     tail = tuple(appended)
 
-    # RuleContext.set_headers written out (once per request: one call less).
     if response:
 
         def fused_response(ctx: RuleContext) -> Any:
             new = [i for i in ctx.res_headers if i[1] not in removed]
             new += tail
-            ctx.res_headers = new
-            if ctx.hdr_cache:
-                ctx.hdr_cache = None
+            ctx.set_headers(new, True)
 
         return fused_response
 
     def fused_request(ctx: RuleContext) -> Any:
         new = [i for i in ctx.headers if i[1] not in removed]
         new += tail
-        ctx.headers = new
-        if ctx.hdr_cache:
-            ctx.hdr_cache = None
+        ctx.set_headers(new)
 
     return fused_request
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .acl import FAIL, MISS, PASS, Acl, AclExpr, AclTable, compile_acl_expr, unknown_acl
+from .codegen import MERGEABLE, Emitter
 from .context import Need, RuleContext, Where
 from .sample import Origin
 
@@ -58,25 +59,55 @@ class Condition:
         """(Re)compile from the terms: also when a named ACL gains a line after this use."""
         need = Need(0)
         volatile = False
-        suites: List[Test] = []
         for suite in self.suites:
-            tests: List[Test] = []
             for term in suite:
-                exprs = self.exprs(term)
-                for e in exprs:
+                for e in self.exprs(term):
                     need |= e.need
                     volatile = volatile or e.volatile
-                test = _any([e.test for e in exprs])
-                tests.append(_not(test) if term[0] else test)
-            suites.append(_all(tests))
-        fn = _any(suites)
-        self.fn = _not(fn) if self.unless else fn
+        em = Emitter()
+        self.fn = em.function("condition", [f"return {self.emit(em)}"])
         self.need = need
         self.volatile = volatile
         self.key = (
             self.unless,
             tuple(tuple((neg, item.key) for neg, item in suite) for suite in self.suites),
         )
+
+    def emit(self, em: Emitter) -> str:
+        """The condition as one Python expression over ``ctx`` (``unless`` applied)."""
+        alternatives = []
+        for suite in self.suites:
+            terms = []
+            for term in suite:
+                exprs = [e.emit(em) for e in self.exprs(term)]
+                test = exprs[0] if len(exprs) == 1 else "(" + " or ".join(exprs) + ")"
+                terms.append(f"(not {test})" if term[0] else test)
+            alternatives.append("(" + " and ".join(terms) + ")")
+        expr = " or ".join(alternatives)
+        return f"(not ({expr}))" if self.unless else f"({expr})"
+
+    def necessary(self) -> Optional[List[Tuple[Tuple[str, str], Any]]]:
+        """Tests that hold whenever this condition holds (their OR is implied by it), as
+        mergeable ``((value, template), constant)`` parts; None when there are none.
+
+        Each alternative is implied by any of its plain terms; the first one whose lines
+        are all inlined set/prefix/suffix tests stands for it (see ``codegen.first_match``).
+        """
+        if self.unless:
+            return None
+        parts: List[Tuple[Tuple[str, str], Any]] = []
+        for suite in self.suites:
+            for negated, _ in suite:
+                if negated:
+                    continue
+                exprs = self.exprs((negated, _))
+                found = [e.inline for e in exprs]
+                if all(i is not None and i[1] in MERGEABLE for i in found):
+                    parts.extend(((i[0], i[1]), i[2]) for i in found if i is not None)
+                    break
+            else:
+                return None  # this alternative implies nothing mergeable
+        return parts
 
     def eval3(self, ctx: RuleContext) -> int:
         """PASS, FAIL or MISS (needs more data); ``unless`` applied (MISS stays MISS)."""
@@ -117,44 +148,6 @@ def _neg3(result: int) -> int:
 
 def _never(ctx: RuleContext) -> bool:
     return False
-
-
-def _not(test: Test) -> Test:
-    return lambda ctx: not test(ctx)
-
-
-def _all(tests: Sequence[Test]) -> Test:
-    if len(tests) == 1:
-        return tests[0]
-    if len(tests) == 2:
-        a, b = tests
-        return lambda ctx: a(ctx) and b(ctx)
-    frozen = tuple(tests)
-
-    def all_(ctx: RuleContext) -> bool:
-        for t in frozen:
-            if not t(ctx):
-                return False
-        return True
-
-    return all_
-
-
-def _any(tests: Sequence[Test]) -> Test:
-    if len(tests) == 1:
-        return tests[0]
-    if len(tests) == 2:
-        a, b = tests
-        return lambda ctx: a(ctx) or b(ctx)
-    frozen = tuple(tests)
-
-    def any_(ctx: RuleContext) -> bool:
-        for t in frozen:
-            if t(ctx):
-                return True
-        return False
-
-    return any_
 
 
 def compile_condition(

@@ -3,10 +3,10 @@
 A :class:`ConnInfo` is made once per client connection (addresses and names that do not
 change between its requests); a :class:`RuleContext` once per request that is evaluated
 against rules (HTTP), or once per TCP session (``tcp-request`` rules). Both are plain
-slotted objects the data path fills with what it already has — bytes as they were
-received — and fetches read. What a fetch derives from them (the path, the query, a
-header's values) is computed on first use and kept for the rest of the request, so that
-twenty ACLs over the path split the target once.
+objects the data path fills with what it already has — bytes as they were received — and
+fetches read. What a fetch derives from them (the path, the query, a header's values) is
+computed on first use and kept for the rest of the request, so that twenty ACLs over the
+path split the target once.
 
 :class:`Where` names the places a rule or a sample is evaluated; each fetch declares the
 :class:`Need` it has (the request head, the response, the server ...), and a fetch used
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Item = Tuple[bytes, bytes, bytes]  # raw name, lower-case name, value (as http.headers)
@@ -106,19 +106,7 @@ def parse_ip(text: str) -> Optional[IPAddress]:
         return None
 
 
-# Derived values: computed on first access (``RuleContext.__getattr__``), then plain
-# attribute reads for the rest of the request.
-_LAZY: Dict[str, Callable[[RuleContext], Any]] = {}
-
-
-def lazy(name: str) -> Callable[[Callable[[RuleContext], Any]], Callable[[RuleContext], Any]]:
-    """Register how ``RuleContext.<name>`` is derived the first time it is read."""
-
-    def register(fn: Callable[[RuleContext], Any]) -> Callable[[RuleContext], Any]:
-        _LAZY[name] = fn
-        return fn
-
-    return register
+_UNSET: Any = object()
 
 
 class RuleContext:
@@ -127,40 +115,33 @@ class RuleContext:
     Set by the data path: ``conn``, and as they become known ``method``, ``target``,
     ``version`` and ``headers`` (the request head as received: bytes, header items as
     ``(raw name, lower name, value)``), ``backend`` and ``server`` (names), ``unique_id``,
-    ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final`` (tcp-request
-    content: the bytes received so far, and whether more can come). ``vars`` holds
-    ``set-var`` variables by their full name (``txn.x``).
+    ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final``
+    (tcp-request content: the bytes received so far, and whether more can come). ``vars``
+    holds ``set-var`` variables by their full name (``txn.x``); ``memo`` is a dict where
+    fetches defined outside the engine keep what they computed for this request.
 
-    Derived on first read (see :func:`lazy`): ``path``, ``query``, ``url`` (str, latin-1
-    decoded), ``memo`` (a dict where fetches defined
-    outside the engine keep what they computed for this request). Rules that rewrite the
-    request or response give the new header items to :meth:`set_headers` and call
+    Derived on first read, then kept: ``path``, ``query``, ``url``, ``method_str`` (str,
+    latin-1 decoded) and header values by name. What is not set reads as the class
+    default (no per-request cost for the fields a request never uses). Rules that rewrite
+    the request or response give the new header items to :meth:`set_headers` and call
     :meth:`forget` for the other derived values they changed.
     """
 
-    __slots__ = (
-        "conn",
-        "method",
-        "target",
-        "version",
-        "headers",
-        "backend",
-        "server",
-        "unique_id",
-        "status",
-        "reason",
-        "res_headers",
-        "payload",
-        "final",
-        "vars",
-        # derived (lazy)
-        "path",
-        "query",
-        "url",
-        "method_str",
-        "memo",
-        "hdr_cache",  # values by header name, made on the first read
-    )
+    backend: Optional[str] = None
+    server: Optional[str] = None
+    unique_id: Optional[str] = None
+    status: Optional[int] = None
+    reason: Optional[bytes] = None  # set by http-response set-status
+    res_headers: Sequence[Item] = NO_ITEMS
+    payload = b""
+    final = True
+    vars: Optional[Dict[str, Any]] = None
+    _path: Any = _UNSET
+    _query: Any = _UNSET
+    _url: Any = _UNSET
+    _method: Any = _UNSET
+    _hdrs: Optional[Dict[Tuple[bytes, bool], List[str]]] = None
+    _memo: Optional[Dict[str, Any]] = None
 
     def __init__(
         self,
@@ -175,35 +156,56 @@ class RuleContext:
         self.target = target
         self.version = version
         self.headers = headers
-        self.backend: Optional[str] = None
-        self.server: Optional[str] = None
-        self.unique_id: Optional[str] = None
-        self.status: Optional[int] = None
-        self.reason: Optional[bytes] = None  # set by http-response set-status
-        self.res_headers: Sequence[Item] = NO_ITEMS
-        self.payload = b""
-        self.final = True
-        self.vars: Optional[Dict[str, Any]] = None
-        # Values by header name, made on the first header read (None: none read yet).
-        self.hdr_cache: Optional[Dict[Tuple[bytes, bool], List[str]]] = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for a slot not set yet: derive it once.
-        fn = _LAZY.get(name)
-        if fn is None:
-            raise AttributeError(name)
-        value = fn(self)
-        object.__setattr__(self, name, value)
-        return value
+    @property
+    def path(self) -> Optional[str]:
+        """The path: the target's origin form without the query (None for ``*``)."""
+        p = self._path
+        if p is _UNSET:
+            origin = _origin(self.target)
+            if origin[:1] != b"/":
+                p = None
+            else:
+                q = origin.find(b"?")
+                p = (origin if q < 0 else origin[:q]).decode("latin-1")
+            self._path = p
+        return p
+
+    @property
+    def query(self) -> Optional[str]:
+        """What follows the first ``?`` of the target (None: no ``?``)."""
+        q = self._query
+        if q is _UNSET:
+            i = self.target.find(b"?")
+            q = self._query = None if i < 0 else self.target[i + 1 :].decode("latin-1")
+        return q
+
+    @property
+    def url(self) -> str:
+        u = self._url
+        if u is _UNSET:
+            u = self._url = self.target.decode("latin-1")
+        return u
+
+    @property
+    def method_str(self) -> str:
+        m = self._method
+        if m is _UNSET:
+            m = self._method = self.method.decode("latin-1")
+        return m
+
+    @property
+    def memo(self) -> Dict[str, Any]:
+        m = self._memo
+        if m is None:
+            m = self._memo = {}
+        return m
 
     def forget(self, *names: str) -> None:
         """Drop derived values (``path``, ``query``, ``url``, ``method_str``) after the data
         they come from was rewritten: the next read derives them again."""
         for name in names:
-            try:
-                delattr(self, name)
-            except AttributeError:
-                pass  # never derived
+            self.__dict__.pop(_DERIVED[name], None)
 
     def set_headers(self, items: Sequence[Item], response: bool = False) -> None:
         """Rules rewrote the request's (or the response's) header items: fetches read the
@@ -212,14 +214,14 @@ class RuleContext:
             self.res_headers = items
         else:
             self.headers = items
-        if self.hdr_cache:
-            self.hdr_cache = None
+        if self._hdrs:
+            self._hdrs = None
 
     def header_values(self, lower: bytes, response: bool = False) -> List[str]:
         """Every comma-separated value of header ``lower`` (lower-case name), in order."""
-        cache = self.hdr_cache
+        cache = self._hdrs
         if cache is None:
-            cache = self.hdr_cache = {}
+            cache = self._hdrs = {}
         key = (lower, response)
         values = cache.get(key)
         if values is None:
@@ -242,19 +244,8 @@ class RuleContext:
         ]
 
 
-@lazy("memo")
-def _memo(ctx: RuleContext) -> Dict[str, Any]:
-    return {}
-
-
-@lazy("method_str")
-def _method_str(ctx: RuleContext) -> str:
-    return ctx.method.decode("latin-1")
-
-
-@lazy("url")
-def _url(ctx: RuleContext) -> str:
-    return ctx.target.decode("latin-1")
+# What forget() drops: the attribute each derived value is kept in.
+_DERIVED = {"path": "_path", "query": "_query", "url": "_url", "method_str": "_method"}
 
 
 def _origin(target: bytes) -> bytes:
@@ -269,16 +260,3 @@ def _origin(target: bytes) -> bytes:
     if slash < 0 or (0 <= query < slash):
         return b"/" + target[query:] if query >= 0 else b"/"
     return target[slash:]
-
-
-@lazy("path")
-def _path(ctx: RuleContext) -> Optional[str]:
-    origin = _origin(ctx.target)
-    q = origin.find(b"?")
-    return (origin if q < 0 else origin[:q]).decode("latin-1")
-
-
-@lazy("query")
-def _query(ctx: RuleContext) -> Optional[str]:
-    q = ctx.target.find(b"?")
-    return None if q < 0 else ctx.target[q + 1 :].decode("latin-1")

@@ -194,11 +194,25 @@ def _split(v: str, delims: str) -> List[str]:
     return re.split("[" + re.escape(delims) + "]", v)
 
 
-def _join_span(v: str, parts: List[str], first: int, last: int, delims: str) -> str:
+def _join_span(v: str, parts: List[str], first: int, last: int) -> str:
     """The text from field ``first`` to field ``last`` (inclusive), delimiters kept."""
     start = sum(len(p) + 1 for p in parts[:first])
     end = sum(len(p) + 1 for p in parts[: last + 1]) - 1
     return v[start:end]
+
+
+def _span(index: int, count: int, n: int) -> Optional[Tuple[int, int]]:
+    """The first and last of ``n`` items that ``index`` (1-based, negative from the end)
+    and ``count`` (0: all the rest) select, or None."""
+    if index > 0:
+        first = index - 1
+        if first >= n:
+            return None
+        return first, n - 1 if count == 0 else min(n - 1, first + count - 1)
+    last = n + index
+    if last < 0:
+        return None
+    return (0 if count == 0 else max(0, last - count + 1)), last
 
 
 def _field(origin: Origin, index: int, delims: str, count: int = 1) -> ConvFn:
@@ -206,18 +220,8 @@ def _field(origin: Origin, index: int, delims: str, count: int = 1) -> ConvFn:
 
     def field(v: str) -> Optional[str]:
         parts = _split(v, delims)
-        n = len(parts)
-        if index > 0:
-            first = index - 1
-            if first >= n:
-                return None
-            last = n - 1 if count == 0 else min(n - 1, first + count - 1)
-        else:
-            last = n + index
-            if last < 0:
-                return None
-            first = 0 if count == 0 else max(0, last - count + 1)
-        return _join_span(v, parts, first, last, delims)
+        span = _span(index, count, len(parts))
+        return None if span is None else _join_span(v, parts, span[0], span[1])
 
     return field
 
@@ -229,18 +233,8 @@ def _word(origin: Origin, index: int, delims: str, count: int = 1) -> ConvFn:
         parts = _split(v, delims)
         # Words are the non-empty fields; a span keeps what lies between its words.
         spots = [i for i, p in enumerate(parts) if p]
-        n = len(spots)
-        if index > 0:
-            k = index - 1
-            if k >= n:
-                return None
-            k_last = n - 1 if count == 0 else min(n - 1, k + count - 1)
-        else:
-            k_last = n + index
-            if k_last < 0:
-                return None
-            k = 0 if count == 0 else max(0, k_last - count + 1)
-        return _join_span(v, parts, spots[k], spots[k_last], delims)
+        span = _span(index, count, len(spots))
+        return None if span is None else _join_span(v, parts, spots[span[0]], spots[span[1]])
 
     return word
 

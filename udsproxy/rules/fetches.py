@@ -64,11 +64,56 @@ def _be_name(origin: Origin) -> FetchFn:
 
 
 L4 = Need.L4
-register_fetch(FetchDef("src", IP, L4, _src, help="the client's address (unix: 'unix')"))
-register_fetch(FetchDef("src_port", INT, L4, _attr("conn.src_port"), help="the client's port"))
-register_fetch(FetchDef("dst", IP, L4, _dst, help="the address the client connected to"))
-register_fetch(FetchDef("dst_port", INT, L4, _attr("conn.dst_port"), help="the listener's port"))
-register_fetch(FetchDef("fe_name", STR, L4, _attr("conn.frontend"), help="the frontend's name"))
+register_fetch(
+    FetchDef(
+        "src",
+        IP,
+        L4,
+        _src,
+        help="the client's address (unix: 'unix')",
+        inline="(ctx.conn.src or UNIX)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "src_port",
+        INT,
+        L4,
+        _attr("conn.src_port"),
+        help="the client's port",
+        inline="ctx.conn.src_port",
+    )
+)
+register_fetch(
+    FetchDef(
+        "dst",
+        IP,
+        L4,
+        _dst,
+        help="the address the client connected to",
+        inline="(ctx.conn.dst or UNIX)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "dst_port",
+        INT,
+        L4,
+        _attr("conn.dst_port"),
+        help="the listener's port",
+        inline="ctx.conn.dst_port",
+    )
+)
+register_fetch(
+    FetchDef(
+        "fe_name",
+        STR,
+        L4,
+        _attr("conn.frontend"),
+        help="the frontend's name",
+        inline="ctx.conn.frontend",
+    )
+)
 register_fetch(FetchDef("fe_id", INT, L4, _attr("conn.listener_id"), help="the listener's number"))
 register_fetch(FetchDef("be_name", STR, Need.BACKEND, _be_name, help="the backend's name"))
 register_fetch(FetchDef("srv_name", STR, Need.SERVER, _attr("server"), help="the server's name"))
@@ -76,13 +121,23 @@ register_fetch(
     FetchDef("unique-id", STR, L4, _attr("unique_id"), help="the request's unique ID"),
     "unique_id",
 )
-register_fetch(FetchDef("always_true", BOOL, L4, _const(True)))
-register_fetch(FetchDef("always_false", BOOL, L4, _const(False)))
+register_fetch(FetchDef("always_true", BOOL, L4, _const(True), inline="True", help="true"))
+register_fetch(FetchDef("always_false", BOOL, L4, _const(False), inline="False", help="false"))
 register_fetch(
-    FetchDef("str", STR, L4, lambda origin, s: lambda ctx: s, (Arg("<string>"),), 1),
+    FetchDef(
+        "str", STR, L4, lambda origin, s: lambda ctx: s, (Arg("<string>"),), 1, help="a constant"
+    ),
 )
 register_fetch(
-    FetchDef("int", INT, L4, lambda origin, n: lambda ctx: n, (Arg("<integer>", INT),), 1),
+    FetchDef(
+        "int",
+        INT,
+        L4,
+        lambda origin, n: lambda ctx: n,
+        (Arg("<integer>", INT),),
+        1,
+        help="a constant",
+    ),
 )
 
 
@@ -114,6 +169,7 @@ register_fetch(
         (Arg("<offset>", INT), Arg("<length>", INT)),
         2,
         volatile=True,
+        help="bytes of what was received (length 0: to the end)",
     )
 )
 
@@ -218,7 +274,7 @@ register_fetch(
         1,
         make_all=_hdr_all(False, False),
         response_twin="res.hdr",
-        help="a request header's last value (in ACLs: every value)",
+        help="a header's last value (in ACLs: every value; in http-response: the response's)",
     )
 )
 register_fetch(
@@ -230,6 +286,7 @@ register_fetch(
         HDR_ARGS,
         1,
         make_all=_hdr_all(False, False),
+        help="a request header's last comma-separated value (in ACLs: every value)",
     )
 )
 register_fetch(
@@ -241,11 +298,22 @@ register_fetch(
         HDR_ARGS,
         1,
         make_all=_hdr_all(False, True),
+        help="a request header's last line, commas kept",
     )
 )
-register_fetch(FetchDef("req.hdr_cnt", INT, R, _hdr_cnt(False, False), (Arg("<name>"),)), "hdr_cnt")
-register_fetch(FetchDef("req.fhdr_cnt", INT, R, _hdr_cnt(False, True), (Arg("<name>"),)))
-register_fetch(FetchDef("req.hdr_val", INT, R, _hdr_val(False), HDR_ARGS, 1), "hdr_val")
+register_fetch(
+    FetchDef(
+        "req.hdr_cnt", INT, R, _hdr_cnt(False, False), (Arg("<name>"),), help="how many values"
+    ),
+    "hdr_cnt",
+)
+register_fetch(
+    FetchDef("req.fhdr_cnt", INT, R, _hdr_cnt(False, True), (Arg("<name>"),), help="how many lines")
+)
+register_fetch(
+    FetchDef("req.hdr_val", INT, R, _hdr_val(False), HDR_ARGS, 1, help="a header as an integer"),
+    "hdr_val",
+)
 register_fetch(
     FetchDef(
         "res.hdr",
@@ -255,6 +323,7 @@ register_fetch(
         HDR_ARGS,
         1,
         make_all=_hdr_all(True, False),
+        help="a response header's last value (in ACLs: every value)",
     ),
     "shdr",
 )
@@ -267,26 +336,94 @@ register_fetch(
         HDR_ARGS,
         1,
         make_all=_hdr_all(True, True),
+        help="a response header's last line, commas kept",
     )
 )
 register_fetch(
-    FetchDef("res.hdr_cnt", INT, Need.RESPONSE, _hdr_cnt(True, False), (Arg("<name>"),)),
+    FetchDef(
+        "res.hdr_cnt",
+        INT,
+        Need.RESPONSE,
+        _hdr_cnt(True, False),
+        (Arg("<name>"),),
+        help="how many values",
+    ),
     "shdr_cnt",
 )
-register_fetch(FetchDef("res.hdr_val", INT, Need.RESPONSE, _hdr_val(True), HDR_ARGS, 1), "shdr_val")
-register_fetch(FetchDef("status", INT, Need.RESPONSE, _attr("status"), help="the response status"))
+register_fetch(
+    FetchDef(
+        "res.hdr_val",
+        INT,
+        Need.RESPONSE,
+        _hdr_val(True),
+        HDR_ARGS,
+        1,
+        help="a header as an integer",
+    ),
+    "shdr_val",
+)
+register_fetch(
+    FetchDef(
+        "status",
+        INT,
+        Need.RESPONSE,
+        _attr("status"),
+        help="the response status",
+        inline="ctx.status",
+    )
+)
 
-register_fetch(FetchDef("path", STR, R, _attr("path"), help="the path, without the query"))
-register_fetch(FetchDef("url", STR, R, _attr("url"), help="the request target as sent"))
-register_fetch(FetchDef("query", STR, R, _attr("query"), help="what follows '?'"))
-register_fetch(FetchDef("method", STR, R, _attr("method_str"), help="the request method"))
+register_fetch(
+    FetchDef(
+        "path",
+        STR,
+        R,
+        _attr("path"),
+        help="the path, without the query",
+        inline="(ctx.path if ctx._path is U else ctx._path)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "url",
+        STR,
+        R,
+        _attr("url"),
+        help="the request target as sent",
+        inline="(ctx.url if ctx._url is U else ctx._url)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "query",
+        STR,
+        R,
+        _attr("query"),
+        help="what follows '?'",
+        inline="(ctx.query if ctx._query is U else ctx._query)",
+    )
+)
+register_fetch(
+    FetchDef(
+        "method",
+        STR,
+        R,
+        _attr("method_str"),
+        help="the request method",
+        inline="(ctx.method_str if ctx._method is U else ctx._method)",
+    )
+)
 
 
 def _req_ver(origin: Origin) -> FetchFn:
     return lambda ctx: ctx.version.decode("latin-1")
 
 
-register_fetch(FetchDef("req.ver", STR, R, _req_ver), "req_ver")
+# "The request is valid HTTP": always so once rules see a parsed request.
+register_fetch(
+    FetchDef("req.proto_http", BOOL, R, _const(True), help="a valid HTTP request", inline="True")
+)
+register_fetch(FetchDef("req.ver", STR, R, _req_ver, help="the version: 1.0, 1.1"), "req_ver")
 
 
 def _base(origin: Origin) -> FetchFn:
@@ -352,7 +489,17 @@ def _url_param_all(
 
 URLP_ARGS = (Arg("<name>"), Arg("<delim>"))
 register_fetch(
-    FetchDef("url_param", STR, R, _url_param, URLP_ARGS, 0, make_all=_url_param_all), "urlp"
+    FetchDef(
+        "url_param",
+        STR,
+        R,
+        _url_param,
+        URLP_ARGS,
+        0,
+        make_all=_url_param_all,
+        help="a query parameter's first value (in ACLs: every value)",
+    ),
+    "urlp",
 )
 
 
@@ -361,7 +508,9 @@ def _urlp_val(origin: Origin, name: str = "", delim: str = "") -> FetchFn:
     return lambda ctx: str_to_int(v) if (v := one(ctx)) is not None else None
 
 
-register_fetch(FetchDef("urlp_val", INT, R, _urlp_val, URLP_ARGS, 0))
+register_fetch(
+    FetchDef("urlp_val", INT, R, _urlp_val, URLP_ARGS, 0, help="a parameter as an integer")
+)
 
 
 def _cookies(ctx: RuleContext) -> List[tuple]:
@@ -398,6 +547,24 @@ def _cook_val(origin: Origin, name: str = "") -> FetchFn:
 
 
 COOK_ARGS = (Arg("<name>"),)
-register_fetch(FetchDef("req.cook", STR, R, _cook, COOK_ARGS, 0, make_all=_cook_all), "cook")
-register_fetch(FetchDef("req.cook_cnt", INT, R, _cook_cnt, COOK_ARGS, 0), "cook_cnt")
-register_fetch(FetchDef("req.cook_val", INT, R, _cook_val, COOK_ARGS, 0), "cook_val")
+register_fetch(
+    FetchDef(
+        "req.cook",
+        STR,
+        R,
+        _cook,
+        COOK_ARGS,
+        0,
+        make_all=_cook_all,
+        help="a cookie's last value (in ACLs: every value)",
+    ),
+    "cook",
+)
+register_fetch(
+    FetchDef("req.cook_cnt", INT, R, _cook_cnt, COOK_ARGS, 0, help="how many such cookies"),
+    "cook_cnt",
+)
+register_fetch(
+    FetchDef("req.cook_val", INT, R, _cook_val, COOK_ARGS, 0, help="a cookie as an integer"),
+    "cook_val",
+)

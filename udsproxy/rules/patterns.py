@@ -355,6 +355,24 @@ def compile_matcher(
     return as_text
 
 
+def inline_match(
+    method: str, sample_type: str, entries: Sequence[Entry], matcher: Matcher
+) -> Tuple[str, Any]:
+    """The match as an expression template over ``{v}`` (a value, not None) and ``{k}``
+    (its constant), for generated conditions: the common string methods are C-level
+    calls on a set or a tuple; anything else calls the compiled matcher."""
+    if sample_type == STR and entries and method in ("str", "beg", "end"):
+        cs, ci = _split_case(entries)
+        if not (cs and ci):
+            value = "{v}.lower()" if ci else "{v}"
+            pats = ci or cs
+            if method == "str":
+                return value + " in {k}", frozenset(pats)
+            op = "startswith" if method == "beg" else "endswith"
+            return f"{value}.{op}({{k}})", tuple(pats)
+    return "{k}({v})", matcher
+
+
 def to_int(v: Any) -> Optional[int]:
     if isinstance(v, int):
         return int(v)

@@ -82,16 +82,12 @@ class FetchDef:
     volatile: bool = False
     response_twin: str = ""  # the fetch this one means in http-response rules ("hdr")
     help: str = ""
+    # The value as a Python expression over ``ctx`` for generated conditions (see
+    # ``codegen``); "" when the fetch has arguments or needs a call.
+    inline: str = ""
 
     def usage(self) -> str:
-        if not self.args:
-            return self.name
-        parts = [a.name for a in self.args]
-        req = ",".join(parts[: self.min_args])
-        opt = "".join(f"[,{p}]" for p in parts[self.min_args :])
-        if not req:
-            opt = opt.replace("[,", "[", 1)
-        return f"{self.name}({req}{opt})"
+        return usage(self.name, self.args, self.min_args)
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,20 @@ class ConverterDef:
     min_args: int = 0
     help: str = ""
 
-    usage = FetchDef.usage
+    def usage(self) -> str:
+        return usage(self.name, self.args, self.min_args)
+
+
+def usage(name: str, args: Tuple[Arg, ...], min_args: int) -> str:
+    """``name(<a>,<b>[,<c>])``: the required arguments, then the optional ones."""
+    if not args:
+        return name
+    parts = [a.name for a in args]
+    req = ",".join(parts[:min_args])
+    opt = "".join(f"[,{p}]" for p in parts[min_args:])
+    if not req:
+        opt = opt.replace("[,", "[", 1)
+    return f"{name}({req}{opt})"
 
 
 FETCHES: Dict[str, FetchDef] = {}
@@ -300,7 +309,7 @@ def _place_hint(fetch: FetchDef, where: Where) -> str:
     if fetch.need & Need.REQUEST and where is Where.HTTP_RESPONSE:
         return "save it in http-request with set-var, then read var() in the response"
     if fetch.need & Need.REQUEST:
-        return "HTTP fetches need 'mode http' rules (http-request, use_backend)"
+        return "HTTP fetches need 'mode http' (in this section or its defaults)"
     return f"use it in rules where {NEED_NAMES[fetch.need & ~where.available]} is known"
 
 
@@ -333,11 +342,8 @@ def parse_expr(
             f"unknown fetch '{name}'",
             hint=did_you_mean(name, FETCHES) or "see section 7.3 of HAProxy's manual",
         )
-    args: List[str] = []
-    parens = pos < len(text) and text[pos] == "("
-    if parens:
-        args, pos = _parse_args(text, pos, origin, name)
-    parsed = Parsed(fetch, _check_args("fetch", fetch, args, parens, origin), name=name)
+    args, pos = _call_args("fetch", fetch, text, pos, origin)
+    parsed = Parsed(fetch, args, name=name)
     while pos < len(text):
         if text[pos] != ",":
             raise origin.error(
@@ -351,12 +357,19 @@ def parse_expr(
                 f"unknown converter '{cname}'",
                 hint=did_you_mean(cname, CONVERTERS) or "see section 7.3.1 of HAProxy's manual",
             )
-        cargs: List[str] = []
-        parens = pos < len(text) and text[pos] == "("
-        if parens:
-            cargs, pos = _parse_args(text, pos, origin, cname)
-        parsed.converters.append((conv, _check_args("converter", conv, cargs, parens, origin)))
+        cargs, pos = _call_args("converter", conv, text, pos, origin)
+        parsed.converters.append((conv, cargs))
     return parsed
+
+
+def _call_args(kind: str, d: Any, text: str, pos: int, origin: Origin) -> Tuple[List[Any], int]:
+    """The checked arguments of the fetch or converter ``d`` whose name ends at ``pos``
+    (none without parentheses), and the position after them."""
+    args: List[str] = []
+    parens = pos < len(text) and text[pos] == "("
+    if parens:
+        args, pos = _parse_args(text, pos, origin, d.name)
+    return _check_args(kind, d, args, parens, origin), pos
 
 
 def chain(parsed: Parsed, origin: Origin) -> Tuple[List[ConvFn], str]:
