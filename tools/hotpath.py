@@ -5,6 +5,7 @@ Runs N keep-alive requests over one client connection through the unit-test harn
 two versions of the code side by side (run it in each checkout) and for profilers:
 
     python tools/hotpath.py 20000
+    python tools/hotpath.py 20000 --rules   # behind the bench's http-rules scenario rules
     valgrind --tool=callgrind python tools/hotpath.py 2000   # instructions, repeatable
 
 Speed targets live in ../shared/bench (real sockets, beside HAProxy), not here.
@@ -32,13 +33,37 @@ backend be
 """
 
 
+# --rules: the bench's http-rules scenario (../shared/bench/run.py RULES): 20 ACLs, 10
+# use_backend rules none of which match "/", 4 http-request and 2 http-response rules.
+RULES = "".join(
+    f"    {line}\n"
+    for line in (
+        *(f"acl api{i} path_beg /api{i}/" for i in range(5)),
+        *(f"acl host{i} hdr(host) -i app{i}.example" for i in range(5)),
+        *(f"acl img{i} path_end .png{i} .jpg{i}" for i in range(5)),
+        *(f"acl post{i} method POST PUT{i}" for i in range(5)),
+        "http-request deny if { path_beg /admin/ }",
+        "http-request set-header X-Forwarded-Proto http",
+        "http-request del-header X-Debug",
+        "http-request add-header X-Edge bench",
+        "http-response set-header X-Frame-Options DENY",
+        "http-response del-header X-Powered-By",
+        *(f"use_backend be if api{i} host{i}" for i in range(5)),
+        *(f"use_backend be if img{i} || post{i}" for i in range(5)),
+    )
+)
+
 REQUEST = b"GET / HTTP/1.1\r\nHost: app\r\nUser-Agent: hotpath\r\nAccept: */*\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nhello\n"
 
 
-def run(n: int) -> float:
+def run(n: int, rules: bool = False) -> float:
     """CPU seconds for ``n`` requests; the fake servers answer canned bytes (no parsing)."""
-    h = Harness(CONFIG)
+    h = Harness(
+        CONFIG.replace("    default_backend be\n", RULES + "    default_backend be\n")
+        if rules
+        else CONFIG
+    )
     client = h.client()
     start = time.process_time()
     for _ in range(n):
@@ -57,7 +82,10 @@ def run(n: int) -> float:
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    run(200)  # warm up (imports, the JIT on PyPy)
-    elapsed = run(count)
-    print(f"{count} requests: {elapsed / count * 1e6:.1f} us CPU per request")
+    args = [a for a in sys.argv[1:] if a != "--rules"]
+    with_rules = "--rules" in sys.argv
+    count = int(args[0]) if args else 5000
+    run(200, with_rules)  # warm up (imports, the JIT on PyPy)
+    elapsed = run(count, with_rules)
+    what = " behind the http-rules scenario's rules" if with_rules else ""
+    print(f"{count} requests{what}: {elapsed / count * 1e6:.1f} us CPU per request")

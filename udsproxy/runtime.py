@@ -188,6 +188,9 @@ class LoadCounters:
         self.eresp = 0  # response errors
         self.wretr = 0  # retries
         self.wredis = 0  # redispatches
+        self.dreq = 0  # requests denied by the backend's http-request rules
+        self.dresp = 0  # responses denied by http-response rules
+        self.wrew = 0  # failed header rewrites
         self.bin = 0
         self.bout = 0
         self.init_stream_counters()
@@ -215,7 +218,9 @@ class LoadCounters:
 
     def clear_all(self) -> None:
         """``clear counters all``: every counter, as a restart would (current values stay)."""
-        for name in ("stot", "lbtot", "econ", "eresp", "wretr", "wredis", "bin", "bout"):
+        for name in (
+            "stot", "lbtot", "econ", "eresp", "wretr", "wredis", "dreq", "dresp", "wrew", "bin", "bout"
+        ):  # fmt: skip
             setattr(self, name, 0)
         scur, qcur = self.scur, self.qcur
         self.init_stream_counters()
@@ -893,7 +898,9 @@ class ProxyCounters:
         self.bin = 0
         self.bout = 0
         self.ereq = 0  # request errors (bad requests, client timeouts)
-        self.dreq = 0  # denied requests
+        self.dreq = 0  # requests denied by http-request rules
+        self.dresp = 0  # responses denied by http-response rules
+        self.wrew = 0  # failed header rewrites
         self.dcon = 0  # connections refused by tcp-request connection rules
         self.last_request_error: Optional[CapturedError] = None
         self.request_errors = 0  # captured so far (``show errors``: event #)
@@ -922,7 +929,7 @@ class ProxyCounters:
         self.req_rate.max = 0
 
     def clear_all(self) -> None:
-        for name in ("stot", "bin", "bout", "ereq", "dreq", "dcon"):
+        for name in ("stot", "bin", "bout", "ereq", "dreq", "dresp", "wrew", "dcon"):
             setattr(self, name, 0)
         self.smax = self.scur
         self.init_stream_counters()

@@ -44,6 +44,14 @@ def test_escape_sequences() -> None:
     assert words("x a\\ b \\x41\\t") == ["x", "a b", "A\t"]
 
 
+def test_backslash_before_other_characters_is_kept() -> None:
+    """As HAProxy's parse_line: ``\\1`` and ``\\.`` keep their backslash (regexes and
+    back-references reach the keyword); ``\\$`` is an escape only inside double quotes."""
+    assert words("x ^a(.*)\\.b$ A\\1\\q") == ["x", "^a(.*)\\.b$", "A\\1\\q"]
+    assert words('x a\\$b "a\\$b\\1\\ c"') == ["x", "a\\$b", "a$b\\1 c"]
+    assert words("x a\\\"b\\'c\\#d") == ["x", "a\"b'c#d"]
+
+
 def test_env_is_not_expanded_unquoted() -> None:
     """HAProxy expands variables only inside double quotes."""
     assert words("x $HOME", {"HOME": "/root"}) == ["x", "$HOME"]

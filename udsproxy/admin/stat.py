@@ -202,7 +202,8 @@ def _load(row: Row, c: LoadCounters, now: float, http: bool) -> None:
         stot=c.stot,
         bin=c.bin,
         bout=c.bout,
-        dresp=0,  # no response rules deny anything yet: a true 0
+        dresp=c.dresp,
+        wrew=c.wrew,
         econ=c.econ,
         eresp=c.eresp,
         wretr=c.wretr,
@@ -242,7 +243,8 @@ def frontend_row(rt: Runtime, fe: ProxyCounters, now: float) -> Row:
         bout=fe.bout,
         dreq=fe.dreq,
         dcon=fe.dcon,
-        dresp=0,
+        dresp=fe.dresp,
+        wrew=fe.wrew,
         ereq=fe.ereq,
         status="OPEN",
         pid=1,
@@ -359,7 +361,7 @@ def backend_row(rt: Runtime, be: BackendState, now: float) -> Row:
     row: Row = dict(
         pxname=be.name,
         svname="BACKEND",
-        dreq=0,
+        dreq=be.dreq,
         status="UP" if pool else "DOWN",
         weight=sum(s.eweight for s in (active or backups)),
         uweight=sum(s.uweight for s in (active or backups)),

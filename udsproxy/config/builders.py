@@ -31,14 +31,22 @@ PLANNED_AREAS: Dict[str, str] = {
     "dynamic maxconn": "it has no effect until minconn lands",
     "reload": "no state file is read or written yet; a reload (SIGHUP) carries server states in-process",
     "TLS": "it has no effect until TLS lands; traffic stays clear text",
-    "header rules": "headers pass unchanged until header rules land",
+    "tarpit": "it has no use: the tarpit action is not supported",
     "PROXY protocol": "no PROXY header is read or sent until the PROXY protocol lands",
     "TCP keep-alive": "no SO_KEEPALIVE is set until TCP keep-alive lands",
 }
 
 GLOBAL, DEFAULTS, FRONTEND, BACKEND, LISTEN = "global", "defaults", "frontend", "backend", "listen"
 PROXY_SECTIONS = (DEFAULTS, FRONTEND, BACKEND, LISTEN)
-SECTION_LETTERS = {"g": GLOBAL, "d": DEFAULTS, "f": FRONTEND, "b": BACKEND, "l": LISTEN}
+USERLIST = "userlist"
+SECTION_LETTERS = {
+    "g": GLOBAL,
+    "d": DEFAULTS,
+    "f": FRONTEND,
+    "b": BACKEND,
+    "l": LISTEN,
+    "u": USERLIST,
+}
 
 
 @dataclass
@@ -71,6 +79,9 @@ class ProxyBuilder:
     tcp_connection: List[model.TcpRule] = field(default_factory=list)
     tcp_content: List[model.TcpRule] = field(default_factory=list)
     rule_modes: List[Tuple[int, str]] = field(default_factory=list)  # (line, mode read for)
+    http_request: List[model.HttpRule] = field(default_factory=list)
+    http_response: List[model.HttpRule] = field(default_factory=list)
+    redirects: List[model.HttpRule] = field(default_factory=list)
 
     def inherit(self, name: str, kind: str, filename: str, lineno: int) -> ProxyBuilder:
         """A new proxy section starting from this defaults section's settings."""
@@ -132,6 +143,9 @@ class ProxyBuilder:
             tcp_connection=tuple(self.tcp_connection),
             tcp_content=tuple(self.tcp_content),
             inspect_delay=f.get("inspect-delay"),  # type: ignore[arg-type]
+            http_request=tuple(self.http_request),
+            http_response=tuple(self.http_response),
+            redirects=tuple(self.redirects),
             planned=tuple(self.planned),
             filename=self.filename,
             lineno=self.lineno,
@@ -170,6 +184,16 @@ class GlobalBuilder:
 
 
 @dataclass
+class UserlistBuilder:
+    """A ``userlist`` section while it is parsed: its groups and users as written."""
+
+    name: str
+    lineno: int = 0
+    groups: Dict[str, Tuple[int, Tuple[str, ...]]] = field(default_factory=dict)  # line, users
+    users: Dict[str, model.User] = field(default_factory=dict)
+
+
+@dataclass
 class Context:
     """What a keyword handler sees: the section being built and where the line is."""
 
@@ -181,6 +205,7 @@ class Context:
     negated: bool = False
     warnings: List[str] = field(default_factory=list)
     extensions: List[str] = field(default_factory=list)  # "not portable to HAProxy" kinds
+    userlist: Optional[UserlistBuilder] = None  # in a userlist section
 
     @property
     def px(self) -> ProxyBuilder:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from .action_keywords import p_http_request, p_http_response, p_redirect
 from .balance import p_balance, p_hash_type
 from .builders import IMPLEMENTED, SECTION_LETTERS, Handler, int_field
 from .checks import o_httpchk, p_http_check
@@ -51,10 +52,10 @@ from .proxy_keywords import (
     p_retries,
     p_timeout,
     planned_option,
-    planned_proxy,
 )
 from .rule_keywords import p_acl, p_tcp_request, p_use_backend, p_use_server
 from .servers import p_bind, p_default_server, p_server
+from .userlists import by_section, p_group, p_user
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,21 @@ KEYWORDS: List[Keyword] = [
         "maxconn <n>: most concurrent client connections (global, or per frontend); "
         "accepting pauses beyond it",
     ),
-    K("user", "g", g_user, "user <name>: drop privileges to this user after binding"),
-    K("group", "g", g_group, "group <name>: drop privileges to this group after binding"),
+    K(
+        "user",
+        "gu",
+        by_section(g_user, p_user),
+        "user <name> (global): drop privileges to this user after binding  |  user <name> "
+        "[password <crypt(3) hash>|insecure-password <text>] [groups <g>,...] (userlist): "
+        "a user http_auth(<userlist>) accepts",
+    ),
+    K(
+        "group",
+        "gu",
+        by_section(g_group, p_group),
+        "group <name> (global): drop privileges to this group after binding  |  group <name> "
+        "[users <u>,...] (userlist): a group http_auth_group(<userlist>) matches",
+    ),
     K("uid", "g", int_field("uid", "uid"), "uid <n>: drop privileges to this uid after binding"),
     K("gid", "g", int_field("gid", "gid"), "gid <n>: drop privileges to this gid after binding"),
     K(
@@ -474,16 +488,33 @@ KEYWORDS: List[Keyword] = [
     K(
         "http-request",
         "fbl",
-        planned_proxy("http-request", 1),
-        "http-request <action> ...",
-        status="header rules",
+        p_http_request,
+        "http-request <action> [if|unless <cond>]: in file order, the frontend's then the backend's, "
+        "around use_backend; actions: set-header, add-header, del-header [-m str|beg|end|sub|reg], "
+        "replace-header, replace-value, set-path, set-query, set-uri, set-method, "
+        "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, allow, "
+        "deny [deny_status <code>] [content-type <type> string|lf-string|file|lf-file ...], "
+        "return [status <code>] [content-type <type>] [string|lf-string|file|lf-file|errorfile "
+        "...] [hdr <name> <fmt>]..., redirect location|prefix|scheme ..., auth [realm <realm>]; "
+        "values are lf-strings (%[expr]); Content-Length and hop-by-hop fields cannot be "
+        "touched, Host is re-validated per request",
     ),
     K(
         "http-response",
         "fbl",
-        planned_proxy("http-response", 1),
-        "http-response <action> ...",
-        status="header rules",
+        p_http_response,
+        "http-response <action> [if|unless <cond>]: on server responses (not the proxy's own "
+        "pages), backend then frontend; actions: set-header, add-header, del-header, "
+        "replace-header, replace-value, set-status <code> [reason <text>], deny "
+        "[deny_status <code>] ..., set-var, set-var-fmt, unset-var, allow",
+    ),
+    K(
+        "redirect",
+        "fbl",
+        p_redirect,
+        "redirect location|prefix|scheme <value> [code 301|302|303|307|308] [drop-query] "
+        "[append-slash] [ignore-empty] [set-cookie <n>[=<v>]] [clear-cookie <n>[=]] "
+        "[if|unless <cond>]: after the section's http-request rules",
     ),
     K(
         "load-server-state-from-file",

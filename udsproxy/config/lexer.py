@@ -3,8 +3,9 @@
 Rules (HAProxy 2.6, configuration.txt §2.2-2.3), plus one udsproxy extension:
 
 - words are separated by spaces and tabs; ``#`` starts a comment outside quotes;
-- ``\\`` escapes the next character outside single quotes (``\\ ``, ``\\#``, ``\\\\``,
-  ``\\"``, ``\\'``, ``\\r``, ``\\n``, ``\\t``, ``\\xNN``);
+- ``\\`` escapes ``\\ ``, ``\\#``, ``\\\\``, ``\\"``, ``\\'``, ``\\r``, ``\\n``, ``\\t``,
+  ``\\xNN`` outside single quotes, and ``\\$`` inside double quotes; before anything else
+  the backslash is kept (``\\1``, ``\\.`` reach regexes as written);
 - double quotes keep spaces and allow escapes and environment variables (``$NAME``,
   ``${NAME}``, ``${NAME-default}``); an unset variable expands to nothing, as HAProxy;
 - single quotes keep everything literally;
@@ -22,6 +23,8 @@ from ..errors import ConfigError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SIMPLE_ESCAPES = {"r": "\r", "n": "\n", "t": "\t"}
+# What a backslash escapes (anywhere but in single quotes); "$" only in double quotes.
+_ESCAPED = frozenset(" \\#\"'rnt")
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,14 @@ def split_words(
                     )
                 current.append(chr(int(hexa, 16)))
                 i += 4
-            else:
+            elif nxt in _ESCAPED or (nxt == "$" and quote == '"'):
                 current.append(_SIMPLE_ESCAPES.get(nxt, nxt))
                 i += 2
+            else:
+                # Not an escape (HAProxy's parse_line): the backslash stays, so that
+                # regexes (\.) and back-references (\1) reach their keyword.
+                current.append(c)
+                i += 1
             in_word = True
             continue
         if quote == '"':

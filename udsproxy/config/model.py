@@ -18,6 +18,7 @@ from udsproxy.strenum import StrEnum
 if TYPE_CHECKING:
     from udsproxy.logformat import LogFormat
     from udsproxy.rules import Condition, Sample
+    from udsproxy.rules.actions import Action
 
 # Address families understood by ``bind`` and ``server``.
 UNIX = "unix"  # a socket file
@@ -428,6 +429,39 @@ class TcpRule:
 
 
 @dataclass(frozen=True)
+class HttpRule:
+    """An ``http-request``, ``http-response`` or ``redirect`` rule: its action, compiled by
+    the rules engine (compared by its words and the files it read), and its condition."""
+
+    action: Action
+    condition: Optional[Condition] = None  # None: always
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+@dataclass(frozen=True)
+class User:
+    """A ``user`` line of a ``userlist``: its password (a crypt(3) hash, or as written when
+    ``insecure``) and every group it belongs to (its own ``groups`` and the ``group`` lines
+    that list it)."""
+
+    name: str
+    password: str
+    insecure: bool = False
+    groups: Tuple[str, ...] = ()
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+@dataclass(frozen=True)
+class Userlist:
+    """A ``userlist`` section: users checked by ``http_auth(<name>)``."""
+
+    name: str
+    users: Tuple[User, ...] = ()
+    groups: Tuple[str, ...] = ()
+    lineno: int = field(default=0, compare=False)  # for messages only
+
+
+@dataclass(frozen=True)
 class Proxy:
     """A ``frontend``, ``backend`` or ``listen`` section (or a ``defaults`` one)."""
 
@@ -466,6 +500,9 @@ class Proxy:
     tcp_connection: Tuple[TcpRule, ...] = ()  # tcp-request connection, at accept
     tcp_content: Tuple[TcpRule, ...] = ()  # tcp-request content, on the first bytes
     inspect_delay: Optional[int] = None  # tcp-request inspect-delay (ms); None: no wait
+    http_request: Tuple[HttpRule, ...] = ()  # in file order
+    http_response: Tuple[HttpRule, ...] = ()  # in file order
+    redirects: Tuple[HttpRule, ...] = ()  # the redirect keyword: after http-request rules
     # Planned keywords as written (words, args): parsed and validated, used by later features.
     planned: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     filename: str = field(default="", compare=False)  # for messages only
@@ -536,6 +573,7 @@ class Config:
 
     global_: Global = Global()
     proxies: Tuple[Proxy, ...] = ()
+    userlists: Tuple[Userlist, ...] = ()
     notices: Tuple[Notice, ...] = field(default=(), compare=False)
     filename: str = field(default="", compare=False)  # for messages only
 

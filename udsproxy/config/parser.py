@@ -15,8 +15,17 @@ from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError, ConfigErrors
+from ..rules import auth
 from . import keywords as kw
-from .builders import IMPLEMENTED, PLANNED_AREAS, Context, GlobalBuilder, ProxyBuilder
+from . import userlists
+from .builders import (
+    IMPLEMENTED,
+    PLANNED_AREAS,
+    Context,
+    GlobalBuilder,
+    ProxyBuilder,
+    UserlistBuilder,
+)
 from .lexer import Line, lex
 from .logformat import compile_proxy_formats
 from .model import (
@@ -37,9 +46,8 @@ from .model import (
 from .servers import BIND_OPTIONS, SERVER_OPTIONS
 
 HTTP_HASHES = (Algorithm.URI, Algorithm.URL_PARAM, Algorithm.HDR)  # need mode http
-SECTION_HEADERS = ("global", "defaults", "frontend", "backend", "listen")
+SECTION_HEADERS = ("global", "defaults", "frontend", "backend", "listen", "userlist")
 UNSUPPORTED_SECTIONS = {
-    "userlist": "authentication lists are not supported",
     "peers": "stick-table peers are not supported",
     "resolvers": "DNS resolvers are not supported; use IP addresses or socket paths",
     "mailers": "mail alerts are not supported",
@@ -64,6 +72,8 @@ class _Parser:
         self.proxies: List[ProxyBuilder] = []
         self.section: Optional[str] = None
         self.current: Optional[ProxyBuilder] = None
+        self.userlists: Dict[str, UserlistBuilder] = {}
+        self.current_userlist: Optional[UserlistBuilder] = None
         self.planned_used: Dict[str, Tuple[str, int]] = {}  # keyword -> (area, first line)
         self.extensions: Dict[str, List[int]] = {}  # kind -> lines
         self.after_server = False  # previous statement was a server line or an orphan option line
@@ -86,7 +96,11 @@ class _Parser:
         args = list(line.words[1:])
         self.after_server = self.prev_orphan = False
         self.current = None
+        self.current_userlist = None
         self.section = kind
+        if kind == "userlist":
+            self.start_userlist(line, args)
+            return
         if kind == "global":
             if args:
                 self.error(
@@ -131,6 +145,29 @@ class _Parser:
             name = f"<unnamed:{line.lineno}>"
         self.current = base.inherit(name, kind, self.filename, line.lineno)
         self.proxies.append(self.current)
+
+    def start_userlist(self, line: Line, args: List[str]) -> None:
+        if len(args) != 1:
+            self.error(
+                ConfigError(
+                    "'userlist' needs one name" if not args else f"unexpected word '{args[1]}'",
+                    hint="usage: userlist <name>",
+                ),
+                line,
+                "userlist",
+            )
+        name = args[0] if args else f"<unnamed:{line.lineno}>"
+        if name in self.userlists:
+            self.error(
+                ConfigError(
+                    f"userlist '{name}' is declared twice (first at line "
+                    f"{self.userlists[name].lineno})",
+                    hint="give each userlist a unique name",
+                ),
+                line,
+                "userlist",
+            )
+        self.current_userlist = self.userlists[name] = UserlistBuilder(name, line.lineno)
 
     # ----------------------------------------------------------------- statements
     def statement(self, line: Line) -> None:
@@ -214,6 +251,7 @@ class _Parser:
             filename=self.filename,
             lineno=line.lineno,
             negated=negated,
+            userlist=self.current_userlist,
         )
         try:
             keyword.handler(ctx, list(words[used:]))
@@ -241,7 +279,7 @@ class _Parser:
                         f"{opt} (bind option)", (option.status, line.lineno)
                     )
         if keyword.words == "timeout" and words[used : used + 1] == ("tarpit",):
-            self.planned_used.setdefault("timeout tarpit", ("header rules", line.lineno))
+            self.planned_used.setdefault("timeout tarpit", ("tarpit", line.lineno))
 
     def unknown(self, line: Line, words: Tuple[str, ...]) -> None:
         first = words[0]
@@ -278,6 +316,36 @@ class _Parser:
 
     # ----------------------------------------------------------------- run
     def run(self, text: str) -> Config:
+        # Fetches that name a userlist (http_auth) may come before its section.
+        with auth.collect_references() as refs:
+            self.read(text)
+        lists = {name: userlists.build(ul, self.fail) for name, ul in self.userlists.items()}
+        for ref in auth.bind(refs, lists):
+            close = difflib.get_close_matches(ref.name, list(lists), n=1)
+            self.errors.append(
+                ConfigError(
+                    f"userlist '{ref.name}' does not exist",
+                    ref.filename or self.filename,
+                    ref.lineno,
+                    hint=f"did you mean '{close[0]}'?"
+                    if close
+                    else f"declare it: userlist {ref.name}, then user lines",
+                )
+            )
+        glob = self.glob.build()
+        proxies = [self.finish_proxy(b, glob) for b in self.proxies]
+        self.validate(glob, proxies)
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Config(
+            global_=self.finish_global(glob),
+            proxies=tuple(proxies),
+            userlists=tuple(lists.values()),
+            notices=tuple(self.notices(proxies)),
+            filename=self.filename,
+        )
+
+    def read(self, text: str) -> None:
         for item in lex(text, self.filename, self.env):
             if isinstance(item, ConfigError):
                 self.errors.append(item)
@@ -301,17 +369,6 @@ class _Parser:
                 )
             else:
                 self.statement(item)
-        glob = self.glob.build()
-        proxies = [self.finish_proxy(b, glob) for b in self.proxies]
-        self.validate(glob, proxies)
-        if self.errors:
-            raise ConfigErrors(self.errors)
-        return Config(
-            global_=self.finish_global(glob),
-            proxies=tuple(proxies),
-            notices=tuple(self.notices(proxies)),
-            filename=self.filename,
-        )
 
     def merge_bind(self, bind: Bind, glob: Global) -> Bind:
         """Apply global unix-bind defaults (the bind line wins) and the path prefix."""
@@ -447,6 +504,19 @@ class _Parser:
             )
 
     def validate_proxy(self, p: Proxy) -> None:
+        for rules, keyword in (
+            (p.http_request, "http-request"),
+            (p.http_response, "http-response"),
+            (p.redirects, "redirect"),
+        ):
+            if rules and p.proxy_mode != "http":
+                self.fail(
+                    f"{p.kind} '{p.name}': '{keyword}' rules need 'mode http' (this section "
+                    f"is mode {p.mode})",
+                    rules[0].lineno,
+                    keyword,
+                    "set 'mode http' in the section (or its defaults)",
+                )
         if p.is_frontend and not p.binds and p.name not in self.bind_attempted:
             self.fail(
                 f"{p.kind} '{p.name}' has no 'bind' line",

@@ -14,6 +14,7 @@ HTTP routes (every response carries ``X-Backend: <name>``, ``X-Connection-Id`` a
 * ``/slow?ms=N``        answers after N ms
 * ``/close``            answers with ``Connection: close``, then closes
 * ``/status?code=N``    answers with status N (200..599)
+* ``/respond?h=Name:Value&...`` answers 200 with those header fields, in order (URL-encoded)
 * ``/chunked?n=K&ms=M`` a chunked response of K chunks, M ms apart
 * ``/die``              closes without answering (``?rst=1``: aborts with a reset)
 * ``/partial``          a head with ``Content-Length: 1000``, 10 bytes, then a close
@@ -589,6 +590,18 @@ class BackendHTTP(Protocol):
             return
         self.respond(code, f"status {code}\n".encode())
 
+    def route_respond(self) -> None:
+        assert self.request is not None
+        query = urlsplit(self.request.target.decode("latin-1")).query
+        fields = []
+        for item in parse_qs(query).get("h", []):
+            name, sep, value = item.partition(":")
+            if not sep or not name:
+                self.respond(400, f"h={item!r}: write Name:Value\n".encode())
+                return
+            fields.append((name, value.strip()))
+        self.respond(200, b"respond\n", fields)
+
     def route_chunked(self) -> None:
         count = max(0, self._int_arg("n", 3))
         delay = max(0, self._int_arg("ms", 0)) / 1000.0
@@ -643,6 +656,7 @@ _ROUTES: dict[str, Callable[[BackendHTTP], None]] = {
     "/slow": BackendHTTP.route_slow,
     "/close": BackendHTTP.route_close,
     "/status": BackendHTTP.route_status,
+    "/respond": BackendHTTP.route_respond,
     "/chunked": BackendHTTP.route_chunked,
     "/die": BackendHTTP.route_die,
     "/partial": BackendHTTP.route_partial,

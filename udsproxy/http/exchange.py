@@ -47,8 +47,11 @@ from zope.interface import alsoProvides
 from ..log import SessionRecord
 from ..logformat.session import address_pair, request_line
 from ..rules import RuleContext
+from ..rules.actions import Failed, Reply
+from ..rules.lfvalue import RECORD
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
+from .actions import on_response
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import Headers, h11
 from .hashkey import BodySearch
@@ -277,14 +280,15 @@ class Exchange:
         self.server_seen = self.ctx.sweeper.now
         req = self.request
         if req.http_version == b"1.1" or any(f[1] == b"host" for f in self.head):
-            # _parsed: the fields come from h11's parser (or are ours): no second validation.
+            # _parsed: the fields come from h11's parser (or are ours, rules' values checked
+            # when made): no second validation.
             conn.send(
                 h11.Request(
-                    method=req.method, target=self.target, headers=Headers(self.head), _parsed=True
+                    method=self.method, target=self.target, headers=Headers(self.head), _parsed=True
                 )
             )
         else:
-            conn.send_http10_head(req.method, self.target, self.head)
+            conn.send_http10_head(self.method, self.target, self.head)
         for chunk in self.body:
             conn.send(h11.Data(data=chunk))
         if not self.replayable or self.body_size > REPLAY_LIMIT:
@@ -386,13 +390,19 @@ class Exchange:
             self.bytes_out += client.send_data(event.data)
         elif kind is h11.Response:
             self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+            sections = self.settings.response_rules
+            if sections is not None:
+                self.rewrite_response(event, sections)
+                return
             self.status = event.status_code
             if self.res_caps is not None:
                 self.capture_response(event)
             if self.ctx.log.need_samples:
                 self.res_items = full_items(event.headers)
             self.phase = Phase.RESPONDING
-            self.bytes_out += client.send_response_head(event)
+            self.bytes_out += client.send_response_head(
+                event.status_code, event.reason, full_items(event.headers)
+            )
         elif kind is h11.EndOfMessage:
             self.server_end(event.headers)
         elif kind is h11.InformationalResponse:
@@ -624,16 +634,89 @@ class Exchange:
     # ----------------------------------------------------------------- endings
     def fail(self, status: int, flags: str, keep_server: bool = False) -> None:
         """Answer with the proxy's own ``status`` page (no response byte was sent yet)."""
+        self.answer(
+            Reply(status, b"", [], page=True, flags=flags), self.head is not None, keep_server
+        )
+
+    def answer(self, reply: Reply, backend_chosen: bool, keep_server: bool = False) -> None:
+        """Answer with a response the proxy makes (no response byte was sent yet)."""
         if self.phase is Phase.DONE:
             return
         if self.flags == "--":
-            self.flags = flags
-        self.status = status
+            self.flags = reply.flags
+        self.status = reply.status
         self.phase = Phase.DONE
         self.release(keep_server=keep_server)
         close = not (self.request_done or self.bodyless)
-        self.bytes_out += self.client.send_error(status, close=close)
+        self.bytes_out += self.client.send_reply(reply, close, backend_chosen)
         self.client.exchange_ended(self)
+
+    # ----------------------------------------------------------------- rules
+    def rule_outcome(self, out: Any, backend_chosen: bool) -> None:
+        """What an http-request rule decided instead of forwarding the request."""
+        counters = self.ctx.counters
+        if type(out) is Reply:
+            if out.flags == "PR":  # deny
+                counters.dreq += 1
+                if backend_chosen and self.backend is not None:
+                    self.backend.state.dreq += 1
+            self.answer(out, backend_chosen)
+            return
+        assert type(out) is Failed
+        counters.wrew += 1
+        if backend_chosen and self.backend is not None:
+            self.backend.state.wrew += 1
+        self.fail(500, "IR")
+
+    def set_method(self, method: bytes) -> None:
+        """set-method rewrote the request: what is sent, and whether it may be resent."""
+        self.method = method
+        self.replayable = method in IDEMPOTENT
+
+    def rewrite_response(self, event: Any, sections: Any) -> None:
+        """The http-response rules on the server's response head, then the head sent on;
+        or the response replaced by the proxy's (``deny``: 502, a failed rewrite: 500)."""
+        server = self.server
+        self.status = event.status_code  # what %ST says while the rules run
+        if self.res_caps is not None:
+            self.capture_response(event)  # the server's values, before any rule (HAProxy)
+        rctx = self.rules
+        if rctx is None:  # (a request always has one when a section has rules)
+            rctx = self.rule_context()
+        rctx.server = server.name if server is not None else None
+        if sections.needs_record:
+            rec = self.make_record()
+            rec.sample = rctx
+            rctx.memo[RECORD] = rec
+        rctx.status = event.status_code
+        # The response is read once: no response field was cached (set_headers not needed).
+        rctx.res_headers = full_items(event.headers)
+        out = on_response(sections.sections, rctx)
+        if out is None:
+            self.status = status = rctx.status
+            if self.ctx.log.need_samples:
+                self.res_items = rctx.res_headers
+            self.phase = Phase.RESPONDING
+            reason = rctx.reason if rctx.reason is not None else event.reason
+            self.bytes_out += self.client.send_response_head(status, reason, rctx.res_headers)
+            return
+        self.t_response = None  # as HAProxy: no server response was forwarded (Tr -1)
+        counters = self.ctx.counters
+        backend = self.backend.state if self.backend is not None else None
+        if type(out) is Reply:
+            counters.dresp += 1
+            if backend is not None:
+                backend.dresp += 1
+            if server is not None:
+                server.dresp += 1
+            self.answer(out, backend_chosen=True)
+            return
+        counters.wrew += 1
+        if backend is not None:
+            backend.wrew += 1
+        if server is not None:
+            server.wrew += 1
+        self.fail(500, "IH")
 
     def truncate(self, flags: str) -> None:
         """The response cannot be completed: close the client (never a hang), log it.

@@ -41,6 +41,8 @@ from ..routing import (
     make_router,
 )
 from ..rules import ConnInfo, RuleContext
+from ..rules.actions import Reply
+from ..rules.lfvalue import RECORD
 from ..runtime import CAPTURE_BYTES, CapturedError, ProxyCounters, ServerState
 from ..stream import client_key
 from ..sweeper import IdleSweeper
@@ -113,9 +115,12 @@ class HTTPContext:
         self.router: Optional[Router[Route]] = make_router(
             frontend, backends, lambda be: self.route_to(be, global_), self.default_route
         )
-        # Whether each request needs a RuleContext (routing or use-server rules).
+        # Whether each request needs a RuleContext (routing, use-server or http rules).
         self.rules = self.router is not None or any(
-            r.servers is not None for r in self.all_routes()
+            r.servers is not None
+            or r.settings.frontend_rules is not None
+            or r.settings.backend_rules is not None
+            for r in self.all_routes()
         )
         self.connection_rules = compile_connection_rules(frontend.tcp_connection)
         self.reactor = reactor
@@ -652,30 +657,52 @@ class ClientConnection(Protocol):
                 self.protocol_error(exc.reason)
                 return
         ctx = self.ctx
-        if ctx.rules and not self.route(ex, request, items):
-            return
-        target, fields = self.request_head(request, items, ex, chunked)
+        target = request.target
+        if ctx.rules:
+            rctx = self.apply_rules(ex, request, items)
+            if rctx is None:
+                return  # answered
+            items, target = rctx.headers, rctx.target  # type: ignore[assignment]
+        target, fields = self.request_head(request, target, items, ex, chunked)
         settings = ex.settings
         hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
             key = client_key(self.transport.getPeer()) if settings.source_key else None  # type: ignore[union-attr]
             ex.start(target, fields, key)
             return
-        key, search = hash_key.for_request(request.method, request.target, items)
+        key, search = hash_key.for_request(ex.method, target, items)
         if search is not None and self.h11.client_is_waiting_for_100_continue:
             # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
             ex.bytes_out += self.emit(self.writer.informational, 100, b"Continue", [])
             fields = [f for f in fields if f[1] != b"expect"]
         ex.start(target, fields, key, search)
 
-    def route(self, ex: Exchange, request: Any, items: List[Item]) -> bool:
-        """use_backend and use-server rules: the exchange's backend, settings and pinned
-        server; False when the request was answered (a computed backend name that names
-        no backend: 503, and a log line naming it)."""
+    def apply_rules(self, ex: Exchange, request: Any, items: List[Item]) -> Optional[RuleContext]:
+        """The frontend's http-request rules, use_backend, the backend's http-request rules
+        and use-server, in HAProxy's order. The request as rewritten (kept for the
+        response rules), or None when the request was answered: a rule's reply, a failed
+        rewrite (500), a computed backend name that names no backend (503, and a log line
+        naming it)."""
         ctx = self.ctx
         rctx = ex.rules = RuleContext(
-            self.conn_info(), request.method, request.target, request.http_version, items
+            self.rule_conn or self.conn_info(),
+            request.method,
+            request.target,
+            request.http_version,
+            items,
         )
+        if ctx.log.unique_id_format is not None:
+            rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them
+            rctx.backend = None  # (the record it was made from named the default backend)
+        rules = ctx.settings.frontend_rules
+        if rules is not None and (rules.request or rules.redirects):
+            if rules.request_record:
+                self.give_record(ex, rctx)
+            out = rules.on_request(rctx)
+            if out is not None:
+                ex.backend = None  # answered by the frontend: logged as <frontend>/<NOSRV>
+                ex.rule_outcome(out, backend_chosen=False)
+                return None
         route = ctx.default_route
         if ctx.router is not None:
             chosen = ctx.router.select(rctx)
@@ -683,14 +710,34 @@ class ClientConnection(Protocol):
                 chosen.log(ctx.frontend.name, "503", ctx.sink)
                 ex.backend = None
                 ex.fail(503, "SC")
-                return False
+                return None
             route = chosen  # type: ignore[assignment]
             ex.backend = route.backend
             ex.settings = route.settings
+        if route.backend is not None:
+            rctx.backend = route.backend.name
+        rules = route.settings.backend_rules
+        if rules is not None and (rules.request or rules.redirects):
+            if rules.request_record:
+                self.give_record(ex, rctx)
+            out = rules.on_request(rctx)
+            if out is not None:
+                ex.rule_outcome(out, backend_chosen=True)
+                return None
+        if rctx.method is not request.method:
+            ex.set_method(rctx.method)
         servers = route.servers
         if servers is not None:
             ex.pinned = servers.pick(rctx)
-        return True
+        return rctx
+
+    def give_record(self, ex: Exchange, rctx: RuleContext) -> None:
+        """The session record as it is now, for rule values printing log-format variables."""
+        backend = rctx.backend  # before routing: be_name is the frontend's name
+        rec = ex.make_record()
+        rec.sample = rctx
+        rctx.backend = backend
+        rctx.memo[RECORD] = rec
 
     def conn_info(self) -> ConnInfo:
         """This connection as rules see it (made at its first rule, kept)."""
@@ -702,7 +749,7 @@ class ClientConnection(Protocol):
         return info
 
     def request_head(
-        self, request: Any, items: List[Item], ex: Exchange, chunked: bool
+        self, request: Any, target: bytes, items: List[Item], ex: Exchange, chunked: bool
     ) -> Tuple[bytes, List[Item]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added.
 
@@ -710,9 +757,8 @@ class ClientConnection(Protocol):
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
         settings = ex.settings
-        fields = end_to_end_items(items)
+        fields = end_to_end_items(items, settings.keep)
         upgrade = request_upgrade(items)
-        target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:
             authority, target = absolute
@@ -833,8 +879,7 @@ class ClientConnection(Protocol):
             return len(data)
         return 0
 
-    def send_response_head(self, response: Any) -> int:
-        items = full_items(response.headers)
+    def send_response_head(self, status: int, reason: bytes, items: List[Item]) -> int:
         fields = end_to_end_items(items)
         if any(name == b"transfer-encoding" for _, name, _ in items):
             # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
@@ -844,7 +889,7 @@ class ClientConnection(Protocol):
         if (ex.settings if ex is not None else self.ctx.settings).client_close:
             fields.append(CONNECTION_CLOSE)
         assert self.writer is not None
-        return self.emit(self.writer.head, response.status_code, response.reason, fields)
+        return self.emit(self.writer.head, status, reason, fields)
 
     def send_data(self, data: bytes) -> int:
         assert self.writer is not None
@@ -871,24 +916,47 @@ class ClientConnection(Protocol):
     def send_error(self, status: int, close: bool) -> int:
         """The proxy's own page for ``status`` as the response to the current request."""
         ex = self.exchange
-        client_close = (ex.settings if ex is not None else self.ctx.settings).client_close
-        close = close or status in pages.CLOSING or client_close
+        # The backend is chosen once the request passed the frontend's checks (Exchange.start).
+        return self.send_reply(page_reply(status), close, ex is not None and ex.head is not None)
+
+    def send_reply(self, reply: Reply, close: bool, backend_chosen: bool) -> int:
+        """A response the proxy makes: its page for a status (the errorfile of the backend
+        once chosen, else of the frontend; else built in), a file's raw response, or
+        fields and a body (``return``, ``redirect``, ``deny ... string``)."""
+        ex = self.exchange
+        settings = ex.settings if ex is not None else self.ctx.settings
+        status = reply.status
+        close = close or status in pages.CLOSING or settings.client_close
         if self.gone:
             return 0
         writer = self.writer
-        # The backend is chosen once the request passed the frontend's checks (Exchange.start).
-        settings = ex.settings if ex is not None else self.ctx.settings
-        custom = settings.pages.custom(status, ex is not None and ex.head is not None)
-        if custom is not None or writer is None or writer.started:
+        raw = reply.raw
+        if reply.page:
+            raw = settings.pages.custom(status, backend_chosen)
+            if raw is not None and reply.fields:
+                raw = pages.with_fields(raw, reply.fields)
+            elif raw is None and (writer is None or writer.started):
+                raw = pages.raw(status)
+        if raw is not None or writer is None or writer.started:
             # Raw bytes whose framing we do not know (an errorfile's): then close.
-            page = pages.raw(status) if custom is None else custom
-            BATCH.write(self.transport, page)
+            if raw is None:
+                self.abort()  # never half a response after another one's head
+                return 0
+            BATCH.write(self.transport, raw)
             self.close()
-            return len(page)
-        reason = pages.PAGES[status][0].encode()
-        fields = [(name, name, value) for name, value in pages.headers(status, close)]
+            return len(raw)
+        if reply.page:
+            reason = pages.PAGES[status][0].encode()
+            fields = [(name, name, value) for name, value in pages.headers(status, close)]
+            fields += reply.fields
+            body = pages.body(status)
+        else:
+            reason = reply.reason
+            fields = reply.fields + [CONNECTION_CLOSE] if close else reply.fields
+            body = reply.body
         sent = self.emit(writer.head, status, reason, fields)
-        sent += self.emit(writer.data, pages.body(status))
+        if body:
+            sent += self.emit(writer.data, body)
         sent += self.emit(writer.end)
         return sent
 
@@ -1078,6 +1146,11 @@ class ClientConnection(Protocol):
         """408: the head did not arrive in time."""
         self.ctx.counters.ereq += 1
         self.write_raw_error(408, "cR")
+
+
+def page_reply(status: int) -> Reply:
+    """The proxy's own page for ``status`` (its errorfile, else the built-in one)."""
+    return Reply(status, b"", [], page=True)
 
 
 def earliest(a: Optional[float], b: Optional[float]) -> Optional[float]:

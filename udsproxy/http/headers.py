@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Any, List, Optional, Sequence, Tuple, Union
 
 from ..config.model import ForwardFor
 
@@ -251,14 +251,19 @@ def request_upgrade(items: Sequence[Item]) -> Optional[Item]:
     return upgrade
 
 
-def end_to_end_items(items: Sequence[Item]) -> List[Item]:
-    """:func:`end_to_end` keeping h11's triples (for ``Headers``, no normalization)."""
+def end_to_end_items(items: Sequence[Item], keep: AbstractSet[bytes] = frozenset()) -> List[Item]:
+    """:func:`end_to_end` keeping h11's triples (for ``Headers``, no normalization).
+
+    ``keep``: names never dropped for being listed in ``Connection`` (the ones the proxy's
+    own rules set: a client may not strip them).
+    """
     named: Optional[set] = None
     for _, name, value in items:
         if name in _CONNECTION_FIELDS:
             named = (named or set()) | set(tokens(value))
     if named is None:
         return [item for item in items if item[1] not in HOP_BY_HOP]
+    named -= keep
     return [item for item in items if item[1] not in HOP_BY_HOP and item[1] not in named]
 
 

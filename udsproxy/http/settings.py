@@ -6,12 +6,13 @@ its hot path instead of walking config objects per request.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import FrozenSet, Optional, Tuple
 
 from ..backend import Backend
 from ..config.model import Algorithm, Global, Proxy
 from ..routing import ServerRules, server_rules
 from ..stream import resolve_timeouts
+from .actions import ResponseRules, SectionRules, response_sections
 from .hashkey import HashKey, make_hash_key
 from .headers import ForwardRule
 from .pages import ErrorPages
@@ -64,6 +65,21 @@ class HTTPSettings:
         )
         self.pages = ErrorPages(
             frontend.errorfiles, backend.errorfiles if backend is not None else ()
+        )
+        # http-request/redirect/http-response rules: the frontend's run before routing,
+        # the backend's after it (a listen section's once); responses backend first.
+        self.frontend_rules = SectionRules.of(frontend)
+        same = (
+            backend is not None
+            and backend.kind == frontend.kind == "listen"
+            and (backend.name == frontend.name)
+        )
+        self.backend_rules = None if same else SectionRules.of(backend)
+        self.response_rules: Optional[ResponseRules] = response_sections(
+            self.frontend_rules, self.backend_rules
+        )
+        self.keep: FrozenSet[bytes] = frozenset().union(
+            *(r.added for r in (self.frontend_rules, self.backend_rules) if r is not None)
         )
 
 

@@ -30,6 +30,10 @@ Public API (stable: extend it, do not rename it):
   :func:`split_condition` splits a rule's words at its ``if``/``unless``.
 - :func:`register_fetch` / :func:`register_converter` add entries (:class:`FetchDef`,
   :class:`ConverterDef`) to the tables, e.g. ``var()`` from the rules that set variables.
+- Actions (:mod:`.actions`): what ``http-request``/``http-response``/``redirect`` rules do,
+  each compiled into a function of the RuleContext; :func:`compile_lf` (:mod:`.lfvalue`)
+  compiles their log-format values; :mod:`.variables` the ``set-var`` scopes and ``var()``;
+  :mod:`.auth` userlists and the ``http_auth*`` fetches.
 - Errors: every compile function raises :class:`udsproxy.errors.ConfigError` with the
   file, line, the offending token in the message and a hint (did-you-mean for names); the
   config parser adds the keyword and lists it with every other error of the file.
@@ -42,10 +46,12 @@ from __future__ import annotations
 
 # Importing these modules fills the fetch and converter tables.
 from .acl import DERIVED, FAIL, MISS, PASS, PREDEFINED, Acl, AclExpr, AclTable
+from .auth import UserlistRef
 from .condition import Condition, compile_condition, split_condition
 from .context import ConnInfo, Need, RuleContext, Where
 from .converters import MAP_METHODS
 from .fetches import UNIX
+from .lfvalue import LfValue, compile_lf
 from .patterns import METHODS
 from .sample import (
     CONVERTERS,
@@ -59,6 +65,7 @@ from .sample import (
     register_fetch,
     to_text,
 )
+from .variables import SCOPES
 
 __all__ = [
     "Acl",
@@ -72,6 +79,7 @@ __all__ = [
     "FAIL",
     "FETCHES",
     "FetchDef",
+    "LfValue",
     "MAP_METHODS",
     "METHODS",
     "MISS",
@@ -83,10 +91,13 @@ __all__ = [
     "UNIX",
     "Where",
     "compile_condition",
+    "compile_lf",
     "compile_sample",
     "find_sample_end",
     "register_converter",
     "register_fetch",
     "split_condition",
     "to_text",
+    "UserlistRef",
+    "SCOPES",
 ]

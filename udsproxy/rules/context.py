@@ -74,10 +74,11 @@ class ConnInfo:
     """One client connection as rules see it; made once per connection.
 
     ``src``/``dst`` are None for a unix-socket client or listener (the ``src`` fetch then
-    gives the string ``unix``, as HAProxy logs such clients).
+    gives the string ``unix``, as HAProxy logs such clients). ``vars`` holds the
+    connection's ``sess.*`` variables (None until one is set).
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "frontend", "listener_id")
+    __slots__ = ("src", "src_port", "dst", "dst_port", "frontend", "listener_id", "vars")
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class ConnInfo:
         self.dst_port = dst_port
         self.frontend = frontend
         self.listener_id = listener_id
+        self.vars: Optional[Dict[str, Any]] = None
 
 
 def parse_ip(text: str) -> Optional[IPAddress]:
@@ -113,19 +115,23 @@ class RuleContext:
     Set by the data path: ``conn``, and as they become known ``method``, ``target``,
     ``version`` and ``headers`` (the request head as received: bytes, header items as
     ``(raw name, lower name, value)``), ``backend`` and ``server`` (names), ``unique_id``,
-    ``status`` and ``res_headers`` (the response), ``payload`` and ``final`` (tcp-request
-    content: the bytes received so far, and whether more can come). ``vars`` holds
-    ``set-var`` variables by their full name (``txn.x``).
+    ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final``
+    (tcp-request content: the bytes received so far, and whether more can come). ``vars``
+    holds ``set-var`` variables by their full name (``txn.x``); ``memo`` is a dict where
+    fetches defined outside the engine keep what they computed for this request.
 
     Derived on first read, then kept: ``path``, ``query``, ``url``, ``method_str`` (str,
     latin-1 decoded) and header values by name. What is not set reads as the class
-    default (no per-request cost for the fields a request never uses).
+    default (no per-request cost for the fields a request never uses). Rules that rewrite
+    the request or response give the new header items to :meth:`set_headers` and call
+    :meth:`forget` for the other derived values they changed.
     """
 
     backend: Optional[str] = None
     server: Optional[str] = None
     unique_id: Optional[str] = None
     status: Optional[int] = None
+    reason: Optional[bytes] = None  # set by http-response set-status
     res_headers: Sequence[Item] = NO_ITEMS
     payload: bytes | bytearray = b""  # tcp.py's live buffer while inspecting
     final = True
@@ -135,6 +141,7 @@ class RuleContext:
     _url: Any = _UNSET
     _method: Any = _UNSET
     _hdrs: Optional[Dict[Tuple[bytes, bool], List[str]]] = None
+    _memo: Optional[Dict[str, Any]] = None
 
     def __init__(
         self,
@@ -187,6 +194,29 @@ class RuleContext:
             m = self._method = self.method.decode("latin-1")
         return m
 
+    @property
+    def memo(self) -> Dict[str, Any]:
+        m = self._memo
+        if m is None:
+            m = self._memo = {}
+        return m
+
+    def forget(self, *names: str) -> None:
+        """Drop derived values (``path``, ``query``, ``url``, ``method_str``) after the data
+        they come from was rewritten: the next read derives them again."""
+        for name in names:
+            self.__dict__.pop(_DERIVED[name], None)
+
+    def set_headers(self, items: Sequence[Item], response: bool = False) -> None:
+        """Rules rewrote the request's (or the response's) header items: fetches read the
+        new ones from now on."""
+        if response:
+            self.res_headers = items
+        else:
+            self.headers = items
+        if self._hdrs:
+            self._hdrs = None
+
     def header_values(self, lower: bytes, response: bool = False) -> List[str]:
         """Every comma-separated value of header ``lower`` (lower-case name), in order."""
         cache = self._hdrs
@@ -212,6 +242,10 @@ class RuleContext:
             for _, name, value in (self.res_headers if response else self.headers)
             if name == lower
         ]
+
+
+# What forget() drops: the attribute each derived value is kept in.
+_DERIVED = {"path": "_path", "query": "_query", "url": "_url", "method_str": "_method"}
 
 
 def _origin(target: bytes) -> bytes:

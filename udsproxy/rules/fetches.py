@@ -141,19 +141,6 @@ register_fetch(
 )
 
 
-def _var(origin: Origin, name: str) -> FetchFn:
-    def var(ctx: RuleContext) -> Any:
-        variables = ctx.vars
-        return None if variables is None else variables.get(name)
-
-    return var
-
-
-register_fetch(
-    FetchDef("var", STR, L4, _var, (Arg("<scope>.<name>"),), 1, help="a variable set by set-var")
-)
-
-
 # ----------------------------------------------------------------- layer 6 (tcp-request content)
 def _req_len(origin: Origin) -> FetchFn:
     return lambda ctx: len(ctx.payload)
