@@ -198,3 +198,34 @@ def test_truncated_close_delimited_body_is_aborted() -> None:
     serve(h, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n")
     h.connector.servers[-1].close()
     assert client.transport.aborted
+
+
+def serve_as_views(server: FakeServer, pieces: list) -> None:
+    """The server answers one read per piece, each a view of one reused buffer (as the
+    real transports hand them to ServerConnection), overwritten after each read."""
+    server.read()
+    server.transport.clear()
+    buffer = bytearray(max(map(len, pieces)))
+    for piece in pieces:
+        buffer[: len(piece)] = piece
+        server.protocol.dataReceived(memoryview(buffer)[: len(piece)])
+        buffer[:] = b"#" * len(buffer)  # the next read reuses the buffer
+
+
+def test_bodies_read_as_views_of_a_reused_buffer_arrive_intact() -> None:
+    """Reads given as views of one buffer: a Content-Length body (forwarded uncopied) and a
+    chunked one (kept by h11 across reads) both reach the client as the server sent them."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(target="/raw")
+    (server,) = h.connector.servers
+    body = bytes(range(256)) * 40
+    serve_as_views(server, [head(len(body)) + body[:10], body[10:5000], body[5000:]])
+    ((status, _, got),) = client.responses()
+    assert status == 200 and got == body
+    client.request(target="/chunked")
+    (server,) = h.connector.servers
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    serve_as_views(server, [chunked + b"5\r\nhel", b"lo\r\n6\r\n world\r\n0", b"\r\n\r\n"])
+    ((status, _, got),) = client.responses()
+    assert (status, got) == (200, b"hello world")

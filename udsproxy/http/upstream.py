@@ -54,6 +54,11 @@ PLACEHOLDER_HOST = (b"host", b"host", b"-")
 class ServerConnection(Protocol):
     """One connection to a server; ``exchange`` is the request it serves, None when idle."""
 
+    # Reads come as views of the transport's read buffer (``net.connect._ReadInto``): a
+    # body forwarded around h11 (or through a tunnel) is written to the client before the
+    # read returns, uncopied; whatever h11 or the chunk check keeps is copied first.
+    transient_reads = True
+
     def __init__(self, server: ServerState, pools: Pools) -> None:
         self.server = server
         self.pools = pools
@@ -127,6 +132,7 @@ class ServerConnection(Protocol):
         if self.raw_left:
             self.raw_body(ex, data)
             return
+        data = bytes(data)
         chunks = self.chunks
         if chunks is not None and not chunks.done:
             try:  # before h11: nothing of a chunk whose size overflows is parsed

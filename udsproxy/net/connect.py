@@ -24,7 +24,7 @@ import socket
 import stat
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Union, cast
 
-from twisted.internet import tcp, unix
+from twisted.internet import main, tcp, unix
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IWriteDescriptor
@@ -368,7 +368,7 @@ class _WriteNow:
     ordering, producers (back-pressure) and close-after-flush are unchanged.
     """
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Union[bytes, memoryview]) -> None:
         t: Any = self
         if (
             data
@@ -388,15 +388,54 @@ class _WriteNow:
             if sent == len(data):
                 return
             data = data[sent:]
+        if type(data) is not bytes:
+            data = bytes(data)  # a view of READ_BUFFER: what waits must outlive the read
         super().write(data)  # type: ignore[misc]
 
 
-class _TCPTransport(_Labels, _WriteNow, tcp.Server):
-    """``tcp.Server`` that writes at once when it can."""
+# Where every transport reads: one buffer for the whole process (the reactor reads on one
+# thread, and a read is done with before the next one starts).
+READ_BUFFER = bytearray(tcp.Server.bufferSize)
+_READ_VIEW = memoryview(READ_BUFFER)
 
 
-class _UNIXTransport(_Labels, _WriteNow, unix.Server):
-    """``unix.Server`` reading with recv(), whose getHost() may be pinned to an address.
+class _ReadInto:
+    """``doRead`` into :data:`READ_BUFFER`: no new buffer per read.
+
+    ``socket.recv(n)`` makes an n-byte buffer per call whatever arrives. On PyPy that
+    buffer comes from the GC: Twisted's 64 KiB reads fill PyPy's nursery (1 MiB here)
+    every few reads even when they carry a hundred bytes, and each minor collection then
+    promotes the per-connection objects alive at that moment, which major collections
+    must free later (half the CPU of a request on a new connection).
+
+    The protocol gets a copy of what was read, as bytes; one whose class sets
+    ``transient_reads`` gets a memoryview of the buffer instead, valid until its
+    ``dataReceived`` returns: a response body written on at once (``_WriteNow.write``
+    copies only what the socket does not take) is never copied here at all.
+    """
+
+    def doRead(self) -> Any:
+        t: Any = self
+        try:
+            n = t.socket.recv_into(READ_BUFFER)
+        except OSError as se:
+            if se.args[0] == errno.EWOULDBLOCK:  # EAGAIN too, the same value on Linux
+                return None
+            return main.CONNECTION_LOST
+        if not n:
+            return main.CONNECTION_DONE
+        protocol = t.protocol
+        if getattr(protocol, "transient_reads", False):
+            return protocol.dataReceived(_READ_VIEW[:n])
+        return protocol.dataReceived(_READ_VIEW[:n].tobytes())
+
+
+class _TCPTransport(_Labels, _ReadInto, _WriteNow, tcp.Server):
+    """``tcp.Server`` that reads into one buffer and writes at once when it can."""
+
+
+class _UNIXTransport(_Labels, _ReadInto, _WriteNow, unix.Server):
+    """``unix.Server`` reading with recv_into(), whose getHost() may be pinned to an address.
 
     A listener binds a temporary name and renames it, so getsockname() on accepted sockets
     returns the temporary name; the configured path is what users expect to see.
@@ -404,9 +443,8 @@ class _UNIXTransport(_Labels, _WriteNow, unix.Server):
 
     _pinned_host: Optional[UNIXAddress] = None
 
-    # Plain recv()/send(): unix.Server's recvmsg()/sendmsg() path exists to pass file
+    # Plain recv_into()/send(): unix.Server's recvmsg()/sendmsg() path exists to pass file
     # descriptors, which a proxy never does, and costs a wrapper call per read.
-    doRead = tcp.Connection.doRead
     writeSomeData = tcp.Connection.writeSomeData
 
     def getHost(self) -> UNIXAddress:
