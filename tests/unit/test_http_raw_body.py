@@ -54,6 +54,24 @@ def test_body_in_several_reads_arrives_whole_and_connection_is_reused() -> None:
     assert '"GET /next HTTP/1.1"' in line2
 
 
+def test_h11_keeps_nothing_of_the_body_while_it_streams() -> None:
+    """The body bytes read with the head go on at once and leave h11's buffer: a large
+    response in flight holds no copy of its first read."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(target="/big")
+    (server,) = h.connector.servers
+    body = b"z" * 200000
+    serve_in_pieces(server, [head(len(body)) + body[:60000]])
+    assert server.protocol.raw_left == len(body) - 60000
+    assert server.protocol.h11.trailing_data == (b"", False)
+    first = client.raw()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert first.endswith(b"\r\n\r\n" + body[:60000])
+    server.protocol.dataReceived(body[60000:])
+    assert client.raw() == body[60000:]
+
+
 def test_server_closing_before_the_announced_length_truncates() -> None:
     """A body cut short by the server's close is not completed: the client is closed (SD)."""
     h = Harness(ONE)

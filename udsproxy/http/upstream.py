@@ -179,7 +179,14 @@ class ServerConnection(Protocol):
         """Forward a Content-Length body around h11: counting is all its framing needs."""
         self.raw_left = length
         self.raw_keep = keep
-        self.raw_body(ex, self.h11.trailing_data[0])
+        # The body bytes that came with the head are taken out of h11's buffer (one Data
+        # event, at most ``length`` bytes), which would otherwise keep them, up to a whole
+        # read, until the response ends: 64 KiB per large response in flight.
+        event = self.h11.next_event()
+        data = event.data if type(event) is h11.Data else b""
+        if len(data) == length and self.h11.trailing_data[0]:
+            self.raw_keep = False  # bytes after the response: the server spoke unasked
+        self.raw_body(ex, data)
 
     def raw_body(self, ex: Exchange, data: bytes) -> None:
         """Body bytes of the current response, counted against its Content-Length."""
