@@ -357,6 +357,13 @@ class _Labels:
         pass  # tcp.Server sets it when it has a Port (we do not use one)
 
 
+# Unsent bytes a transport holds beyond which its producer (the other side's reading)
+# pauses: HAProxy's 16 KiB buffer. Twisted's 64 KiB let a client that reads slowly hold
+# the rest of one 64 KiB read and all of the next: 130 KiB per large response in flight.
+WRITE_HIGH_WATER = 16384
+READ_SIZE = 65536  # bytes asked for per read (Twisted's bufferSize)
+
+
 class _WriteNow:
     """``write()`` sends at once when nothing is queued, instead of on the next poll.
 
@@ -365,8 +372,11 @@ class _WriteNow:
     writes once per read in the common case and its peer's buffer is rarely full, so
     sending at once saves that whole round (about a tenth of the CPU per proxied HTTP
     request). Whatever ``send`` does not take goes through Twisted's queue as before, so
-    ordering, producers (back-pressure) and close-after-flush are unchanged.
+    ordering, producers (back-pressure) and close-after-flush are unchanged, except that
+    the producer pauses above :data:`WRITE_HIGH_WATER`.
     """
+
+    bufferSize = WRITE_HIGH_WATER
 
     def write(self, data: Union[bytes, memoryview]) -> None:
         t: Any = self
@@ -395,7 +405,7 @@ class _WriteNow:
 
 # Where every transport reads: one buffer for the whole process (the reactor reads on one
 # thread, and a read is done with before the next one starts).
-READ_BUFFER = bytearray(tcp.Server.bufferSize)
+READ_BUFFER = bytearray(READ_SIZE)
 _READ_VIEW = memoryview(READ_BUFFER)
 
 
