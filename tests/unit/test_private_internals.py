@@ -19,7 +19,8 @@ h11 (and h11-mypyc, the same API compiled, when installed):
 Twisted (``net.connect``):
 
 - ``tcp.Server.__init__(sock, protocol, client, server, sessionno, reactor)`` and the same
-  for ``unix.Server`` (``build_transport`` makes transports without a Port);
+  for ``unix.Server`` (``build_transport`` makes transports without a Port), which makes
+  the socket non-blocking (``net.listen`` does not do it again);
 - the write-queue state ``_WriteNow.write`` reads to send at once: ``connected``,
   ``disconnecting``, ``_aborting``, ``_writeDisconnecting``, ``_tempDataLen``,
   ``offset``, ``dataBuffer``, and the ``socket`` it sends on;
@@ -156,6 +157,16 @@ def test_server_transport_constructor(cls: Any) -> None:
     where = f"udsproxy.net.connect.build_transport builds {cls.__module__}.Server ({TWISTED})"
     names = list(inspect.signature(cls.__init__).parameters)
     assert names == ["self", "sock", "protocol", "client", "server", "sessionno", "reactor"], where
+
+
+def test_transports_make_their_socket_non_blocking(pair: Any) -> None:
+    """The transport's constructor makes its socket non-blocking (accepted sockets are
+    handed to build_transport as accept() returns them)."""
+    where = f"udsproxy.net.listen.Listener._serve leaves setblocking to tcp.Connection ({TWISTED})"
+    ours, _ = pair
+    ours.setblocking(True)
+    make(pair)
+    assert ours.getblocking() is False, where
 
 
 def test_write_queue_state(pair: Any) -> None:

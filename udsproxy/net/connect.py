@@ -471,18 +471,23 @@ def build_transport(
     peer: Any,
     sessionno: int,
     host: Optional[UNIXAddress] = None,
+    family: Optional[int] = None,
 ) -> Any:
-    """Wrap a connected non-blocking socket into a Twisted stream transport (not yet made).
+    """Wrap a connected socket into a Twisted stream transport (not yet made); Twisted's
+    constructor makes the socket non-blocking.
 
-    ``peer`` is the socket-module peer address (what getPeer() reports). The caller calls
-    ``protocol.makeConnection(transport)``, as Twisted's own ports do.
+    ``peer`` is the socket-module peer address (what getPeer() reports); ``family`` the
+    socket's, when the caller knows it (``sock.family`` is a lookup and an enum each time).
+    The caller calls ``protocol.makeConnection(transport)``, as Twisted's own ports do.
     """
     transport: Any
-    if sock.family == socket.AF_UNIX:
+    if family is None:
+        family = sock.family
+    if family == socket.AF_UNIX:
         transport = _UNIXTransport(sock, protocol, peer, None, sessionno, reactor)
         transport._pinned_host = host
     else:
-        if sock.family == socket.AF_INET6 and len(peer) == 2:
+        if family == socket.AF_INET6 and len(peer) == 2:
             peer = (peer[0], peer[1], 0, 0)
         transport = _TCPTransport(sock, protocol, peer, None, sessionno, reactor)  # type: ignore[arg-type]
         # As HAProxy: no Nagle. The proxy already writes whole messages (one write per
@@ -633,11 +638,12 @@ class _ConnectAttempt:
         self._stop_waiting()
         self.sock = None  # from here on the transport owns the socket
         address = self.address
+        family = socket_family(address)
         peer = address.sockaddr()
         try:
             if not address.is_unix:
                 peer = sock.getpeername()
-            proto = _build_protocol(self.factory, protocol_address(sock.family, peer))
+            proto = _build_protocol(self.factory, protocol_address(family, peer))
         except Exception:
             sock.close()
             self.deferred.errback()
@@ -653,7 +659,7 @@ class _ConnectAttempt:
                 )
             )
             return
-        transport = build_transport(self.reactor, sock, proto, peer, 0)
+        transport = build_transport(self.reactor, sock, proto, peer, 0, family=family)
         try:
             proto.makeConnection(transport)
         except Exception:
