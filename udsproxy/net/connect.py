@@ -416,7 +416,7 @@ class _ReadInto:
     buffer comes from the GC: Twisted's 64 KiB reads fill PyPy's nursery (1 MiB here)
     every few reads even when they carry a hundred bytes, and each minor collection then
     promotes the per-connection objects alive at that moment, which major collections
-    must free later (half the CPU of a request on a new connection).
+    must free later (http-close: 0.72 minor collections per request before, 0.38 after).
 
     The protocol gets a copy of what was read, as bytes; one whose class sets
     ``transient_reads`` gets a memoryview of the buffer instead, valid until its
