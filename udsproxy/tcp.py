@@ -3,9 +3,10 @@
 A session takes its server through a :class:`~udsproxy.stream.ServerAttempt` (slot,
 connect, retries and redispatch as HAProxy does, the same path HTTP exchanges take), then
 splices bytes both ways. Back-pressure is Twisted's producer/consumer: each transport is registered as the
-other's producer, so when one side's write buffer passes its 64 KiB ``bufferSize`` the
-other side stops reading — at most 64 KiB plus one read are held per direction. Bytes a
-client sends before its server is connected are held up to the same bound, then its
+other's producer, so when one side's write buffer passes its ``bufferSize`` (16 KiB,
+``net.connect.WRITE_HIGH_WATER``) the other side stops reading — at most that plus one
+64 KiB read are held per direction. Bytes a client sends before its server is connected
+are held up to a bound of their own (``PRECONNECT_BUFFER``), then its
 transport is paused. Half-closes pass through (a FIN becomes ``shutdown(SHUT_WR)`` on the
 other side; the other direction keeps flowing).
 
