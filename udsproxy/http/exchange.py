@@ -424,7 +424,12 @@ class Exchange:
         client = self.client
         conn = self.upstream
         assert conn is not None and self.server is not None
-        if self.upgrade is None or client.h11.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+        parser = client.h11  # an upgrade request is always h11's (heads.parse_request)
+        if (
+            self.upgrade is None
+            or parser is None
+            or parser.their_state is not h11.MIGHT_SWITCH_PROTOCOL
+        ):
             # h11 only accepts a 101 we asked for; one before the request's end is no switch.
             self.server_protocol_error("101 Switching Protocols before the request ended")
             return

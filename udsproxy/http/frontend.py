@@ -1,11 +1,14 @@
 """The client side of HTTP mode: h11 parses each request, one exchange at a time.
 
-A client connection reads request heads (checked raw by ``headers.check_raw_head`` before
-h11 parses them), makes an :class:`~udsproxy.http.exchange.Exchange` for each request and
-answers in order: a pipelined request waits in h11's buffer until the previous response is
-complete (reading pauses once more than a head's worth is waiting). Responses are written
-by a :class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send
-path); each request cycle gets a fresh h11 parser, fed with what followed the last one. Between requests it
+A client connection reads request heads, makes an :class:`~udsproxy.http.exchange.Exchange`
+for each request and answers in order: a pipelined request waits in the head buffer until
+the previous response is complete (reading pauses once more than a head's worth is
+waiting). A whole common head that is there at the first look is parsed at once
+(:func:`~udsproxy.http.heads.parse_request`, h11's verdicts); any other is checked raw as
+it grows (``headers.RawHead``) and parsed by a fresh h11 parser for that request, fed with
+what followed the last one. Responses are written by a
+:class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send path).
+Between requests it
 applies ``timeout http-request`` (408 for a head that does not complete in time, and for a
 new connection that stays silent) and ``timeout http-keep-alive`` (an idle keep-alive
 connection closes silently); during an exchange ``timeout client`` covers a client that
@@ -54,6 +57,7 @@ from .headers import (
     upgrade_field,
     upgrade_fields,
 )
+from .heads import parse_request
 from .settings import HTTPSettings
 from .upstream import Pools, ServerConnection
 from .writer import ResponseWriter, WriterError, request_keeps_alive
@@ -239,8 +243,9 @@ class ClientConnection(Protocol):
     def connectionMade(self) -> None:
         ctx = self.ctx
         transport: Any = self.transport
-        # The parser and the raw head are made with the first byte: an idle connection
-        # (thousands of them, waiting for their first request) costs less meanwhile.
+        # The raw head is made with the first byte: an idle connection (thousands of them,
+        # waiting for their first request) costs less meanwhile. An h11 parser is made for
+        # a request the head parser leaves to h11 (a body, an upgrade, anything unusual).
         self.h11: Any = None
         self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
@@ -262,10 +267,7 @@ class ClientConnection(Protocol):
     @property
     def idle(self) -> bool:
         """No request in progress and no byte of a next one received."""
-        if self.exchange is not None or self.closing or self.backlog:
-            return False
-        conn = self.h11
-        return conn is None or (conn.their_state is h11.IDLE and not self.raw_head.buf)
+        return not (self.exchange is not None or self.closing or self.backlog or self.raw_head.buf)
 
     def new_parser(self) -> Any:
         """An h11 server connection that parses this client's next request."""
@@ -333,14 +335,15 @@ class ClientConnection(Protocol):
             ex.abandon("CD")
             self.abort()
             return
-        if self.h11 is None:  # not a byte was sent
+        if self.raw_head is NO_HEAD_YET:  # not a byte was sent
             if self.requests == 0:
                 # HAProxy answers and logs 400 CR-- (dontlognull drops the line).
                 self.write_raw_error(400, "CR")
             else:
                 self.close()  # a keep-alive client leaving between requests
             return
-        if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
+        if not self.backlog and self.h11 is not None:
+            # (else the backlog's last piece brings the end: give_backlog)
             try:
                 self.h11.receive_data(b"")
             except RuntimeError:
@@ -386,10 +389,9 @@ class ClientConnection(Protocol):
 
     def received(self, data: bytes) -> None:
         self.seen = self.ctx.sweeper.now
-        if self.h11 is None:
+        if self.raw_head is NO_HEAD_YET:
             settings = self.ctx.settings
-            self.h11 = self.new_parser()
-            # The head being received, beside h11's buffer: checked as it grows (linear).
+            # The head being received: checked as it grows (linear), parsed when whole.
             self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
         ex = self.exchange
         if ex is not None and ex.phase is Phase.TUNNEL:
@@ -418,7 +420,9 @@ class ClientConnection(Protocol):
         if self.exchange is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
-            self.raw_head.feed(data)  # what h11 buffers until the head is complete
+            self.raw_head.feed(data)
+            if self.h11 is None:
+                return True  # parsed once whole (_process)
         else:
             chunks = self.chunks
             if chunks is not None and not chunks.done:
@@ -441,7 +445,7 @@ class ClientConnection(Protocol):
             self.gate.release(PIPELINE)
         if not self.give(piece):
             return False
-        if not backlog and self.eof:
+        if not backlog and self.eof and self.h11 is not None:
             try:  # the client's FIN comes after what it sent
                 self.h11.receive_data(b"")
             except RuntimeError:
@@ -450,7 +454,10 @@ class ClientConnection(Protocol):
 
     def take_unparsed(self) -> bytes:
         """Every byte received and not parsed (after a 101 they belong to the tunnel)."""
-        data = self.h11.trailing_data[0] + bytes(self.backlog)
+        conn = self.h11
+        data = (conn.trailing_data[0] if conn is not None else bytes(self.raw_head.buf)) + bytes(
+            self.backlog
+        )
         self.backlog = NO_BACKLOG
         self.gate.release(PIPELINE)
         return data
@@ -495,16 +502,27 @@ class ClientConnection(Protocol):
 
     def _process(self) -> None:
         while not self.closing:
-            conn = self.h11  # a new cycle brings a new parser
-            if conn is None:
-                return  # not a byte yet
             ex = self.exchange
-            if ex is None and conn.their_state is h11.IDLE:
+            conn = self.h11  # None until a request is left to h11
+            if ex is None and conn is None:
                 raw = self.raw_head
                 if not raw.buf and not (self.backlog and self.give_backlog()):
-                    return  # nothing of a next request yet
+                    return  # nothing of a next request yet (or not a byte yet)
                 if self.requests and self.output_blocked():
                     return  # output_drained() comes back here
+                if not raw.looked:
+                    # The first look at this head's bytes: a whole head that is common and
+                    # well formed is parsed at once, without RawHead's checks or h11 (it
+                    # passes both: heads.parse_request). Others are checked as they grow.
+                    raw.looked = True
+                    end = raw.buf.find(b"\r\n\r\n") + 4
+                    if 4 <= end <= raw.limit + 4:
+                        request = parse_request(raw.buf, end, raw.maxhdr)
+                        if request is not None:
+                            raw.take(end)  # what follows is the next request's
+                            self.start_exchange(request)
+                            self.request_has_no_body()
+                            continue
                 try:
                     if not raw.check():
                         if self.give_backlog():
@@ -516,6 +534,10 @@ class ClientConnection(Protocol):
                 except HeadError as exc:
                     self.bad_request(exc, bytes(raw.buf))
                     return
+                conn = self.h11 = self.new_parser()
+                conn.receive_data(bytes(raw.buf))
+                if self.eof and not self.backlog:
+                    conn.receive_data(b"")
             elif ex is not None and ex.request_done:
                 return  # a pipelined request waits for this response
             try:
@@ -536,16 +558,19 @@ class ClientConnection(Protocol):
                 self.request_ended(ex, event.headers)
             elif kind is h11.Request:
                 self.start_exchange(event)
-                ex = self.exchange
-                if ex is not None and ex.bodyless and ex.upgrade is None and not ex.request_done:
-                    # Nothing follows the head: its end needs no parser event (h11's would
-                    # cost as much as a small response's). The next request gets a fresh
-                    # parser with whatever the client sent after this one.
-                    self.request_ended(ex, ())
+                self.request_has_no_body()
             elif kind is h11.ConnectionClosed:
                 if ex is None:
                     self.close()
                 return
+
+    def request_has_no_body(self) -> None:
+        """Nothing follows a bodyless request's head: its end needs no parser event (h11's
+        would cost as much as a small response's). What the client sent after it is the
+        next request's."""
+        ex = self.exchange
+        if ex is not None and ex.bodyless and ex.upgrade is None and not ex.request_done:
+            self.request_ended(ex, ())
 
     def request_ended(self, ex: Exchange, trailers: Any) -> None:
         self.request_complete = True
@@ -589,7 +614,11 @@ class ClientConnection(Protocol):
             ex.start(target, fields, key)
             return
         key, search = hash_key.for_request(request.method, request.target, items)
-        if search is not None and self.h11.client_is_waiting_for_100_continue:
+        if (
+            search is not None
+            and self.h11 is not None
+            and self.h11.client_is_waiting_for_100_continue
+        ):
             # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
             ex.bytes_out += self.emit(self.writer.informational, 100, b"Continue", [])
             fields = [f for f in fields if f[1] != b"expect"]
@@ -671,7 +700,7 @@ class ClientConnection(Protocol):
             t_total=int((now - self.accepted) * 1000),
             t_active=int((now - started) * 1000),
             bytes_read=sent,
-            bytes_in=0 if self.h11 is None else 1,  # 0: not a byte came (dontlognull)
+            bytes_in=0 if self.raw_head is NO_HEAD_YET else 1,  # 0: not a byte (dontlognull)
             termination=flags,
             actconn=self.ctx.counters.global_counters.curr_conns,
             feconn=self.ctx.counters.scur,
@@ -774,6 +803,7 @@ class ClientConnection(Protocol):
     def next_cycle(self) -> None:
         """Start reading the next request when both sides allow it, else close."""
         conn = self.h11
+        raw = self.raw_head
         writer = self.writer
         if (
             writer is not None
@@ -781,27 +811,24 @@ class ClientConnection(Protocol):
             and writer.keep_alive
             and not self.ctx.stopping
             and self.request_complete
-            and (not self.eof or self.backlog or conn.trailing_data[0])
+            and (not self.eof or self.backlog or (conn.trailing_data[0] if conn else raw.buf))
         ):
             if self.ctx.successor is not None:
                 self.follow_reload()
-            # A fresh parser for the next request (between messages a keep-alive connection
-            # has no state), fed with what the client sent after this one: what the old
-            # parser held (at most FEED bytes), the backlog later, piece by piece.
-            leftover, closed = conn.trailing_data
-            conn = self.h11 = self.new_parser()
-            self.raw_head.reset(leftover)
-            if leftover:
-                conn.receive_data(leftover)
-            if closed and not self.backlog:
-                conn.receive_data(b"")
+            # The next head starts with what the client sent after this one: what h11 held
+            # after its request (a parsed head left its rest in the raw head already, at
+            # most FEED bytes), the backlog later, piece by piece. Between messages a
+            # keep-alive connection has no parser state.
+            if conn is not None:
+                self.h11 = None
+                raw.reset(conn.trailing_data[0])
             self.writer = None
             self.chunks = None
             self.request_complete = False
             self.stalled_since = None
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
-            pending = leftover or self.backlog
+            pending = raw.buf or self.backlog
             self.head_started = self.ctx.reactor.seconds() if pending else None
             # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
             # while its next requests are already here, and sent together once it has no

@@ -1,0 +1,119 @@
+"""Common request heads parsed in one pass, with h11's verdicts; h11 parses everything else.
+
+h11 stays the parser of record: for a request head it parses, :func:`parse_request` either
+returns the request h11 would return (same method, target, version and header triples) or
+None, and then h11 parses the bytes as before. It takes only what is common and plainly
+well formed, so that declining costs little and accepting never differs from h11
+(``tests/unit/test_http_heads.py`` compares both over generated and hostile heads):
+
+- a complete head at the start of the buffer, every line ending in CRLF, no NUL, VT or FF;
+- a request line ``token SP target SP HTTP/1.1`` (or ``HTTP/1.0``), the target visible ASCII;
+- fields ``token ":" value``, the value's surrounding spaces and tabs removed (h11's OWS);
+- within :class:`~udsproxy.http.headers.RawHead`'s limits (size and field count);
+- no body and nothing that changes h11's state beyond "a request came": no
+  ``Content-Length``, ``Transfer-Encoding``, ``Upgrade`` or ``Expect`` field, not CONNECT;
+  exactly one ``Host`` for HTTP/1.1, at most one for HTTP/1.0.
+
+What the parser leaves after the head (pipelined requests) is the next head's start, as
+h11's ``trailing_data`` would be.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Union
+
+from .h11lib import Headers
+from .headers import Item
+
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+VISIBLE = bytes(range(0x21, 0x7F))  # a request target's characters (h11: vchar)
+# Bytes a line may hold: h11's field values exclude NUL and whitespace but SP and HT.
+NOT_IN_A_LINE = b"\x00\n\x0b\x0c\r"
+IN_A_LINE = bytes(b for b in range(256) if b not in NOT_IN_A_LINE)
+VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
+# Fields after which h11 is in another state than "a bodyless request came" (a body, a
+# protocol switch, 100-continue): h11 parses those requests.
+H11_ONLY = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
+# The fields the parsers look at beyond their syntax.
+NOTED = H11_ONLY | {b"host", b"connection"}
+END = b"\r\n\r\n"
+
+
+class ParsedRequest:
+    """A request head as ``h11.Request`` has it: the same four attributes, the headers an
+    h11 ``Headers`` of ``(raw name, lower-case name, value)`` triples."""
+
+    __slots__ = ("method", "target", "headers", "http_version")
+
+    def __init__(self, method: bytes, target: bytes, items: List[Item], http_version: bytes):
+        self.method = method
+        self.target = target
+        self.headers = Headers(items)
+        self.http_version = http_version
+
+    def __repr__(self) -> str:
+        return f"<ParsedRequest {self.method!r} {self.target!r} HTTP/{self.http_version!r}>"
+
+
+def head_lines(buf: Union[bytes, bytearray], end: int, maxhdr: int) -> Optional[List[bytes]]:
+    """The lines of the head ``buf[:end]`` (``end`` just after its first CRLFCRLF) when every
+    CR and LF in it ends a line and it has no NUL, VT or FF and at most ``maxhdr`` fields."""
+    head = bytes(buf[: end - 4])
+    lines = head.split(b"\r\n")
+    fields = len(lines) - 1
+    if fields > maxhdr or len(head.translate(None, IN_A_LINE)) != 2 * fields:
+        return None
+    return lines
+
+
+def field_items(lines: List[bytes]) -> Optional[Tuple[List[Item], List[Item]]]:
+    """Each line ``token ":" value`` as h11's triple (the value without its surrounding
+    spaces and tabs), and those of the fields in NOTED; None if a line is not one."""
+    items: List[Item] = []
+    noted: List[Item] = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name.translate(None, TOKEN_CHARS):
+            return None
+        lower = name.lower()
+        item = (name, lower, value.strip(b" \t"))
+        items.append(item)
+        if lower in NOTED:
+            noted.append(item)
+    return items, noted
+
+
+def parse_request(buf: Union[bytes, bytearray], end: int, maxhdr: int) -> Optional[ParsedRequest]:
+    """The request whose head is ``buf[:end]`` (``end`` just after its first CRLFCRLF), or
+    None when h11 should parse it. ``maxhdr``: the most fields a head may have (more is
+    RawHead's 400, which the caller gets by declining here)."""
+    lines = head_lines(buf, end, maxhdr)
+    if lines is None:
+        return None
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        return None
+    method, target, version = parts
+    http_version = VERSIONS.get(version)
+    if (
+        http_version is None
+        or not method
+        or method.translate(None, TOKEN_CHARS)
+        or method == b"CONNECT"
+        or not target
+        or target.translate(None, VISIBLE)
+    ):
+        return None
+    fields = field_items(lines[1:])
+    if fields is None:
+        return None
+    items, noted = fields
+    hosts = 0
+    for _, name, _ in noted:
+        if name in H11_ONLY:
+            return None
+        if name == b"host":
+            hosts += 1
+    if hosts > 1 or (hosts == 0 and http_version == b"1.1"):
+        return None  # h11 refuses it (400)
+    return ParsedRequest(method, target, items, http_version)
