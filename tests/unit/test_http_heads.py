@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.unit.http_harness import Harness, answer_all
 from udsproxy.http.h11lib import h11 as h11_used
 from udsproxy.http.headers import HeadError, check_raw_head
-from udsproxy.http.heads import ParsedRequest, parse_request
+from udsproxy.http.heads import ParsedRequest, ParsedResponse, parse_request, parse_response
 
 # Both builds when both are installed (the compiled one on CPython with the fast extra).
 PARSERS = [h11_pure] if h11_used is h11_pure else [h11_pure, h11_used]
@@ -226,3 +226,148 @@ def test_a_head_in_pieces_and_a_body_go_through_h11_between_common_ones() -> Non
     server = h.connector.servers[0]
     bodies = [e.data for e in server.events if type(e) is h11_pure.Data]
     assert bodies == [b"abc"]
+
+
+# ----------------------------------------------------------------------------- responses
+def h11_response_events(module: Any, method: bytes, buf: bytes) -> Tuple[List[Any], Any]:
+    """What an h11 client that sent a bodyless ``method`` request reads from ``buf``."""
+    conn = module.Connection(module.CLIENT)
+    conn.send(module.Request(method=method, target=b"/", headers=[(b"Host", b"a")]))
+    conn.send(module.EndOfMessage())
+    conn.receive_data(buf)
+    events: List[Any] = []
+    while not events or type(events[-1]) is not module.EndOfMessage:
+        event = conn.next_event()
+        if event is module.NEED_DATA or event is module.PAUSED:
+            break
+        events.append(event)
+    return events, conn
+
+
+def assert_response_as_h11(buf: bytes, method: bytes = b"GET") -> Optional[ParsedResponse]:
+    """If the parser takes ``buf``'s head: h11 reads the same response, a body of the same
+    length, keeps the connection alike and leaves the same bytes after the body."""
+    end = buf.find(b"\r\n\r\n") + 4
+    if end < 4:
+        return None
+    got = parse_response(buf, end, method, 100)
+    if got is None:
+        return None
+    response, length, keep = got
+    for module in PARSERS:
+        events, conn = h11_response_events(module, method, buf)
+        head = events[0]
+        assert type(head) is module.Response, buf
+        assert (response.status_code, response.reason, response.http_version) == (
+            head.status_code,
+            head.reason,
+            head.http_version,
+        )
+        assert response.headers._full_items == head.headers._full_items
+        if len(buf) < end + length:
+            continue  # the body is not all there: h11 waits for it as the counting does
+        body = b"".join(bytes(e.data) for e in events[1:-1])
+        assert [type(e) for e in events[1:]][-1:] == [module.EndOfMessage]
+        assert body == buf[end : end + length]
+        assert conn.their_state is (module.DONE if keep else module.MUST_CLOSE)
+        assert conn.trailing_data[0] == buf[end + length :]
+    return response
+
+
+COMMON_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello",
+    b"HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+    b"HTTP/1.1 304 \r\nETag: x\r\nContent-Length: 99\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200",
+    b"HTTP/1.1 599 A\tweird \x80 reason\r\ncontent-length:007\r\n\r\n1234567",
+]
+
+DECLINED_RESPONSES = [
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ws\r\n\r\n",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n\r\nclose-delimited",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 123456789012345678901\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n",
+    b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-A: b\x00c\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n folded\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("buf", COMMON_RESPONSES)
+def test_common_responses_are_read_as_h11_reads_them(buf: bytes) -> None:
+    """The usual response heads are taken, and h11 agrees on them and on their framing."""
+    assert assert_response_as_h11(buf) is not None
+    assert assert_response_as_h11(buf, b"HEAD") is not None  # no body, whatever the length
+
+
+@pytest.mark.parametrize("buf", DECLINED_RESPONSES)
+def test_unusual_and_hostile_responses_are_left_to_h11(buf: bytes) -> None:
+    """1xx, chunked, close-delimited, ambiguous lengths, malformed heads: declined."""
+    end = buf.find(b"\r\n\r\n") + 4
+    assert parse_response(buf, end, b"GET", 100) is None
+
+
+status_line = st.sampled_from(
+    [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK", b"HTTP/1.1 204 No Content", b"HTTP/1.1 304 "]
+    + [b"HTTP/1.1 404", b"HTTP/1.1 100 Continue", b"HTTP/1.1 101 S", b"HTTP/1.1 999 a\tb"]
+)
+response_name = st.sampled_from(
+    [b"Content-Length", b"content-length", b"Transfer-Encoding", b"Connection", b"X-A"]
+    + [b"Content-Type", b"Set-Cookie"]
+)
+response_value = st.sampled_from(
+    [b"5", b"0", b"05", b"5, 5", b"-1", b"", b" 5 ", b"chunked", b"close", b"keep-alive"]
+    + [b"Keep-Alive, close", b"a b", b"\x80"]
+)
+
+
+@st.composite
+def responses(draw: Any) -> bytes:
+    """A response head with up to two hostile edits, then five body bytes and more."""
+    fields = draw(st.lists(st.tuples(response_name, response_value), max_size=5))
+    head = draw(status_line) + b"\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in fields)
+    head += b"\r\n"
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(head)))
+        edit = draw(st.one_of(st.sampled_from(SNIPPETS), st.binary(min_size=1, max_size=2)))
+        head = head[:at] + edit + head[at + (0 if draw(st.booleans()) else len(edit)) :]
+    return head + draw(st.sampled_from([b"hello", b"hello" + b"HTTP/1.1 200 OK\r\n", b"he"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(buf=responses(), method=st.sampled_from([b"GET", b"HEAD"]))
+def test_generated_responses_are_read_as_h11_or_left_to_it(buf: bytes, method: bytes) -> None:
+    """Generated response heads, good and hostile: taken ones are exactly h11's."""
+    assert_response_as_h11(buf, method)
+
+
+def test_a_response_h11_must_read_comes_after_a_request_written_without_it() -> None:
+    """A chunked response to a bodyless request: h11 is told of the request, then reads it;
+    the next request on the connection is written without h11 again."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request()
+    server = h.connector.servers[0]
+    server.read()
+    server.respond(body=b"abc", headers=[("Transfer-Encoding", "chunked")])
+    assert client.responses() == [(200, {"transfer-encoding": "chunked", "x-backend": "a"}, b"abc")]
+    client.request(target="/2")
+    assert h.connector.servers == [server]  # the connection was kept
+    assert server.protocol.h11 is None  # written without h11
+    server.read()
+    server.respond(body=b"de")
+    assert client.responses()[0][2] == b"de"

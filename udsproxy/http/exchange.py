@@ -48,10 +48,10 @@ from ..log import SessionRecord, format_httplog, format_tcplog, is_null_session
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
-from .h11lib import Headers, h11
+from .h11lib import h11
 from .hashkey import BodySearch
 from .headers import full_items, is_bodyless, upgrade_field
-from .upstream import ServerConnection
+from .upstream import END_OF_MESSAGE, ServerConnection
 
 if TYPE_CHECKING:
     from .frontend import ClientConnection
@@ -244,11 +244,9 @@ class Exchange:
         self.server_seen = self.ctx.sweeper.now
         req = self.request
         if req.http_version == b"1.1" or any(f[1] == b"host" for f in self.head):
-            # _parsed: the fields come from h11's parser (or are ours): no second validation.
-            conn.send(
-                h11.Request(
-                    method=req.method, target=self.target, headers=Headers(self.head), _parsed=True
-                )
+            # A bodyless request that asks for no switch is written without h11.
+            conn.send_request(
+                req.method, self.target, self.head, self.bodyless and self.upgrade is None
             )
         else:
             conn.send_http10_head(req.method, self.target, self.head)
@@ -350,10 +348,7 @@ class Exchange:
         if kind is h11.Data:
             self.bytes_out += client.send_data(event.data)
         elif kind is h11.Response:
-            self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
-            self.status = event.status_code
-            self.phase = Phase.RESPONDING
-            self.bytes_out += client.send_response_head(event)
+            self.server_head(event)
         elif kind is h11.EndOfMessage:
             self.server_end(event.headers)
         elif kind is h11.InformationalResponse:
@@ -362,6 +357,13 @@ class Exchange:
             elif event.status_code == 100 or event.status_code == 103:
                 self.bytes_out += client.send_informational(event)
         # ConnectionClosed: connectionLost follows
+
+    def server_head(self, response: Any) -> None:
+        """The final response head (h11's Response, or heads.parse_response's)."""
+        self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+        self.status = response.status_code
+        self.phase = Phase.RESPONDING
+        self.bytes_out += self.client.send_response_head(response)
 
     def server_data(self, data: bytes) -> None:
         """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
@@ -721,9 +723,6 @@ def shut_write(transport: Any, producer: Any) -> None:
     if producer is not None:
         producer.release(PEER)
     transport.loseWriteConnection()
-
-
-END_OF_MESSAGE = h11.EndOfMessage()
 
 
 def end_of_message(trailers: Any) -> Any:

@@ -147,7 +147,7 @@ class HTTPContext:
             if conn is not None:
                 server = conn.server.name
                 try:
-                    data = conn.h11.trailing_data[0]
+                    data = conn.h11.trailing_data[0] if conn.h11 is not None else b""
                 except Exception:  # noqa: BLE001 - a capture must never break the exchange
                     data = b""
             state = self.backend.state

@@ -1,4 +1,4 @@
-"""Common request heads parsed in one pass, with h11's verdicts; h11 parses everything else.
+"""Common message heads parsed in one pass, with h11's verdicts; h11 parses everything else.
 
 h11 stays the parser of record: for a request head it parses, :func:`parse_request` either
 returns the request h11 would return (same method, target, version and header triples) or
@@ -16,6 +16,10 @@ well formed, so that declining costs little and accepting never differs from h11
 
 What the parser leaves after the head (pipelined requests) is the next head's start, as
 h11's ``trailing_data`` would be.
+
+:func:`parse_response` does the same for a server's response head to a bodyless request
+sent without h11 (``upstream``): a final response whose body a Content-Length frames (or
+that has none); anything else goes to an h11 client told of the request then.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from __future__ import annotations
 from typing import List, Optional, Tuple, Union
 
 from .h11lib import Headers
-from .headers import Item
+from .headers import Item, tokens
 
 TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 VISIBLE = bytes(range(0x21, 0x7F))  # a request target's characters (h11: vchar)
+DIGITS = b"0123456789"
 # Bytes a line may hold: h11's field values exclude NUL and whitespace but SP and HT.
 NOT_IN_A_LINE = b"\x00\n\x0b\x0c\r"
 IN_A_LINE = bytes(b for b in range(256) if b not in NOT_IN_A_LINE)
@@ -36,6 +41,7 @@ VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
 H11_ONLY = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
 # The fields the parsers look at beyond their syntax.
 NOTED = H11_ONLY | {b"host", b"connection"}
+NO_BODY_STATUS = (204, 304)
 END = b"\r\n\r\n"
 
 
@@ -53,6 +59,21 @@ class ParsedRequest:
 
     def __repr__(self) -> str:
         return f"<ParsedRequest {self.method!r} {self.target!r} HTTP/{self.http_version!r}>"
+
+
+class ParsedResponse:
+    """A response head as ``h11.Response`` has it (status_code, reason, headers, version)."""
+
+    __slots__ = ("status_code", "reason", "headers", "http_version")
+
+    def __init__(self, status: int, reason: bytes, items: List[Item], http_version: bytes):
+        self.status_code = status
+        self.reason = reason
+        self.headers = Headers(items)
+        self.http_version = http_version
+
+    def __repr__(self) -> str:
+        return f"<ParsedResponse {self.status_code} HTTP/{self.http_version!r}>"
 
 
 def head_lines(buf: Union[bytes, bytearray], end: int, maxhdr: int) -> Optional[List[bytes]]:
@@ -117,3 +138,51 @@ def parse_request(buf: Union[bytes, bytearray], end: int, maxhdr: int) -> Option
     if hosts > 1 or (hosts == 0 and http_version == b"1.1"):
         return None  # h11 refuses it (400)
     return ParsedRequest(method, target, items, http_version)
+
+
+def parse_response(
+    buf: Union[bytes, bytearray], end: int, method: bytes, maxhdr: int
+) -> Optional[Tuple[ParsedResponse, int, bool]]:
+    """The final response whose head is ``buf[:end]`` to a ``method`` request, the length
+    of its body and whether the server keeps the connection; None when h11 should parse it.
+
+    Taken: a 200-999 status, and a body framed by one plain Content-Length (or none: HEAD,
+    204, 304). Left to h11: 1xx, chunked or close-delimited bodies, anything unusual.
+    The connection is kept as h11 keeps it: HTTP/1.1 without ``Connection: close``.
+    """
+    lines = head_lines(buf, end, maxhdr)
+    if lines is None:
+        return None
+    line = lines[0]
+    http_version = VERSIONS.get(line[:8])
+    code = line[9:12]
+    if (
+        http_version is None
+        or line[8:9] != b" "
+        or len(code) != 3
+        or code.translate(None, DIGITS)
+        or code < b"200"
+        or (len(line) > 12 and line[12:13] != b" ")
+    ):
+        return None
+    status = int(code)
+    fields = field_items(lines[1:])
+    if fields is None:
+        return None
+    items, noted = fields
+    length = -1
+    keep = http_version == b"1.1"
+    for _, name, value in noted:
+        if name == b"content-length":
+            if length >= 0 or not value or len(value) > 20 or value.translate(None, DIGITS):
+                return None  # h11's rules for anything else (lists, signs, repeats)
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return None
+        elif name == b"connection" and b"close" in tokens(value):
+            keep = False
+    if method == b"HEAD" or status in NO_BODY_STATUS:
+        length = 0
+    elif length < 0:
+        return None  # read until the close: h11's
+    return ParsedResponse(status, line[13:], items, http_version), length, keep
