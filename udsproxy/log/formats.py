@@ -65,11 +65,21 @@ def _datetime(when: float, tz: Optional[tzinfo]) -> datetime:
 
 def format_accept_date(when: float, tz: Optional[tzinfo] = None) -> str:
     """HAProxy's ``%t``/``%tr`` date: ``23/Nov/2026:18:41:30.517`` (milliseconds truncated)."""
-    d = _datetime(when, tz)
-    return (
-        f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond // 1000:03d}"
-    )
+    second, micros = divmod(round(when * 1_000_000), 1_000_000)
+    cached = _accept_second
+    if cached[0] != second or cached[1] is not tz:
+        # Every line of a busy second shares its date and time: made once per second.
+        d = _datetime(second, tz)
+        text = (
+            f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year:04d}:"
+            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}."
+        )
+        cached = _accept_second[:] = [second, tz, text]
+    return f"{cached[2]}{micros // 1000:03d}"
+
+
+# The last second format_accept_date wrote out: [epoch second, tz, its text up to the dot].
+_accept_second: List[object] = [None, None, ""]
 
 
 def format_rfc3164_date(when: float, tz: Optional[tzinfo] = None) -> str:
@@ -188,6 +198,8 @@ def _counters(rec: SessionRecord) -> str:
 
 def escape_log_text(text: str) -> str:
     """Encode what HAProxy would not log as-is (§8.6): bytes outside 32..126, ``"`` and ``#``."""
+    if text.isascii() and text.isprintable() and '"' not in text and "#" not in text:
+        return text  # the usual request line: nothing to encode
     out: List[str] = []
     for ch in text:
         code = ord(ch)
@@ -211,15 +223,16 @@ def format_tcplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
 def format_httplog(rec: SessionRecord, tz: Optional[tzinfo] = None) -> str:
     """The ``option httplog`` line (no header captures, so ``%hr %hs`` print nothing)."""
     when = rec.request_time if rec.request_time is not None else rec.accept_time
-    timers = "/".join(
-        _ms(t) for t in (rec.t_request, rec.t_queue, rec.t_connect, rec.t_response, rec.t_active)
-    )
-    state = f"{rec.termination[:2]:-<2}{rec.cookie_flags[:2]:-<2}"
     request = BADREQ if rec.request_line is None else escape_log_text(rec.request_line)
+    # One line per request: written out in one f-string (_ms inlined as "-1 if None").
+    tr, tw, tc, tresp, ta = rec.t_request, rec.t_queue, rec.t_connect, rec.t_response, rec.t_active
     return (
-        f"{_client(rec)} [{format_accept_date(when, tz)}] {rec.frontend} "
-        f"{_backend_server(rec)} {timers} {_ms(rec.status)} {rec.bytes_read} "
-        f"{rec.request_cookie or '-'} {rec.response_cookie or '-'} {state} "
+        f"{_client(rec)} [{format_accept_date(when, tz)}] {rec.frontend} {_backend_server(rec)} "
+        f"{-1 if tr is None else tr}/{-1 if tw is None else tw}/{-1 if tc is None else tc}/"
+        f"{-1 if tresp is None else tresp}/{-1 if ta is None else ta} "
+        f"{-1 if rec.status is None else rec.status} {rec.bytes_read} "
+        f"{rec.request_cookie or '-'} {rec.response_cookie or '-'} "
+        f"{rec.termination[:2]:-<2}{rec.cookie_flags[:2]:-<2} "
         f'{_counters(rec)} "{request}"'
     )
 
