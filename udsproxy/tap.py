@@ -191,6 +191,9 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from .log.targets import configure_twistd_log
+    from .net.dispatch import lean_dispatch
+
+    lean_dispatch(reactor)  # I/O events without a log context each (see net.dispatch)
 
     twistd = getattr(options, "parent", None)
     if twistd is not None:
