@@ -26,8 +26,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.unit.http_harness import Harness  # noqa: E402
-
 CONFIG = """
 frontend fe
     bind 127.0.0.1:8080
@@ -76,6 +74,9 @@ RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\
 def run(n: int, request: bytes = REQUEST, pipeline: int = 1) -> float:
     """CPU seconds for ``n`` requests sent ``pipeline`` per write; the fake servers answer
     canned bytes (no parsing)."""
+    # Imported here: tools/bench_heads.py takes the heads above with the stdlib only.
+    from tests.unit.http_harness import Harness
+
     h = Harness(CONFIG)
     client = h.client()
     batch = request * pipeline
