@@ -11,8 +11,19 @@ from hypothesis import strategies as st
 
 from tests.unit.http_harness import Harness, answer_all
 from udsproxy.http.h11lib import h11 as h11_used
-from udsproxy.http.headers import HeadError, check_raw_head
-from udsproxy.http.heads import ParsedRequest, ParsedResponse, parse_request, parse_response
+from udsproxy.http.headers import (
+    HOP_BY_HOP,
+    HeadError,
+    Item,
+    check_raw_head,
+    check_request,
+    end_to_end_items,
+    is_bodyless,
+    is_chunked,
+    request_upgrade,
+)
+from udsproxy.http.heads import NOTED, ParsedRequest, ParsedResponse, parse_request, parse_response
+from udsproxy.http.writer import request_keeps_alive
 
 # Both builds when both are installed (the compiled one on CPython with the fast extra).
 PARSERS = [h11_pure] if h11_used is h11_pure else [h11_pure, h11_used]
@@ -66,6 +77,7 @@ def assert_as_h11(buf: bytes, maxhdr: int = 100) -> Optional[ParsedRequest]:
         assert state is module.SEND_BODY and not waiting
         assert [type(e) for e in after] == [module.EndOfMessage]  # no body
         assert rest == buf[end:]
+    assert_noted_decide_alike(request)
     # RawHead: no 400 (size, fields, fold, HTTP/0.9) with the frontend's size limit for
     # the parser (end - 4 <= limit), and complete exactly at this end.
     assert check_raw_head(buf[:end], end - 4, maxhdr) is True
@@ -77,6 +89,29 @@ def assert_as_h11(buf: bytes, maxhdr: int = 100) -> Optional[ParsedRequest]:
     return request
 
 
+def check_verdict(request: ParsedRequest, items: List[Item]) -> Optional[Tuple[str, int]]:
+    try:
+        check_request(request.method, request.target, items)
+    except HeadError as exc:
+        return exc.reason, exc.status
+    return None
+
+
+def assert_noted_decide_alike(request: ParsedRequest) -> None:
+    """The header rules the frontend applies to the noted fields answer as on all fields."""
+    items = request.headers._full_items
+    noted = request.noted
+    assert noted == [item for item in items if item[1] in NOTED]
+    version = request.http_version
+    assert is_bodyless(noted) == is_bodyless(items)
+    assert is_chunked(noted) == is_chunked(items)
+    assert request_keeps_alive(version, noted) == request_keeps_alive(version, items)
+    assert request_upgrade(noted) == request_upgrade(items)
+    assert check_verdict(request, noted) == check_verdict(request, items)
+    if not any(item[1] in HOP_BY_HOP for item in noted):
+        assert end_to_end_items(items) == items
+
+
 COMMON = [
     b"GET / HTTP/1.1\r\nHost: app\r\n\r\n",
     b"GET /a?b=c&d=%20 HTTP/1.1\r\nHost: app\r\nUser-Agent: x\r\nAccept: */*\r\n\r\n",
@@ -85,6 +120,8 @@ COMMON = [
     b"GET http://app/p HTTP/1.1\r\nHost: app\r\n\r\n",
     b"OPTIONS * HTTP/1.1\r\nHost: app\r\nX-Obs: caf\xe9\x01\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\n"
+    b"Keep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\r\n",
 ]
 
 # Left to h11 (and to RawHead's checks): bodies, switches, smuggling attempts, oddities.
@@ -144,10 +181,12 @@ version = st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0"])
 name = st.sampled_from(
     [b"X-A", b"Cookie", b"Connection", b"Accept", b"x!#$%&'*+.^_`|~9", b"Host", b"HOST"]
     + [b"Content-Length", b"Transfer-Encoding", b"Upgrade", b"Expect"]
+    + [b"TE", b"Keep-Alive", b"Proxy-Connection", b"X-Drop"]
 )
 value = st.one_of(
     st.sampled_from(
         [b"a", b"", b" a ", b"a b", b"a\tb", b"\x01\x7f", b"\x80\xff", b"100-continue", b"0"]
+        + [b"close", b"keep-alive, X-Drop", b"upgrade", b"websocket"]
     ),
     st.binary(max_size=8).filter(lambda v: not set(v) & set(b"\x00\r\n\x0b\x0c")),
 )

@@ -50,7 +50,7 @@ from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .flow import BATCH, PEER, PIPELINE
 from .h11lib import h11
 from .hashkey import BodySearch
-from .headers import full_items, is_bodyless, upgrade_field
+from .headers import full_items, upgrade_field
 from .upstream import END_OF_MESSAGE, ServerConnection
 
 if TYPE_CHECKING:
@@ -112,7 +112,9 @@ class Exchange:
         "answered",
     )
 
-    def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
+    def __init__(
+        self, client: ClientConnection, request: Any, head_started: float, bodyless: bool
+    ) -> None:
         self.client = client
         ctx = client.ctx
         self.ctx = ctx
@@ -132,7 +134,7 @@ class Exchange:
         self.body_size = 0
         self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
         self.replayable = self.method in IDEMPOTENT
-        self.bodyless = is_bodyless(full_items(request.headers))
+        self.bodyless = bodyless  # the head's framing says there is no body
         self.request_done = False
         self.trailers: Any = []
         self.head: Optional[List[Any]] = None  # the request fields to send

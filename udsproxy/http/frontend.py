@@ -44,12 +44,14 @@ from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
+    HOP_BY_HOP,
     HeadError,
     Item,
     RawHead,
     check_request,
     end_to_end_items,
     full_items,
+    is_bodyless,
     is_chunked,
     request_upgrade,
     set_item,
@@ -584,19 +586,22 @@ class ClientConnection(Protocol):
         self.requests += 1
         started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
         self.head_started = None
-        ex = Exchange(self, request, started)
+        items = full_items(request.headers)
+        # The fields the header rules read (framing, hop-by-hop, Host): those the head
+        # parser picked out (heads.NOTED), else all of h11's.
+        probe = getattr(request, "noted", items)
+        ex = Exchange(self, request, started, is_bodyless(probe))
         self.exchange = ex
         self.ctx.counters.note_request(ex.started)
-        items = full_items(request.headers)
         version = request.http_version
-        self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, items))
+        self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, probe))
         try:
-            check_request(request.method, request.target, items)
+            check_request(request.method, request.target, probe)
         except HeadError as exc:
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, exc.flags)
             return
-        chunked = is_chunked(items)
+        chunked = is_chunked(probe)
         if chunked:
             # The body bytes that came with the head, checked before anything is sent on;
             # later ones in received().
@@ -606,7 +611,7 @@ class ClientConnection(Protocol):
             except ChunkError as exc:
                 self.protocol_error(exc.reason)
                 return
-        target, fields = self.request_head(request, items, ex, chunked)
+        target, fields = self.request_head(request, items, probe, ex, chunked)
         settings = self.ctx.settings
         hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
@@ -625,7 +630,7 @@ class ClientConnection(Protocol):
         ex.start(target, fields, key, search)
 
     def request_head(
-        self, request: Any, items: List[Item], ex: Exchange, chunked: bool
+        self, request: Any, items: List[Item], probe: List[Item], ex: Exchange, chunked: bool
     ) -> Tuple[bytes, List[Item]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added.
 
@@ -633,8 +638,11 @@ class ClientConnection(Protocol):
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
         settings = self.ctx.settings
-        fields = end_to_end_items(items)
-        upgrade = request_upgrade(items)
+        if probe is items or any(item[1] in HOP_BY_HOP for item in probe):
+            fields = end_to_end_items(items)
+        else:
+            fields = list(items)  # nothing hop-by-hop: every field goes on
+        upgrade = request_upgrade(probe)
         target = request.target
         absolute = split_absolute_target(target)
         if absolute is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple, Union
 
 from .h11lib import Headers
-from .headers import Item, tokens
+from .headers import HOP_BY_HOP, Item, tokens
 
 TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 VISIBLE = bytes(range(0x21, 0x7F))  # a request target's characters (h11: vchar)
@@ -39,23 +39,34 @@ VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
 # Fields after which h11 is in another state than "a bodyless request came" (a body, a
 # protocol switch, 100-continue): h11 parses those requests.
 H11_ONLY = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
-# The fields the parsers look at beyond their syntax.
-NOTED = H11_ONLY | {b"host", b"connection"}
+# The fields that decide a message's framing, its hop-by-hop fields and its Host: the
+# parsers pick them out as they go (``noted``), so that the checks after look at those only.
+NOTED = H11_ONLY | HOP_BY_HOP | {b"host"}
 NO_BODY_STATUS = (204, 304)
 END = b"\r\n\r\n"
 
 
 class ParsedRequest:
     """A request head as ``h11.Request`` has it: the same four attributes, the headers an
-    h11 ``Headers`` of ``(raw name, lower-case name, value)`` triples."""
+    h11 ``Headers`` of ``(raw name, lower-case name, value)`` triples; and ``noted``, those
+    of its fields whose names are in NOTED, in order (a function of the header rules that
+    only reads such fields gives the same answer on them as on all the fields)."""
 
-    __slots__ = ("method", "target", "headers", "http_version")
+    __slots__ = ("method", "target", "headers", "http_version", "noted")
 
-    def __init__(self, method: bytes, target: bytes, items: List[Item], http_version: bytes):
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        items: List[Item],
+        http_version: bytes,
+        noted: List[Item],
+    ):
         self.method = method
         self.target = target
         self.headers = Headers(items)
         self.http_version = http_version
+        self.noted = noted
 
     def __repr__(self) -> str:
         return f"<ParsedRequest {self.method!r} {self.target!r} HTTP/{self.http_version!r}>"
@@ -137,7 +148,7 @@ def parse_request(buf: Union[bytes, bytearray], end: int, maxhdr: int) -> Option
             hosts += 1
     if hosts > 1 or (hosts == 0 and http_version == b"1.1"):
         return None  # h11 refuses it (400)
-    return ParsedRequest(method, target, items, http_version)
+    return ParsedRequest(method, target, items, http_version, noted)
 
 
 def parse_response(
