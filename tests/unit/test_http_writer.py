@@ -176,3 +176,20 @@ def test_bodyless_request_heads_as_h11(method: bytes, target: bytes, fields: Lis
     expected += conn.send(h11.EndOfMessage())
     assert serialize_request(method, target, fields) == expected
     assert request_keeps_alive(b"1.1", fields) is (conn.our_state is h11.DONE)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"X-A", b"x-a", b"1"), (b"Host", b"host", b"h1"), (b"X-B", b"x-b", b"2")],
+        [(b"host", b"host", b"h1"), (b"X-A", b"x-a", b"1"), (b"HOST", b"host", b"h2")],
+        [(b"Host", b"host", b"h1")],
+        [],
+    ],
+)
+def test_host_fields_go_first_as_h11_writes_them(fields: List[Item]) -> None:
+    """Wherever Host fields are, the head has them first, in their order (h11's write_headers)."""
+    writer = ResponseWriter(b"GET", b"1.1", True)
+    fields = fields + [(b"Content-Length", b"content-length", b"0")]
+    expected, _ = h11_bytes(b"GET", b"1.1", False, 200, fields, [], [])
+    assert writer.head(200, b"R", fields) + writer.end() == expected

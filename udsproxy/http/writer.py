@@ -59,11 +59,22 @@ def serialize_fields(first_line: bytes, fields: Sequence[Item]) -> bytes:
     """``first_line`` then the fields as h11's ``write_headers`` does: ``Host`` first."""
     out = [first_line]
     for raw, name, value in fields:
+        if name == b"host" and len(out) > 1:
+            return host_first(first_line, fields)  # a Host after other fields (rare)
+        out += (raw, b": ", value, b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def host_first(first_line: bytes, fields: Sequence[Item]) -> bytes:
+    """serialize_fields for any order of fields: every Host field, then the others."""
+    out = [first_line]
+    for raw, name, value in fields:
         if name == b"host":
-            out.append(b"%s: %s\r\n" % (raw, value))
+            out += (raw, b": ", value, b"\r\n")
     for raw, name, value in fields:
         if name != b"host":
-            out.append(b"%s: %s\r\n" % (raw, value))
+            out += (raw, b": ", value, b"\r\n")
     out.append(b"\r\n")
     return b"".join(out)
 
