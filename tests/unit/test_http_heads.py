@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.http_harness import Harness, answer_all
+from tests.unit.http_harness import ONE_SERVER, Harness, answer_all
 from udsproxy.http.h11lib import h11 as h11_used
 from udsproxy.http.headers import (
     HOP_BY_HOP,
@@ -28,13 +28,7 @@ from udsproxy.http.writer import request_keeps_alive
 # Both builds when both are installed (the compiled one on CPython with the fast extra).
 PARSERS = [h11_pure] if h11_used is h11_pure else [h11_pure, h11_used]
 
-ONE = """
-frontend fe
-    bind 127.0.0.1:8080
-    default_backend be
-backend be
-    server a /s/a.sock
-"""
+ONE = ONE_SERVER
 
 
 def ours(buf: bytes, maxhdr: int) -> Optional[Tuple[ParsedRequest, int]]:
@@ -57,6 +51,13 @@ def h11_view(module: Any, buf: bytes) -> Tuple[Any, List[Any], bytes, Any, bool]
     return request, after, conn.trailing_data[0], state, waiting
 
 
+def assert_same_head(ours: Any, theirs: Any, names: Tuple[str, ...]) -> None:
+    """The same attributes as h11's event, and the same header triples (and pairs)."""
+    assert [getattr(ours, n) for n in names] == [getattr(theirs, n) for n in names]
+    assert ours.headers._full_items == theirs.headers._full_items
+    assert list(ours.headers) == list(theirs.headers)
+
+
 def assert_as_h11(buf: bytes, maxhdr: int = 100) -> Optional[ParsedRequest]:
     """If the parser accepts ``buf``'s head: h11 gives the same request and leaves the same
     bytes, the request has no body and asks for no switch; RawHead passes the same head."""
@@ -67,13 +68,7 @@ def assert_as_h11(buf: bytes, maxhdr: int = 100) -> Optional[ParsedRequest]:
     for module in PARSERS:
         theirs, after, rest, state, waiting = h11_view(module, buf)
         assert type(theirs) is module.Request, buf
-        assert (request.method, request.target, request.http_version) == (
-            theirs.method,
-            theirs.target,
-            theirs.http_version,
-        )
-        assert request.headers._full_items == theirs.headers._full_items
-        assert list(request.headers) == list(theirs.headers)
+        assert_same_head(request, theirs, ("method", "target", "http_version"))
         assert state is module.SEND_BODY and not waiting
         assert [type(e) for e in after] == [module.EndOfMessage]  # no body
         assert rest == buf[end:]
@@ -297,12 +292,7 @@ def assert_response_as_h11(buf: bytes, method: bytes = b"GET") -> Optional[Parse
         events, conn = h11_response_events(module, method, buf)
         head = events[0]
         assert type(head) is module.Response, buf
-        assert (response.status_code, response.reason, response.http_version) == (
-            head.status_code,
-            head.reason,
-            head.http_version,
-        )
-        assert response.headers._full_items == head.headers._full_items
+        assert_same_head(response, head, ("status_code", "reason", "http_version"))
         if len(buf) < end + length:
             continue  # the body is not all there: h11 waits for it as the counting does
         body = b"".join(bytes(e.data) for e in events[1:-1])

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import socket
 
-from tests.unit.http_harness import Harness, answer_all
+from tests.unit.http_harness import ONE_SERVER, Harness, answer_all
 from udsproxy.http import frontend
 from udsproxy.http.flow import OUTPUT, PIPELINE
 
-ONE = """
-frontend fe
-    bind 127.0.0.1:8080
-    default_backend be
-backend be
-    server a /s/a.sock
-"""
+ONE = ONE_SERVER
 
 GET = b"GET /%d HTTP/1.1\r\nHost: app\r\n\r\n"
 
