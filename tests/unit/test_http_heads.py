@@ -293,6 +293,7 @@ def assert_response_as_h11(buf: bytes, method: bytes = b"GET") -> Optional[Parse
         head = events[0]
         assert type(head) is module.Response, buf
         assert_same_head(response, head, ("status_code", "reason", "http_version"))
+        assert response.noted == [i for i in response.headers._full_items if i[1] in NOTED]
         if len(buf) < end + length:
             continue  # the body is not all there: h11 waits for it as the counting does
         body = b"".join(bytes(e.data) for e in events[1:-1])

@@ -740,7 +740,8 @@ class ClientConnection(Protocol):
     def send_response_head(self, response: Any) -> int:
         items = full_items(response.headers)
         fields = end_to_end_items(items)
-        if any(name == b"transfer-encoding" for _, name, _ in items):
+        # (the noted fields: see start_exchange)
+        if any(name == b"transfer-encoding" for _, name, _ in getattr(response, "noted", items)):
             # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
             # Content-Length beside it is stale, and a proxy removes it.
             fields = [f for f in fields if f[1] != b"content-length"]

@@ -73,15 +73,24 @@ class ParsedRequest:
 
 
 class ParsedResponse:
-    """A response head as ``h11.Response`` has it (status_code, reason, headers, version)."""
+    """A response head as ``h11.Response`` has it (status_code, reason, headers, version),
+    and its ``noted`` fields as ParsedRequest has them."""
 
-    __slots__ = ("status_code", "reason", "headers", "http_version")
+    __slots__ = ("status_code", "reason", "headers", "http_version", "noted")
 
-    def __init__(self, status: int, reason: bytes, items: List[Item], http_version: bytes):
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        items: List[Item],
+        http_version: bytes,
+        noted: List[Item],
+    ):
         self.status_code = status
         self.reason = reason
         self.headers = Headers(items)
         self.http_version = http_version
+        self.noted = noted
 
     def __repr__(self) -> str:
         return f"<ParsedResponse {self.status_code} HTTP/{self.http_version!r}>"
@@ -196,4 +205,4 @@ def parse_response(
         length = 0
     elif length < 0:
         return None  # read until the close: h11's
-    return ParsedResponse(status, line[13:], items, http_version), length, keep
+    return ParsedResponse(status, line[13:], items, http_version, noted), length, keep
