@@ -1,4 +1,4 @@
-"""The client side of HTTP mode: h11 parses each request, one exchange at a time.
+"""The client side of HTTP mode: each request parsed and proxied, one exchange at a time.
 
 A client connection reads request heads, makes an :class:`~udsproxy.http.exchange.Exchange`
 for each request and answers in order: a pipelined request waits in the head buffer until
@@ -8,11 +8,12 @@ waiting). A whole common head that is there at the first look is parsed at once
 it grows (``headers.RawHead``) and parsed by a fresh h11 parser for that request, fed with
 what followed the last one. Responses are written by a
 :class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send path).
-Between requests it
-applies ``timeout http-request`` (408 for a head that does not complete in time, and for a
-new connection that stays silent) and ``timeout http-keep-alive`` (an idle keep-alive
-connection closes silently); during an exchange ``timeout client`` covers a client that
-stops sending its body or stops reading the response.
+
+Between requests it applies ``timeout http-request`` (408 for a head that does not
+complete in time, and for a new connection that stays silent) and ``timeout
+http-keep-alive`` (an idle keep-alive connection closes silently); during an exchange
+``timeout client`` covers a client that stops sending its body or stops reading the
+response.
 """
 
 from __future__ import annotations
