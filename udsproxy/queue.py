@@ -79,6 +79,13 @@ class TicketState(enum.Enum):
     CLOSED = "closed"
 
 
+NO_SERVERS: FrozenSet[ServerState] = frozenset()  # shared by every ticket that avoids none
+
+
+def _closed(_: object) -> None:
+    """The callbacks of a closed ticket (never called: nothing grants or fails it)."""
+
+
 class Ticket:
     """One stream's claim on a server slot: waiting, holding a slot, or done.
 
@@ -99,7 +106,7 @@ class Ticket:
         self._on_granted = on_granted
         self._on_error = on_error
         self.key = key
-        self.avoid: FrozenSet[ServerState] = frozenset(avoid)
+        self.avoid: FrozenSet[ServerState] = frozenset(avoid) if avoid else NO_SERVERS
         self.bound = server  # a server this stream must go to (persistence), if any
         self.state = TicketState.WAITING
         self.server: Optional[ServerState] = None  # the server holding our slot
@@ -257,6 +264,9 @@ class BackendQueue:
         """End a ticket whatever its state; a second call does nothing."""
         state = ticket.state
         ticket.state = TicketState.CLOSED
+        # A closed ticket calls no one back: dropping the stream's callbacks leaves no
+        # reference cycle (stream -> ticket -> stream) for the garbage collector to find.
+        ticket._on_granted = ticket._on_error = _closed
         if state is TicketState.WAITING:
             self._dequeue(ticket)
         elif state is TicketState.GRANTED and ticket.server is not None:

@@ -161,6 +161,31 @@ class Stream(Protocol):
         shutdown-sessions``) or a backup's streams give way (``on-marked-up``)."""
 
 
+class _Ended:
+    """The stream of a closed attempt: none (every callback returns on CLOSED before it
+    would reach its stream). A closed attempt holds it instead of the stream it served,
+    so that no reference cycle (stream -> attempt -> stream) outlives the stream: both
+    are freed when the stream is, and the garbage collector has nothing to look for."""
+
+    def ready_connection(self, server: ServerState) -> Any:
+        return None
+
+    def server_protocol(self, server: ServerState) -> Any:
+        raise RuntimeError("a closed attempt connects nothing")
+
+    def server_connected(self, conn: Any, reused: bool) -> None:
+        pass
+
+    def no_server(self, flags: str) -> None:
+        pass
+
+    def shutdown(self, flags: str) -> None:
+        pass
+
+
+ENDED = _Ended()
+
+
 class AttemptState(enum.Enum):
     """WAITING (for a slot) -> CONNECTING -> CONNECTED, back to WAITING on a redispatch;
     CLOSED from anywhere, final."""
@@ -361,6 +386,7 @@ class ServerAttempt:
         if self.state is AttemptState.CLOSED:
             return
         self.state = AttemptState.CLOSED
+        self.stream = ENDED
         server = self.server
         if server is not None:
             server.streams.discard(self)

@@ -241,6 +241,9 @@ def makeService(options: Options) -> IService:
 
     from .jit import tune_jit
     from .log.targets import configure_twistd_log
+    from .net.dispatch import lean_dispatch
+
+    lean_dispatch(reactor)  # I/O events without a log context each (see net.dispatch)
 
     tune_jit()
     twistd = getattr(options, "parent", None)

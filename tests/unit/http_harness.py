@@ -254,6 +254,15 @@ class LogSinkStub:
         return False
 
 
+# One frontend sending to one server: the config of many dialogue tests.
+ONE_SERVER = """
+frontend fe
+    bind 127.0.0.1:8080
+    default_backend be
+backend be
+    server a /s/a.sock
+"""
+
 BASE = """
 global
     log stdout format raw local0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import gc
+import platform
 
 import h11
+import pytest
 
 from tests.unit.http_harness import UNIX_PEER, Harness, answer_all
 
@@ -789,3 +792,26 @@ def test_http09_request_line_is_400_at_once() -> None:
     assert client.raw().startswith(b"HTTP/1.1 400 ")
     assert h.connector.servers == [] and client.transport.disconnecting
     assert "<BADREQ>" in h.sink.lines[-1] and " PR-- " in h.sink.lines[-1]  # as HAProxy 2.6.12
+
+
+@pytest.mark.skipif(
+    platform.python_implementation() != "CPython", reason="reference counting is CPython's"
+)
+def test_a_proxied_request_leaves_no_reference_cycle() -> None:
+    """Exchange, attempt and ticket are freed by reference counting when a request ends
+    (a cycle between them would leave garbage collections to every few requests)."""
+    h = Harness(THREE)
+    client = h.client()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(5):
+            client.request()
+            answer_all(h)
+            assert client.responses()[0][0] == 200
+        gc.collect()
+        left = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert not left & {"Exchange", "ServerAttempt", "Ticket", "ParsedRequest"}

@@ -8,16 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.http_harness import Harness
+from tests.unit.http_harness import ONE_SERVER, Harness
 from udsproxy.http.headers import HeadError, RawHead, check_raw_head
 
-ONE = """
-frontend fe
-    bind 127.0.0.1:8080
-    default_backend be
-backend be
-    server a /s/a.sock
-"""
+ONE = ONE_SERVER
 
 Verdict = Union[bool, Tuple[str, int, int]]
 

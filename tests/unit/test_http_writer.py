@@ -10,7 +10,12 @@ import pytest
 from h11._headers import Headers
 
 from udsproxy.http.headers import Item
-from udsproxy.http.writer import ResponseWriter, WriterError, request_keeps_alive
+from udsproxy.http.writer import (
+    ResponseWriter,
+    WriterError,
+    request_keeps_alive,
+    serialize_request,
+)
 
 CASES = list(
     itertools.product(
@@ -150,3 +155,41 @@ def test_body_bytes_come_out_as_bytes() -> None:
     writer.head(200, b"OK", [])
     out = writer.data(bytearray(b"abc"))
     assert type(out) is bytes and out == b"abc"
+
+
+REQUEST_FIELDS: List[List[Item]] = [
+    [(b"Host", b"host", b"app")],
+    [(b"X-A", b"x-a", b"1"), (b"host", b"host", b"app"), (b"Cookie", b"cookie", b"a=b; c=d")],
+    [(b"Host", b"host", b"app"), (b"connection", b"connection", b"close"), (b"X-E", b"x-e", b"")],
+    [(b"Host", b"host", b"app"), (b"Content-Length", b"content-length", b"0")],
+]
+
+
+@pytest.mark.parametrize("fields", REQUEST_FIELDS)
+@pytest.mark.parametrize("method,target", [(b"GET", b"/"), (b"DELETE", b"/a?b=%20")])
+def test_bodyless_request_heads_as_h11(method: bytes, target: bytes, fields: List[Item]) -> None:
+    """A bodyless request written without h11 (upstream) is h11's bytes: Host first."""
+    conn = h11.Connection(h11.CLIENT)
+    expected = conn.send(
+        h11.Request(method=method, target=target, headers=Headers(fields), _parsed=True)
+    )
+    expected += conn.send(h11.EndOfMessage())
+    assert serialize_request(method, target, fields) == expected
+    assert request_keeps_alive(b"1.1", fields) is (conn.our_state is h11.DONE)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"X-A", b"x-a", b"1"), (b"Host", b"host", b"h1"), (b"X-B", b"x-b", b"2")],
+        [(b"host", b"host", b"h1"), (b"X-A", b"x-a", b"1"), (b"HOST", b"host", b"h2")],
+        [(b"Host", b"host", b"h1")],
+        [],
+    ],
+)
+def test_host_fields_go_first_as_h11_writes_them(fields: List[Item]) -> None:
+    """Wherever Host fields are, the head has them first, in their order (h11's write_headers)."""
+    writer = ResponseWriter(b"GET", b"1.1", True)
+    fields = fields + [(b"Content-Length", b"content-length", b"0")]
+    expected, _ = h11_bytes(b"GET", b"1.1", False, 200, fields, [], [])
+    assert writer.head(200, b"R", fields) + writer.end() == expected

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from tests.unit.http_harness import Harness
+from tests.unit.http_harness import ONE_SERVER, Harness
 
-ONE = """
-frontend fe
-    bind 127.0.0.1:8080
-    default_backend be
-backend be
-    server a /s/a.sock
-"""
+ONE = ONE_SERVER
 
 
 def test_request_refused_in_the_same_read_never_reaches_the_server() -> None:

@@ -13,6 +13,8 @@ import functools
 from datetime import timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from udsproxy.log import formats
 from udsproxy.log.formats import (
@@ -196,6 +198,18 @@ def test_accept_date_exact_milliseconds() -> None:
     assert format_accept_date(1.517, UTC).endswith(":00:00:01.517")
 
 
+@given(
+    st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=6),
+    st.sampled_from([UTC, timezone(timedelta(hours=-5)), None]),
+)
+def test_accept_dates_in_a_row_are_those_of_each_time(whens: list, tz: object) -> None:
+    """The date kept from one line to the next is only reused within its second and zone."""
+    for when in sorted(whens) + sorted(whens, reverse=True):
+        d = formats._datetime(when, tz)  # type: ignore[arg-type]
+        expected = d.strftime("%d/") + formats._MONTHS[d.month - 1] + d.strftime("/%Y:%H:%M:%S")
+        assert format_accept_date(when, tz) == f"{expected}.{d.microsecond // 1000:03d}"  # type: ignore[arg-type]
+
+
 def test_null_session() -> None:
     """dontlognull skips sessions where the client sent nothing."""
     assert is_null_session(SessionRecord())
@@ -351,3 +365,29 @@ def test_unknown_names_rejected() -> None:
         priority("local0", "warn")
     with pytest.raises(ValueError):
         syslog_frame("json", "x", facility="local0", level="info", when=0, tag="t", pid=1)
+
+
+timer = st.one_of(st.none(), st.integers(min_value=0, max_value=10**7))
+
+
+@given(st.tuples(timer, timer, timer, timer, timer), timer)
+def test_httplog_timers_and_status_print_minus_one_when_unknown(
+    times: tuple, status: object
+) -> None:
+    """The written-out timers and status field are _ms of each (-1 for a phase not reached)."""
+    tr, tw, tc, tresp, ta = times
+    rec = SessionRecord(
+        frontend="f",
+        backend="b",
+        server="s",
+        t_request=tr,
+        t_queue=tw,
+        t_connect=tc,
+        t_response=tresp,
+        t_active=ta,
+        status=status,  # type: ignore[arg-type]
+        request_line="GET / HTTP/1.1",
+    )
+    fields = format_httplog(rec, UTC).split(" ")
+    assert fields[4] == "/".join(formats._ms(t) for t in times)
+    assert fields[5] == formats._ms(status)  # type: ignore[arg-type]

@@ -29,6 +29,13 @@ Twisted (``net.connect``):
   ``_ReadInto.doRead`` returns in the same cases;
 - ``repstr`` (``__repr__``, a property of ours) and ``logstr`` (``logPrefix()``), set after
   construction.
+
+Twisted (``net.dispatch``):
+
+- the epoll reactor's ``doIteration`` is its ``doPoll``, called by ``mainLoop`` as an
+  attribute (so an instance's own replaces it), and ``doPoll`` dispatches each event with
+  ``_doReadOrWrite(selectable, fd, event)`` through ``callWithLogger``;
+- ``_selectables`` (fd -> descriptor, one dict changed in place) and ``_poller.poll``.
 """
 
 from __future__ import annotations
@@ -227,3 +234,28 @@ def test_repstr_and_logstr(pair: Any) -> None:
     t = make(pair)
     assert repr(t).startswith("<Sink #7 with "), where
     assert t.logPrefix() == "Sink", where
+
+
+def test_epoll_reactor_dispatch() -> None:
+    """What net.dispatch.lean_dispatch replaces and calls is where it expects."""
+    from twisted.internet import base, epollreactor
+
+    where = f"udsproxy.net.dispatch replaces EPollReactor.doPoll per instance ({TWISTED})"
+    cls = epollreactor.EPollReactor
+    assert cls.doIteration is cls.doPoll, where
+    assert "self.doIteration(" in inspect.getsource(base.ReactorBase.mainLoop), where
+    loop = inspect.getsource(cls.doPoll)
+    assert "self._poller.poll(timeout, len(self._selectables))" in loop, where
+    assert "callWithLogger(selectable, _drdw, selectable, fd, event)" in loop, where
+    names = list(inspect.signature(cls._doReadOrWrite).parameters)
+    assert names == ["self", "selectable", "fd", "event"], where
+    reactor = cls()
+    try:
+        selectables = reactor._selectables
+        assert isinstance(selectables, dict), where
+        reactor.removeReader(reactor.waker)
+        reactor.addReader(reactor.waker)
+        assert reactor._selectables is selectables, where  # changed in place
+    finally:
+        reactor.waker.connectionLost(None)
+        reactor._poller.close()

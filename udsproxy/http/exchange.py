@@ -53,10 +53,10 @@ from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
 from .actions import on_response
 from .flow import BATCH, PEER, PIPELINE
-from .h11lib import Headers, h11
+from .h11lib import h11
 from .hashkey import BodySearch
-from .headers import capture_headers, full_items, is_bodyless, upgrade_field
-from .upstream import ServerConnection
+from .headers import capture_headers, full_items, upgrade_field
+from .upstream import END_OF_MESSAGE, ServerConnection
 
 if TYPE_CHECKING:
     from .frontend import ClientConnection
@@ -128,7 +128,9 @@ class Exchange:
         "res_items",
     )
 
-    def __init__(self, client: ClientConnection, request: Any, head_started: float) -> None:
+    def __init__(
+        self, client: ClientConnection, request: Any, head_started: float, bodyless: bool
+    ) -> None:
         self.client = client
         ctx = client.ctx
         self.ctx = ctx
@@ -152,8 +154,7 @@ class Exchange:
         self.body_size = 0
         self.body_search: Optional[BodySearch] = None  # set while the key may be in the body
         self.replayable = self.method in IDEMPOTENT
-        items = full_items(request.headers)
-        self.bodyless = is_bodyless(items)
+        self.bodyless = bodyless  # the head's framing says there is no body
         self.request_done = False
         self.trailers: Any = []
         self.head: Optional[List[Any]] = None  # the request fields to send
@@ -173,7 +174,9 @@ class Exchange:
         self.counter = ctx.counters.global_counters.next_stream()
         self.head_size = client.raw_head.size
         wanted = ctx.log.request_captures
-        self.req_caps = None if wanted is None else capture_headers(items, wanted)
+        self.req_caps = (
+            None if wanted is None else capture_headers(full_items(request.headers), wanted)
+        )
         wanted = ctx.log.response_captures
         self.res_caps: Optional[List[Optional[str]]] = (
             None if wanted is None else [None] * len(wanted)
@@ -280,12 +283,9 @@ class Exchange:
         self.server_seen = self.ctx.sweeper.now
         req = self.request
         if req.http_version == b"1.1" or any(f[1] == b"host" for f in self.head):
-            # _parsed: the fields come from h11's parser (or are ours, rules' values checked
-            # when made): no second validation.
-            conn.send(
-                h11.Request(
-                    method=self.method, target=self.target, headers=Headers(self.head), _parsed=True
-                )
+            # A bodyless request that asks for no switch is written without h11.
+            conn.send_request(
+                self.method, self.target, self.head, self.bodyless and self.upgrade is None
             )
         else:
             conn.send_http10_head(self.method, self.target, self.head)
@@ -389,20 +389,7 @@ class Exchange:
         if kind is h11.Data:
             self.bytes_out += client.send_data(event.data)
         elif kind is h11.Response:
-            self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
-            sections = self.settings.response_rules
-            if sections is not None:
-                self.rewrite_response(event, sections)
-                return
-            self.status = event.status_code
-            if self.res_caps is not None:
-                self.capture_response(event)
-            if self.ctx.log.need_samples:
-                self.res_items = full_items(event.headers)
-            self.phase = Phase.RESPONDING
-            self.bytes_out += client.send_response_head(
-                event.status_code, event.reason, full_items(event.headers)
-            )
+            self.server_head(event)
         elif kind is h11.EndOfMessage:
             self.server_end(event.headers)
         elif kind is h11.InformationalResponse:
@@ -417,6 +404,26 @@ class Exchange:
         wanted = self.ctx.log.response_captures
         assert wanted is not None
         self.res_caps = capture_headers(full_items(response.headers), wanted)
+
+    def server_head(self, response: Any) -> None:
+        """The final response head (h11's Response, or heads.parse_response's)."""
+        self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+        sections = self.settings.response_rules
+        if sections is not None:
+            self.rewrite_response(response, sections)
+            return
+        self.status = response.status_code
+        if self.res_caps is not None:
+            self.capture_response(response)
+        if self.ctx.log.need_samples:
+            self.res_items = full_items(response.headers)
+        self.phase = Phase.RESPONDING
+        self.bytes_out += self.client.send_response_head(
+            response.status_code,
+            response.reason,
+            full_items(response.headers),
+            getattr(response, "noted", None),
+        )
 
     def server_data(self, data: bytes) -> None:
         """Response body bytes (forwarded around h11: see upstream.ServerConnection)."""
@@ -479,7 +486,12 @@ class Exchange:
         client = self.client
         conn = self.upstream
         assert conn is not None and self.server is not None
-        if self.upgrade is None or client.h11.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+        parser = client.h11  # an upgrade request is always h11's (heads.parse_request)
+        if (
+            self.upgrade is None
+            or parser is None
+            or parser.their_state is not h11.MIGHT_SWITCH_PROTOCOL
+        ):
             # h11 only accepts a 101 we asked for; one before the request's end is no switch.
             self.server_protocol_error("101 Switching Protocols before the request ended")
             return
@@ -887,9 +899,6 @@ def shut_write(transport: Any, producer: Any) -> None:
     if producer is not None:
         producer.release(PEER)
     transport.loseWriteConnection()
-
-
-END_OF_MESSAGE = h11.EndOfMessage()
 
 
 def end_of_message(trailers: Any) -> Any:

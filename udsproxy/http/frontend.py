@@ -1,15 +1,19 @@
-"""The client side of HTTP mode: h11 parses each request, one exchange at a time.
+"""The client side of HTTP mode: each request parsed and proxied, one exchange at a time.
 
-A client connection reads request heads (checked raw by ``headers.check_raw_head`` before
-h11 parses them), makes an :class:`~udsproxy.http.exchange.Exchange` for each request and
-answers in order: a pipelined request waits in h11's buffer until the previous response is
-complete (reading pauses once more than a head's worth is waiting). Responses are written
-by a :class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send
-path); each request cycle gets a fresh h11 parser, fed with what followed the last one. Between requests it
-applies ``timeout http-request`` (408 for a head that does not complete in time, and for a
-new connection that stays silent) and ``timeout http-keep-alive`` (an idle keep-alive
-connection closes silently); during an exchange ``timeout client`` covers a client that
-stops sending its body or stops reading the response.
+A client connection reads request heads, makes an :class:`~udsproxy.http.exchange.Exchange`
+for each request and answers in order: a pipelined request waits in the head buffer until
+the previous response is complete (reading pauses once more than a head's worth is
+waiting). A whole common head that is there at the first look is parsed at once
+(:func:`~udsproxy.http.heads.parse_request`, h11's verdicts); any other is checked raw as
+it grows (``headers.RawHead``) and parsed by a fresh h11 parser for that request, fed with
+what followed the last one. Responses are written by a
+:class:`~udsproxy.http.writer.ResponseWriter` (h11's framing rules without its send path).
+
+Between requests it applies ``timeout http-request`` (408 for a head that does not
+complete in time, and for a new connection that stays silent) and ``timeout
+http-keep-alive`` (an idle keep-alive connection closes silently); during an exchange
+``timeout client`` covers a client that stops sending its body or stops reading the
+response.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
+    HOP_BY_HOP,
     HeadError,
     Item,
     RawHead,
     check_request,
     end_to_end_items,
     full_items,
+    is_bodyless,
     is_chunked,
     request_upgrade,
     set_item,
@@ -66,6 +72,7 @@ from .headers import (
     upgrade_field,
     upgrade_fields,
 )
+from .heads import parse_request
 from .settings import HTTPSettings, Route
 from .upstream import Pools, ServerConnection
 from .writer import ResponseWriter, WriterError, request_keeps_alive
@@ -183,7 +190,7 @@ class HTTPContext:
             if conn is not None:
                 server = conn.server.name
                 try:
-                    data = conn.h11.trailing_data[0]
+                    data = conn.h11.trailing_data[0] if conn.h11 is not None else b""
                 except Exception:  # noqa: BLE001 - a capture must never break the exchange
                     data = b""
             state = backend.state
@@ -279,8 +286,9 @@ class ClientConnection(Protocol):
     def connectionMade(self) -> None:
         ctx = self.ctx
         transport: Any = self.transport
-        # The parser and the raw head are made with the first byte: an idle connection
-        # (thousands of them, waiting for their first request) costs less meanwhile.
+        # The raw head is made with the first byte: an idle connection (thousands of them,
+        # waiting for their first request) costs less meanwhile. An h11 parser is made for
+        # a request the head parser leaves to h11 (a body, an upgrade, anything unusual).
         self.h11: Any = None
         self.raw_head = NO_HEAD_YET
         self.gate = ReadGate(transport)
@@ -316,10 +324,7 @@ class ClientConnection(Protocol):
     @property
     def idle(self) -> bool:
         """No request in progress and no byte of a next one received."""
-        if self.exchange is not None or self.closing or self.backlog:
-            return False
-        conn = self.h11
-        return conn is None or (conn.their_state is h11.IDLE and not self.raw_head.buf)
+        return not (self.exchange is not None or self.closing or self.backlog or self.raw_head.buf)
 
     def new_parser(self) -> Any:
         """An h11 server connection that parses this client's next request."""
@@ -406,14 +411,15 @@ class ClientConnection(Protocol):
             ex.abandon("CD")
             self.abort()
             return
-        if self.h11 is None:  # not a byte was sent
+        if self.raw_head is NO_HEAD_YET:  # not a byte was sent
             if self.requests == 0:
                 # HAProxy answers and logs 400 CR-- (dontlognull drops the line).
                 self.write_raw_error(400, "CR")
             else:
                 self.close()  # a keep-alive client leaving between requests
             return
-        if not self.backlog:  # else the backlog's last piece brings the end (give_backlog)
+        if not self.backlog and self.h11 is not None:
+            # (else the backlog's last piece brings the end: give_backlog)
             try:
                 self.h11.receive_data(b"")
             except RuntimeError:
@@ -461,10 +467,9 @@ class ClientConnection(Protocol):
 
     def received(self, data: bytes) -> None:
         self.seen = self.ctx.sweeper.now
-        if self.h11 is None:
+        if self.raw_head is NO_HEAD_YET:
             settings = self.ctx.settings
-            self.h11 = self.new_parser()
-            # The head being received, beside h11's buffer: checked as it grows (linear).
+            # The head being received: checked as it grows (linear), parsed when whole.
             self.raw_head = RawHead(settings.head_limit, settings.maxhdr)
         ex = self.exchange
         if ex is not None and ex.phase is Phase.TUNNEL:
@@ -493,7 +498,9 @@ class ClientConnection(Protocol):
         if self.exchange is None:
             if self.head_started is None:
                 self.head_started = self.ctx.reactor.seconds()
-            self.raw_head.feed(data)  # what h11 buffers until the head is complete
+            self.raw_head.feed(data)
+            if self.h11 is None:
+                return True  # parsed once whole (_process)
         else:
             chunks = self.chunks
             if chunks is not None and not chunks.done:
@@ -516,7 +523,7 @@ class ClientConnection(Protocol):
             self.gate.release(PIPELINE)
         if not self.give(piece):
             return False
-        if not backlog and self.eof:
+        if not backlog and self.eof and self.h11 is not None:
             try:  # the client's FIN comes after what it sent
                 self.h11.receive_data(b"")
             except RuntimeError:
@@ -525,7 +532,10 @@ class ClientConnection(Protocol):
 
     def take_unparsed(self) -> bytes:
         """Every byte received and not parsed (after a 101 they belong to the tunnel)."""
-        data = self.h11.trailing_data[0] + bytes(self.backlog)
+        conn = self.h11
+        data = (conn.trailing_data[0] if conn is not None else bytes(self.raw_head.buf)) + bytes(
+            self.backlog
+        )
         self.backlog = NO_BACKLOG
         self.gate.release(PIPELINE)
         return data
@@ -570,16 +580,27 @@ class ClientConnection(Protocol):
 
     def _process(self) -> None:
         while not self.closing:
-            conn = self.h11  # a new cycle brings a new parser
-            if conn is None:
-                return  # not a byte yet
             ex = self.exchange
-            if ex is None and conn.their_state is h11.IDLE:
+            conn = self.h11  # None until a request is left to h11
+            if ex is None and conn is None:
                 raw = self.raw_head
                 if not raw.buf and not (self.backlog and self.give_backlog()):
-                    return  # nothing of a next request yet
+                    return  # nothing of a next request yet (or not a byte yet)
                 if self.requests and self.output_blocked():
                     return  # output_drained() comes back here
+                if not raw.looked:
+                    # The first look at this head's bytes: a whole head that is common and
+                    # well formed is parsed at once, without RawHead's checks or h11 (it
+                    # passes both: heads.parse_request). Others are checked as they grow.
+                    raw.looked = True
+                    end = raw.buf.find(b"\r\n\r\n") + 4
+                    if 4 <= end <= raw.limit + 4:
+                        request = parse_request(raw.buf, end, raw.maxhdr)
+                        if request is not None:
+                            raw.take(end)  # what follows is the next request's
+                            self.start_exchange(request)
+                            self.request_has_no_body()
+                            continue
                 try:
                     if not raw.check():
                         if self.give_backlog():
@@ -591,6 +612,10 @@ class ClientConnection(Protocol):
                 except HeadError as exc:
                     self.bad_request(exc, bytes(raw.buf))
                     return
+                conn = self.h11 = self.new_parser()
+                conn.receive_data(bytes(raw.buf))
+                if self.eof and not self.backlog:
+                    conn.receive_data(b"")
             elif ex is not None and ex.request_done:
                 return  # a pipelined request waits for this response
             try:
@@ -611,16 +636,19 @@ class ClientConnection(Protocol):
                 self.request_ended(ex, event.headers)
             elif kind is h11.Request:
                 self.start_exchange(event)
-                ex = self.exchange
-                if ex is not None and ex.bodyless and ex.upgrade is None and not ex.request_done:
-                    # Nothing follows the head: its end needs no parser event (h11's would
-                    # cost as much as a small response's). The next request gets a fresh
-                    # parser with whatever the client sent after this one.
-                    self.request_ended(ex, ())
+                self.request_has_no_body()
             elif kind is h11.ConnectionClosed:
                 if ex is None:
                     self.close()
                 return
+
+    def request_has_no_body(self) -> None:
+        """Nothing follows a bodyless request's head: its end needs no parser event (h11's
+        would cost as much as a small response's). What the client sent after it is the
+        next request's."""
+        ex = self.exchange
+        if ex is not None and ex.bodyless and ex.upgrade is None and not ex.request_done:
+            self.request_ended(ex, ())
 
     def request_ended(self, ex: Exchange, trailers: Any) -> None:
         self.request_complete = True
@@ -634,19 +662,22 @@ class ClientConnection(Protocol):
         self.requests += 1
         started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
         self.head_started = None
-        ex = Exchange(self, request, started)
+        items = full_items(request.headers)
+        # The fields the header rules read (framing, hop-by-hop, Host): those the head
+        # parser picked out (heads.NOTED), else all of h11's.
+        probe = getattr(request, "noted", items)
+        ex = Exchange(self, request, started, is_bodyless(probe))
         self.exchange = ex
         self.ctx.counters.note_request(ex.started)
-        items = full_items(request.headers)
         version = request.http_version
-        self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, items))
+        self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, probe))
         try:
-            check_request(request.method, request.target, items)
+            check_request(request.method, request.target, probe)
         except HeadError as exc:
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             ex.fail(exc.status, self.refused_flags(exc.flags))
             return
-        chunked = is_chunked(items)
+        chunked = is_chunked(probe)
         if chunked:
             # The body bytes that came with the head, checked before anything is sent on;
             # later ones in received().
@@ -663,7 +694,8 @@ class ClientConnection(Protocol):
             if rctx is None:
                 return  # answered
             items, target = rctx.headers, rctx.target  # type: ignore[assignment]
-        target, fields = self.request_head(request, target, items, ex, chunked)
+            probe = items  # rewritten by rules: every field is read again
+        target, fields = self.request_head(request, target, items, probe, ex, chunked)
         settings = ex.settings
         hash_key = settings.hash_key
         if hash_key is None:  # balance source hashes the client address; others ignore it
@@ -671,7 +703,11 @@ class ClientConnection(Protocol):
             ex.start(target, fields, key)
             return
         key, search = hash_key.for_request(ex.method, target, items)
-        if search is not None and self.h11.client_is_waiting_for_100_continue:
+        if (
+            search is not None
+            and self.h11 is not None
+            and self.h11.client_is_waiting_for_100_continue
+        ):
             # As HAProxy: waiting for the body, answer 100 ourselves; the server sees no Expect.
             ex.bytes_out += self.emit(self.writer.informational, 100, b"Continue", [])
             fields = [f for f in fields if f[1] != b"expect"]
@@ -692,8 +728,14 @@ class ClientConnection(Protocol):
             items,
         )
         if ctx.log.unique_id_format is not None:
-            rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them
-            rctx.backend = None  # (the record it was made from named the default backend)
+            # %[unique-id] in a rule makes it then; else it is made after routing.
+            def make_unique_id() -> str:
+                backend = rctx.backend  # (the record it is made from names a backend)
+                uid = ex.make_unique_id()
+                rctx.backend = backend
+                return uid
+
+            rctx.unique_id_maker = make_unique_id
         rules = ctx.settings.frontend_rules
         if rules is not None and (rules.request or rules.redirects):
             if rules.request_record:
@@ -749,7 +791,13 @@ class ClientConnection(Protocol):
         return info
 
     def request_head(
-        self, request: Any, target: bytes, items: List[Item], ex: Exchange, chunked: bool
+        self,
+        request: Any,
+        target: bytes,
+        items: List[Item],
+        probe: List[Item],
+        ex: Exchange,
+        chunked: bool,
     ) -> Tuple[bytes, List[Item]]:
         """The target and fields to send: hop-by-hop removed, framing and forwarding added.
 
@@ -757,8 +805,11 @@ class ClientConnection(Protocol):
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
         settings = ex.settings
-        fields = end_to_end_items(items, settings.keep)
-        upgrade = request_upgrade(items)
+        if probe is items or any(item[1] in HOP_BY_HOP for item in probe):
+            fields = end_to_end_items(items, settings.keep)
+        else:
+            fields = list(items)  # nothing hop-by-hop: every field goes on
+        upgrade = request_upgrade(probe)
         absolute = split_absolute_target(target)
         if absolute is not None:
             authority, target = absolute
@@ -771,6 +822,9 @@ class ClientConnection(Protocol):
             fields.append(TE_CHUNKED)
         if self.ctx.log.unique_id_format is not None:
             uid = ex.make_unique_id()
+            rctx = ex.rules
+            if rctx is not None:
+                rctx.unique_id, rctx.unique_id_maker = uid, None  # (no cycle left)
             header = settings.unique_id_header
             if header is not None:
                 fields.append((header[0], header[1], uid.encode("latin-1", "replace")))
@@ -830,7 +884,7 @@ class ClientConnection(Protocol):
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:
         """The session line of a connection that ended before a complete request head."""
         log = self.ctx.log
-        null = self.h11 is None  # not a byte came
+        null = self.raw_head is NO_HEAD_YET  # not a byte came
         if log.sink is None or log.format is None or (null and log.dontlognull):
             return  # as HAProxy: no line, and no request number taken for it
         now = self.ctx.reactor.seconds()
@@ -879,9 +933,12 @@ class ClientConnection(Protocol):
             return len(data)
         return 0
 
-    def send_response_head(self, status: int, reason: bytes, items: List[Item]) -> int:
+    def send_response_head(
+        self, status: int, reason: bytes, items: List[Item], noted: Optional[List[Item]] = None
+    ) -> int:
+        """``noted``: the fields a head parser picked out (framing: see start_exchange)."""
         fields = end_to_end_items(items)
-        if any(name == b"transfer-encoding" for _, name, _ in items):
+        if any(name == b"transfer-encoding" for _, name, _ in (items if noted is None else noted)):
             # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
             # Content-Length beside it is stale, and a proxy removes it.
             fields = [f for f in fields if f[1] != b"content-length"]
@@ -978,6 +1035,7 @@ class ClientConnection(Protocol):
     def next_cycle(self) -> None:
         """Start reading the next request when both sides allow it, else close."""
         conn = self.h11
+        raw = self.raw_head
         writer = self.writer
         if (
             writer is not None
@@ -985,27 +1043,24 @@ class ClientConnection(Protocol):
             and writer.keep_alive
             and not self.ctx.stopping
             and self.request_complete
-            and (not self.eof or self.backlog or conn.trailing_data[0])
+            and (not self.eof or self.backlog or (conn.trailing_data[0] if conn else raw.buf))
         ):
             if self.ctx.successor is not None:
                 self.follow_reload()
-            # A fresh parser for the next request (between messages a keep-alive connection
-            # has no state), fed with what the client sent after this one: what the old
-            # parser held (at most FEED bytes), the backlog later, piece by piece.
-            leftover, closed = conn.trailing_data
-            conn = self.h11 = self.new_parser()
-            self.raw_head.reset(leftover)
-            if leftover:
-                conn.receive_data(leftover)
-            if closed and not self.backlog:
-                conn.receive_data(b"")
+            # The next head starts with what the client sent after this one: what h11 held
+            # after its request (a parsed head left its rest in the raw head already, at
+            # most FEED bytes), the backlog later, piece by piece. Between messages a
+            # keep-alive connection has no parser state.
+            if conn is not None:
+                self.h11 = None
+                raw.reset(conn.trailing_data[0])
             self.writer = None
             self.chunks = None
             self.request_complete = False
             self.stalled_since = None
             now = self.ctx.sweeper.now
             self.cycle_start = self.seen = now
-            pending = leftover or self.backlog
+            pending = raw.buf or self.backlog
             self.stream_accepted = self.ctx.reactor.seconds()
             self.head_started = self.stream_accepted if pending else None
             # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)

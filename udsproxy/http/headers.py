@@ -80,6 +80,15 @@ class RawHead:
 
     def reset(self, data: bytes = b"") -> None:
         self.buf = bytearray(data)
+        self.restart()
+
+    def take(self, end: int) -> None:
+        """The head ends at ``end`` and was parsed: what follows starts the next head."""
+        del self.buf[:end]  # CPython drops a bytearray's head without moving the rest
+        self.restart()
+
+    def restart(self) -> None:
+        self.looked = False  # the first look at this head's bytes was taken (frontend)
         self.start = 0  # after the empty lines skipped so far
         self.resume = 0  # the search for the end of the head goes on from here
         self.complete = False

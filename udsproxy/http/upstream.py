@@ -40,6 +40,8 @@ from .chunks import ChunkError, ChunkScan
 from .flow import BATCH, ReadGate
 from .h11lib import Headers, h11
 from .headers import full_items, is_chunked, tokens
+from .heads import parse_response
+from .writer import request_keeps_alive, serialize_request
 
 if TYPE_CHECKING:
     from ..sweeper import IdleSweeper
@@ -50,6 +52,9 @@ CLEAN = Failure(ConnectionDone())
 # is kept (they are bounded per server by recent concurrency anyway; EMFILE reclaims).
 HEADROOM_PLENTY = 4096
 PLACEHOLDER_HOST = (b"host", b"host", b"-")
+END_OF_MESSAGE = h11.EndOfMessage()  # shared: the end of a request without trailers
+# Fields in a response head the head parser takes (more: h11's, which has no limit).
+RESPONSE_FIELDS = 200
 
 
 class ServerConnection(Protocol):
@@ -63,7 +68,13 @@ class ServerConnection(Protocol):
     def __init__(self, server: ServerState, pools: Pools) -> None:
         self.server = server
         self.pools = pools
-        self.h11 = h11.Connection(h11.CLIENT)
+        # The exchange's h11 client, made only when h11 frames something: a request body,
+        # HTTP/1.0, an upgrade, a response heads.parse_response leaves to it (see parser()).
+        self.h11: Any = None
+        # A bodyless request written without h11, until its response head is read: what h11
+        # is told if it must read that response (method, target, fields).
+        self.sent: Optional[Tuple[bytes, bytes, List[Any]]] = None
+        self.keep_request = False  # that request lets the server keep the connection
         self.exchange: Optional[Exchange] = None
         self.gate: Optional[ReadGate] = None
         self.requests = 0  # exchanges completed on this connection
@@ -84,9 +95,43 @@ class ServerConnection(Protocol):
     def connectionMade(self) -> None:
         self.gate = ReadGate(self.transport)
 
+    def parser(self) -> Any:
+        """The exchange's h11 client; made now if needed, and told of a request written
+        without it (its bytes were sent already: h11's own are dropped)."""
+        conn = self.h11
+        if conn is None:
+            conn = self.h11 = h11.Connection(h11.CLIENT)
+            sent, self.sent = self.sent, None
+            if sent is not None:
+                method, target, fields = sent
+                conn.send(
+                    h11.Request(method=method, target=target, headers=Headers(fields), _parsed=True)
+                )
+                conn.send(END_OF_MESSAGE)
+        return conn
+
+    def send_request(self, method: bytes, target: bytes, fields: List[Any], bodyless: bool) -> int:
+        """Write an HTTP/1.1 request head; the bytes written. A bodyless request's are
+        h11's bytes, written without it (``writer.serialize_request``); one with a body is
+        framed by h11."""
+        if bodyless:
+            self.sent = (method, target, fields)
+            self.keep_request = request_keeps_alive(b"1.1", fields)
+            data = serialize_request(method, target, fields)
+        else:
+            data = self.parser().send(
+                h11.Request(method=method, target=target, headers=Headers(fields), _parsed=True)
+            )
+        BATCH.write(self.transport, data)
+        return len(data)
+
     def send(self, event: Any) -> int:
-        """Serialize ``event`` with h11 and write it; the bytes written."""
-        data = self.h11.send(event)
+        """Serialize ``event`` (body data or the end) with h11 and write it; the bytes
+        written. A bodyless request written by send_request has nothing more to send."""
+        conn = self.h11
+        if conn is None:
+            return 0
+        data = conn.send(event)
         if data:
             BATCH.write(self.transport, data)
             return len(data)
@@ -99,7 +144,7 @@ class ServerConnection(Protocol):
         placeholder Host (for its framing of the body and of the response; its bytes are
         dropped) and the head is written here as the client sent it.
         """
-        self.h11.send(
+        self.parser().send(
             h11.Request(
                 method=method,
                 target=target,
@@ -134,6 +179,11 @@ class ServerConnection(Protocol):
             self.raw_body(ex, data)
             return
         data = bytes(data)
+        conn = self.h11
+        if conn is None:
+            if self.sent is not None and self.read_head(ex, data):
+                return
+            conn = self.parser()
         chunks = self.chunks
         if chunks is not None and not chunks.done:
             try:  # before h11: nothing of a chunk whose size overflows is parsed
@@ -141,8 +191,27 @@ class ServerConnection(Protocol):
             except ChunkError as exc:
                 ex.server_protocol_error(exc.reason)  # not pooled: the exchange drops it
                 return
-        self.h11.receive_data(data)
+        conn.receive_data(data)
         self.pump()
+
+    def read_head(self, ex: Exchange, data: bytes) -> bool:
+        """The first bytes of the response to a request written without h11: a whole
+        common head is read at once (heads.parse_response, h11's verdicts) and its body
+        counted around h11; False when h11 must read it (then it is told of the request)."""
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4:
+            return False
+        parsed = parse_response(data, end, ex.method, RESPONSE_FIELDS)
+        if parsed is None:
+            return False
+        response, length, keep = parsed
+        self.sent = None
+        ex.server_head(response)
+        if self.exchange is ex:
+            self.raw_left = length
+            self.raw_keep = keep
+            self.raw_body(ex, data[end:])
+        return True
 
     def pump(self) -> None:
         """Hand parsed events to the exchange until h11 needs data or the exchange ends."""
@@ -214,11 +283,12 @@ class ServerConnection(Protocol):
         if self.raw_left:
             ex.server_lost(reason)  # closed before the announced length
             return
-        try:
-            self.h11.receive_data(b"")  # a close-delimited body ends here
-        except RuntimeError:
-            pass
-        self.pump()
+        if self.h11 is not None:
+            try:
+                self.h11.receive_data(b"")  # a close-delimited body ends here
+            except RuntimeError:
+                pass
+            self.pump()
         if self.exchange is ex:
             ex.server_lost(reason)
 
@@ -241,21 +311,24 @@ class ServerConnection(Protocol):
         """Both directions finished cleanly and both sides keep the connection open."""
         if self.closed or self.tunnel:
             return False
+        conn = self.h11
         if self.raw_keep is not None:  # the response body went around h11
-            return self.raw_keep and not self.raw_left and self.h11.our_state is h11.DONE
+            # Our request's end was sent and did not ask for a close.
+            sent = self.keep_request if conn is None else conn.our_state is h11.DONE
+            return self.raw_keep and not self.raw_left and sent
         return (
-            self.h11.our_state is h11.DONE
-            and self.h11.their_state is h11.DONE
-            and not self.h11.trailing_data[0]  # bytes after the response: spoke unasked
+            conn is not None
+            and conn.our_state is h11.DONE
+            and conn.their_state is h11.DONE
+            and not conn.trailing_data[0]  # bytes after the response: spoke unasked
         )
 
     def recycle(self) -> None:
-        """Ready the connection for its next request."""
-        if self.raw_keep is not None:
-            self.h11 = h11.Connection(h11.CLIENT)
-            self.raw_keep = None
-        else:
-            self.h11.start_next_cycle()
+        """Ready the connection for its next request (between messages a keep-alive
+        connection has no state: an h11 client is made again when one is needed)."""
+        self.h11 = None
+        self.sent = None
+        self.raw_keep = None
         self.chunks = None
         self.requests += 1
         self.response_bytes = 0

@@ -1,5 +1,7 @@
 """Responses to the client, serialized by us: h11's framing rules without its state machine.
 
+(Also the head of a bodyless request to a server, :func:`serialize_request`: h11's bytes.)
+
 h11 parses what clients send (``frontend.ClientConnection``), but sending a response through
 h11 re-validates and rebuilds its head and runs the state machine for every event: about a
 tenth of the CPU of a proxied request. A :class:`ResponseWriter` writes the same bytes h11
@@ -45,13 +47,34 @@ def request_keeps_alive(http_version: bytes, items: Sequence[Item]) -> bool:
 
 def serialize_head(status: int, reason: bytes, fields: Sequence[Item]) -> bytes:
     """A status line and fields as h11 writes them (``Host`` first, if any)."""
-    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    return serialize_fields(b"HTTP/1.1 %d %s\r\n" % (status, reason), fields)
+
+
+def serialize_request(method: bytes, target: bytes, fields: Sequence[Item]) -> bytes:
+    """A request line and fields as h11 writes them (``upstream``: a bodyless request)."""
+    return serialize_fields(b"%s %s HTTP/1.1\r\n" % (method, target), fields)
+
+
+def serialize_fields(first_line: bytes, fields: Sequence[Item]) -> bytes:
+    """``first_line`` then the fields as h11's ``write_headers`` does: ``Host`` first."""
+    out = [first_line]
+    for raw, name, value in fields:
+        if name == b"host" and len(out) > 1:
+            return host_first(first_line, fields)  # a Host after other fields (rare)
+        out += (raw, b": ", value, b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def host_first(first_line: bytes, fields: Sequence[Item]) -> bytes:
+    """serialize_fields for any order of fields: every Host field, then the others."""
+    out = [first_line]
     for raw, name, value in fields:
         if name == b"host":
-            out.append(b"%s: %s\r\n" % (raw, value))
+            out += (raw, b": ", value, b"\r\n")
     for raw, name, value in fields:
         if name != b"host":
-            out.append(b"%s: %s\r\n" % (raw, value))
+            out += (raw, b": ", value, b"\r\n")
     out.append(b"\r\n")
     return b"".join(out)
 
