@@ -86,6 +86,7 @@ class RawHead:
         """The head ends at ``end`` and was parsed: what follows starts the next head."""
         del self.buf[:end]  # CPython drops a bytearray's head without moving the rest
         self.restart()
+        self.size = end  # the parsed head's bytes (the log's %U; never a null session)
 
     def restart(self) -> None:
         self.looked = False  # the first look at this head's bytes was taken (frontend)
