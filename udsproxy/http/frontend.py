@@ -692,8 +692,14 @@ class ClientConnection(Protocol):
             items,
         )
         if ctx.log.unique_id_format is not None:
-            rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them
-            rctx.backend = None  # (the record it was made from named the default backend)
+            # %[unique-id] in a rule makes it then; else it is made after routing.
+            def make_unique_id() -> str:
+                backend = rctx.backend  # (the record it is made from names a backend)
+                uid = ex.make_unique_id()
+                rctx.backend = backend
+                return uid
+
+            rctx.unique_id_maker = make_unique_id
         rules = ctx.settings.frontend_rules
         if rules is not None and (rules.request or rules.redirects):
             if rules.request_record:
@@ -771,6 +777,9 @@ class ClientConnection(Protocol):
             fields.append(TE_CHUNKED)
         if self.ctx.log.unique_id_format is not None:
             uid = ex.make_unique_id()
+            rctx = ex.rules
+            if rctx is not None:
+                rctx.unique_id, rctx.unique_id_maker = uid, None  # (no cycle left)
             header = settings.unique_id_header
             if header is not None:
                 fields.append((header[0], header[1], uid.encode("latin-1", "replace")))
