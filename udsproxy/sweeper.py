@@ -14,7 +14,8 @@ refreshes ``now`` (so activity stamps are at most GRAIN stale) and checks the me
 whose bucket is due. A timeout therefore fires within about two GRAINs of its value,
 whatever ``period`` is, and a member costs one check per period or per deadline, not
 one per tick. With no member the loop stops, so an idle proxy (and a test with
-``task.Clock``) has no pending call.
+``task.Clock``) has no pending call; ``now`` is then stale until the next ``add()``
+refreshes it, so a new member stamps its activity after adding itself.
 """
 
 from __future__ import annotations

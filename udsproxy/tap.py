@@ -239,8 +239,10 @@ def makeService(options: Options) -> IService:
     """Build the whole process (listeners, stats socket, demo backends) as one MultiService."""
     from twisted.internet import reactor
 
+    from .jit import tune_jit
     from .log.targets import configure_twistd_log
 
+    tune_jit()
     twistd = getattr(options, "parent", None)
     if twistd is not None:
         # Before any log sink is made: where twistd logs decides where log stdout goes.

@@ -3,9 +3,10 @@
 A session takes its server through a :class:`~udsproxy.stream.ServerAttempt` (slot,
 connect, retries and redispatch as HAProxy does, the same path HTTP exchanges take), then
 splices bytes both ways. Back-pressure is Twisted's producer/consumer: each transport is registered as the
-other's producer, so when one side's write buffer passes its 64 KiB ``bufferSize`` the
-other side stops reading — at most 64 KiB plus one read are held per direction. Bytes a
-client sends before its server is connected are held up to the same bound, then its
+other's producer, so when one side's write buffer passes its ``bufferSize`` (16 KiB,
+``net.connect.WRITE_HIGH_WATER``) the other side stops reading — at most that plus one
+64 KiB read are held per direction. Bytes a client sends before its server is connected
+are held up to a bound of their own (``PRECONNECT_BUFFER``), then its
 transport is paused. Half-closes pass through (a FIN becomes ``shutdown(SHUT_WR)`` on the
 other side; the other direction keeps flowing).
 
@@ -18,7 +19,7 @@ decides and the log says which side (``cD`` / ``sD``).
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Mapping, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone
@@ -215,8 +216,9 @@ class TCPSession:
         self.server_t: Any = None
         self.phase = Phase.SERVER
         self.attempt: Optional[ServerAttempt] = None
-        self.held: List[bytes] = []
-        self.held_size = 0
+        # Bytes from the client before its server is connected: one buffer the content
+        # rules read in place (appending is linear; no join per received chunk).
+        self.held = bytearray()
         self.client_paused = False
         self.client_eof = False
         self.server_eof = False
@@ -270,12 +272,15 @@ class TCPSession:
         assert rules is not None
         ctx = self.ctx
         if self.phase is Phase.INSPECT:
-            rules.payload = b"".join(self.held)
-            if self.client_eof or self.held_size >= PRECONNECT_BUFFER:
+            rules.payload = self.held  # read in place: fetches copy only their slice
+            if self.client_eof or len(self.held) >= PRECONNECT_BUFFER:
                 rules.final = True  # no more can come: the contents are definitive
             verdict = content_verdict(ctx.content_rules, rules)
             if verdict == TcpVerdict.WAIT:
                 return
+            # Decided: later readers (routing, the log) see the contents as they were, not
+            # the buffer as it changes (it is emptied when the server connects).
+            rules.payload = bytes(self.held)
             self.stop_inspecting()
             if verdict == TcpVerdict.REJECT:
                 ctx.counters.dreq += 1
@@ -362,16 +367,16 @@ class TCPSession:
         server_t.registerProducer(client_t, True)
         client_t.registerProducer(server_t, True)
         if self.held:
-            server_t.writeSequence(self.held)
-            self.held = []
-            self.held_size = 0
+            server_t.write(bytes(self.held))
+            self.held = bytearray()
         if self.client_paused:
             self.client_paused = False
             client_t.resumeProducing()
         if self.client_eof:
             server_t.loseWriteConnection()
-        self.last_activity = self.ctx.sweeper.now
-        self.ctx.sweeper.add(self)
+        sweeper = self.ctx.sweeper
+        sweeper.add(self)  # first: an empty sweeper's ``now`` is only refreshed by add()
+        self.last_activity = sweeper.now
 
     # ----------------------------------------------------------------- data
     def from_client(self, data: bytes) -> None:
@@ -380,9 +385,8 @@ class TCPSession:
             self.last_activity = self.ctx.sweeper.now
             self.server_t.write(data)
             return
-        self.held.append(data)
-        self.held_size += len(data)
-        if self.held_size >= PRECONNECT_BUFFER and not self.client_paused:
+        self.held += data
+        if len(self.held) >= PRECONNECT_BUFFER and not self.client_paused:
             self.client_paused = True
             self.client_t.pauseProducing()
         if self.phase is Phase.INSPECT:

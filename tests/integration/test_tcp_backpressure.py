@@ -1,8 +1,9 @@
 """Back-pressure in TCP mode, in process: a client that stops reading pauses its server.
 
 The proxy runs in this test's reactor so the test can look at the session's transports:
-what it holds for a non-reading client stays within Twisted's 64 KiB write buffer plus one
-read, and the server-side transport is paused (its reads stop) until the client reads.
+what it holds for a non-reading client stays within the transport's write high-water mark
+plus one read, and the server-side transport is paused (its reads stop) until the client
+reads.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 
 from udsproxy.config.parser import parse_text
+from udsproxy.net.connect import READ_SIZE, WRITE_HIGH_WATER
 from udsproxy.service import ProxyService
 
 CHUNK = 65536
-LIMIT = 65536 + 65536  # the transport's bufferSize plus one read
+LIMIT = WRITE_HIGH_WATER + READ_SIZE  # the transport's bufferSize plus one read
 
 
 class Flood(Protocol):

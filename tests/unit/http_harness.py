@@ -40,6 +40,11 @@ class Transport(StringTransport):
         self.aborted = False
         self.write_closed = False
 
+    def write(self, data: Any) -> None:
+        # As our real transports (net.connect._WriteNow): a view of a read buffer is
+        # taken, and what is kept of it is a copy.
+        super().write(data if type(data) is bytes else bytes(data))
+
     def loseWriteConnection(self) -> None:
         self.write_closed = True
 

@@ -788,4 +788,4 @@ def test_http09_request_line_is_400_at_once() -> None:
     client.send(b"GET /x\r\n")
     assert client.raw().startswith(b"HTTP/1.1 400 ")
     assert h.connector.servers == [] and client.transport.disconnecting
-    assert "<BADREQ>" in h.sink.lines[-1] and " CR-- " in h.sink.lines[-1]  # as HAProxy 2.6
+    assert "<BADREQ>" in h.sink.lines[-1] and " PR-- " in h.sink.lines[-1]  # as HAProxy 2.6.12

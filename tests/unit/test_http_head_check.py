@@ -151,3 +151,37 @@ def test_endless_empty_lines_before_a_request_are_bounded() -> None:
     head.feed(b"\r\n" * 2)
     with pytest.raises(HeadError, match="empty lines"):
         head.check()
+
+
+REFUSED_HEADS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nBadHeaderLine\r\n\r\n",
+    b"GET /x\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("head", REFUSED_HEADS)
+def test_a_refused_head_is_logged_as_haproxy_does(head: bytes) -> None:
+    """A head refused while the client is still connected: 400, logged as HAProxy 2.6.12 does
+    (``fe/<NOSRV> ... 400 0 ... PR-- ... "<BADREQ>"``: refused by the proxy, no page bytes)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(head)
+    assert client.raw().startswith(b"HTTP/1.1 400 ")
+    (line,) = h.sink.lines
+    assert " 400 0 " in line and " PR-- " in line, line
+    assert line.endswith('"<BADREQ>"') and " fe/<NOSRV> -1/-1/-1/-1/0 " in line, line
+
+
+def test_a_head_cut_short_by_the_clients_close_is_cr() -> None:
+    """A head the client's FIN cut short is the client's doing: 400 CR-- (as HAProxy)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    client.protocol.readConnectionLost()
+    (line,) = h.sink.lines
+    assert " 400 0 " in line and " CR-- " in line, line

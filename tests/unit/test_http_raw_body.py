@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.unit.http_harness import FakeServer, Harness, answer_all
 
 ONE = """
@@ -26,15 +30,29 @@ def serve_in_pieces(server: FakeServer, pieces: list) -> None:
         server.protocol.dataReceived(piece)
 
 
-def test_body_in_several_reads_arrives_whole_and_connection_is_reused() -> None:
-    """Head + 10 bytes, then the rest in two reads: the client gets it all; the next request
-    reuses the server connection (a fresh h11 after the body)."""
+def serve_as_views(server: FakeServer, pieces: list) -> None:
+    """The server answers one read per piece, each a view of one reused buffer (as the
+    real transports hand them to ServerConnection), overwritten after each read."""
+    server.read()
+    server.transport.clear()
+    buffer = bytearray(max(map(len, pieces)))
+    for piece in pieces:
+        buffer[: len(piece)] = piece
+        server.protocol.dataReceived(memoryview(buffer)[: len(piece)])
+        buffer[:] = b"#" * len(buffer)  # the next read reuses the buffer
+
+
+@pytest.mark.parametrize("serve", [serve_in_pieces, serve_as_views], ids=["bytes", "views"])
+def test_body_in_several_reads_arrives_whole_and_connection_is_reused(serve: Any) -> None:
+    """Head + 10 bytes, then the rest in two reads (bytes, or views of one reused buffer as
+    the real transports give them): the client gets it all; the next request reuses the
+    server connection (a fresh h11 after the body)."""
     h = Harness(ONE)
     client = h.client()
     client.request(target="/big")
     (server,) = h.connector.servers
     body = bytes(range(256)) * 40
-    serve_in_pieces(server, [head(len(body)) + body[:10], body[10:5000], body[5000:]])
+    serve(server, [head(len(body)) + body[:10], body[10:5000], body[5000:]])
     ((status, _, got),) = client.responses()
     assert status == 200 and got == body
     assert server.protocol.raw_left == 0
@@ -52,6 +70,24 @@ def test_body_in_several_reads_arrives_whole_and_connection_is_reused() -> None:
     (line1, line2) = h.sink.lines
     assert " 200 " in line1 and '"GET /big HTTP/1.1"' in line1
     assert '"GET /next HTTP/1.1"' in line2
+
+
+def test_h11_keeps_nothing_of_the_body_while_it_streams() -> None:
+    """The body bytes read with the head go on at once and leave h11's buffer: a large
+    response in flight holds no copy of its first read."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(target="/big")
+    (server,) = h.connector.servers
+    body = b"z" * 200000
+    serve_in_pieces(server, [head(len(body)) + body[:60000]])
+    assert server.protocol.raw_left == len(body) - 60000
+    assert server.protocol.h11.trailing_data == (b"", False)
+    first = client.raw()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert first.endswith(b"\r\n\r\n" + body[:60000])
+    server.protocol.dataReceived(body[60000:])
+    assert client.raw() == body[60000:]
 
 
 def test_server_closing_before_the_announced_length_truncates() -> None:
@@ -198,3 +234,16 @@ def test_truncated_close_delimited_body_is_aborted() -> None:
     serve(h, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n")
     h.connector.servers[-1].close()
     assert client.transport.aborted
+
+
+def test_chunked_body_read_as_views_of_a_reused_buffer_arrives_intact() -> None:
+    """A chunked body given as views of one buffer, a chunk split across reads: h11 keeps
+    copies, so the client gets the body the server sent."""
+    h = Harness(ONE)
+    client = h.client()
+    client.request(target="/chunked")
+    (server,) = h.connector.servers
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    serve_as_views(server, [chunked + b"5\r\nhel", b"lo\r\n6\r\n world\r\n0", b"\r\n\r\n"])
+    ((status, _, got),) = client.responses()
+    assert (status, got) == (200, b"hello world")

@@ -312,3 +312,43 @@ def test_no_default_backend_is_503() -> None:
     )
     assert status_of(h, "/be/x") == 200
     assert status_of(h, "/other") == 503
+
+
+@pytest.mark.parametrize("target", ["/index.html#.png", "/#", "/a.png#x", "http://app/x#.png"])
+def test_a_fragment_in_the_target_is_refused_before_routing(target: str) -> None:
+    """A '#' in the request target is a 400 logged PR--, never routed (as HAProxy 2.6.12)."""
+    h = Harness(ROUTES)
+    client = h.client(WAN)
+    client.send(f"GET {target} HTTP/1.1\r\nHost: app\r\n\r\n".encode())
+    answer_all(h)
+    ((status, _, _),) = client.responses()
+    assert status == 400
+    assert not h.connector.servers
+    (line,) = h.sink.lines
+    assert " 400 " in line and " PR-- " in line
+
+
+def test_abortonclose_is_the_routed_backends() -> None:
+    """option abortonclose applies per routed backend, not per the frontend's default one:
+    a FIN while queued abandons the request only where the request was routed to it."""
+    h = Harness(
+        """
+        frontend fe
+            bind :8080
+            use_backend slow if { path_beg /slow }
+            default_backend plain
+        backend plain
+            server p /s/p.sock maxconn 1
+        backend slow
+            option abortonclose
+            server s /s/s.sock maxconn 1
+        """
+    )
+    for path, name, expect_queue in (("/slow", "slow", 0), ("/", "plain", 1)):
+        first, second = h.client(), h.client()
+        first.request("GET", path)
+        second.request("GET", path)
+        queue = h.backends[name].queue
+        assert len(queue) == 1
+        second.protocol.readConnectionLost()
+        assert len(queue) == expect_queue, name

@@ -19,11 +19,14 @@ h11 (and h11-mypyc, the same API compiled, when installed):
 Twisted (``net.connect``):
 
 - ``tcp.Server.__init__(sock, protocol, client, server, sessionno, reactor)`` and the same
-  for ``unix.Server`` (``build_transport`` makes transports without a Port);
+  for ``unix.Server`` (``build_transport`` makes transports without a Port), which makes
+  the socket non-blocking (``net.listen`` does not do it again);
 - the write-queue state ``_WriteNow.write`` reads to send at once: ``connected``,
   ``disconnecting``, ``_aborting``, ``_writeDisconnecting``, ``_tempDataLen``,
   ``offset``, ``dataBuffer``, and the ``socket`` it sends on;
-- ``tcp.Connection.doRead`` / ``writeSomeData`` usable on ``unix.Server`` (plain recv/send);
+- ``tcp.Connection.writeSomeData`` usable on ``unix.Server`` (plain send), and
+  ``tcp.Connection.doRead``'s results (``None``, ``main.CONNECTION_DONE``/``LOST``), which
+  ``_ReadInto.doRead`` returns in the same cases;
 - ``repstr`` (``__repr__``, a property of ours) and ``logstr`` (``logPrefix()``), set after
   construction.
 """
@@ -37,7 +40,7 @@ from importlib.metadata import version
 from typing import Any, List
 
 import pytest
-from twisted.internet import abstract, tcp, unix
+from twisted.internet import abstract, main, tcp, unix
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock
 
@@ -156,6 +159,16 @@ def test_server_transport_constructor(cls: Any) -> None:
     assert names == ["self", "sock", "protocol", "client", "server", "sessionno", "reactor"], where
 
 
+def test_transports_make_their_socket_non_blocking(pair: Any) -> None:
+    """The transport's constructor makes its socket non-blocking (accepted sockets are
+    handed to build_transport as accept() returns them)."""
+    where = f"udsproxy.net.listen.Listener._serve leaves setblocking to tcp.Connection ({TWISTED})"
+    ours, _ = pair
+    ours.setblocking(True)
+    make(pair)
+    assert ours.getblocking() is False, where
+
+
 def test_write_queue_state(pair: Any) -> None:
     """The attributes _WriteNow.write reads exist and mean what it assumes."""
     where = f"udsproxy.net.connect._WriteNow.write reads the write queue ({TWISTED})"
@@ -190,17 +203,22 @@ def test_closing_flags(pair: Any) -> None:
 
 
 def test_plain_recv_and_send_on_unix_transports(pair: Any) -> None:
-    """tcp.Connection.doRead/writeSomeData work on a unix.Server (plain recv/send)."""
-    where = f"udsproxy.net.connect._UNIXTransport uses tcp.Connection's doRead/writeSomeData ({TWISTED})"
+    """tcp.Connection.writeSomeData works on a unix.Server, and our doRead (recv_into) reads
+    what Twisted's own doRead reads, with the same results at EOF."""
+    where = f"udsproxy.net.connect._UNIXTransport uses tcp.Connection's writeSomeData and _ReadInto mirrors tcp.Connection.doRead ({TWISTED})"
     assert issubclass(unix.Server, tcp.Connection), where
     t = make(pair)
-    assert type(t).doRead is tcp.Connection.doRead, where
     _, theirs = pair
     assert t.writeSomeData(b"abc") == 3, where
     assert theirs.recv(10) == b"abc", where
     theirs.send(b"xyz")
     t.doRead()
-    assert t.protocol.data == b"xyz", where
+    theirs.send(b"uvw")
+    tcp.Connection.doRead(t)
+    assert t.protocol.data == b"xyzuvw", where
+    assert t.doRead() is tcp.Connection.doRead(t) is None, where  # nothing to read
+    theirs.shutdown(socket.SHUT_WR)
+    assert t.doRead() is tcp.Connection.doRead(t) is main.CONNECTION_DONE, where
 
 
 def test_repstr_and_logstr(pair: Any) -> None:

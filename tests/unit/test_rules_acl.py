@@ -65,6 +65,9 @@ def matches(acl: str, c: RuleContext, where: Where = H) -> bool:
         ("path_dir 32x32.png", "/images/png/logo/32x32.png", True),
         ("path_dir png", "/images/png2/x", False),
         ("path_dir 32x32", "/images/png/logo/32x32.png", False),
+        ("path_dir /", "/images/png", False),  # only delimiters: never matches (HAProxy)
+        ("path_dir / //", "/", False),
+        ("path_dir -i / PNG", "/images/png/x", True),
         ("path_len 4", "/abc", True),
         ("path_len gt 3", "/ab", False),
         ("path -m beg /a", "/abc", True),
@@ -93,6 +96,8 @@ def test_string_methods(acl: str, path: str, expected: bool) -> None:
         ("hdr_dom(host) .www1.", "http://www1.dc-eu.example.com:80/blah", True),
         ("hdr_dom(host) eu", "http://www1.dc-eu.example.com:80/blah", False),
         ("hdr_dom(host) dc", "http://www1.dc-eu.example.com:80/blah", False),
+        ("hdr_dom(host) .", "www.example.com", False),
+        ("hdr_dom(host) -i ./: WWW", "www.example.com", True),
         ("hdr_sub(host) ample", "example.org", True),
         ("hdr_reg(host) ^[a-z]+\\.example", "app.example.com", True),
         ("hdr_len(host) 3:5", "abcd", True),
@@ -124,6 +129,11 @@ def test_hdr_in_acl_checks_every_value() -> None:
         ("src 10.0.0.0/8", "10.1.2.3", True),
         ("src 10.12/8", "10.1.2.3", True),
         ("src 192.168.1/22", "192.168.0.5", True),
+        ("src 192.168.1", "192.168.0.1", True),  # inet_aton: not 192.168.1.0
+        ("src 192.168.1", "192.168.1.0", False),
+        ("src 127.1", "127.0.0.1", True),
+        ("src 10.12/32", "10.0.0.12", True),
+        ("src 10.12/32", "10.12.0.0", False),
         ("src 10.1.2.3", "10.1.2.4", False),
         ("src 10.0.0.0/255.0.0.0", "10.9.9.9", True),
         ("src 2001:db8::/32", "2001:db8::1", True),
@@ -327,6 +337,31 @@ def test_tri_state_for_content_rules() -> None:
     assert both.eval3(c) == FAIL  # a definite failure wins over a miss in an AND
 
 
+def test_a_complete_payload_slice_decides_at_once() -> None:
+    """req.payload(off,len) is MISS only while fewer than off+len bytes came (as HAProxy);
+    length 0 (to the end) and req.len may still change until the data is final."""
+    cases = [
+        ("if", "req.payload(0,3)", "474554", [(b"PO", MISS), (b"POS", FAIL), (b"GET /", PASS)]),
+        ("unless", "req.payload(1,2)", "4554", [(b"GE", MISS), (b"GET", FAIL), (b"PUT", PASS)]),
+    ]
+    c = RuleContext(ConnInfo("10.0.0.1"))
+    c.final = False
+    for word, fetch, pattern, steps in cases:
+        cond = compile_condition(
+            [word, "{", fetch, "-m", "bin", pattern, "}"], where=Where.TCP_CONTENT
+        )
+        for payload, expected in steps:
+            c.payload = payload
+            assert cond.eval3(c) == expected, (word, fetch, payload)
+    rest = compile_condition(
+        ["if", "{", "req.payload(0,0)", "-m", "sub", "xyz", "}"], where=Where.TCP_CONTENT
+    )
+    c.payload = b"abcdef"
+    assert rest.eval3(c) == MISS
+    c.final = True
+    assert rest.eval3(c) == FAIL
+
+
 def test_conditions_compare_by_text_and_acl_lines() -> None:
     """Equal conditions over equal ACL lines compare equal (the config model relies on it)."""
     t1, t2 = AclTable(), AclTable()
@@ -355,8 +390,10 @@ WORDS = ["api", "static", "a", "b", "png", "example", "com", "/api", "/a/b", "x"
 
 def _word_positions(value: str, pattern: str, delims: str) -> bool:
     """Straightforward word match: the pattern (outer delimiters dropped) found with a
-    delimiter or an end on both sides."""
+    delimiter or an end on both sides; a pattern of delimiters only never matches."""
     p = pattern.strip(delims)
+    if not p:
+        return False
     start = 0
     while True:
         i = value.find(p, start)

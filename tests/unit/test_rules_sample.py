@@ -177,6 +177,17 @@ def test_map_converters(tmp_path: Path) -> None:
     assert value(f"path,map_str_int({ints},0)", where, ctx(target=b"/c")) == 0
 
 
+def test_map_ip_short_keys_are_inet_aton_addresses(tmp_path: Path) -> None:
+    """map_ip keys in HAProxy's short form: 10.1.2 is 10.1.0.2, 10.12/16 is 10.0.0.12/16."""
+    ips = tmp_path / "ip.map"
+    ips.write_text("10.1.2 host\n10.12/16 net\n")
+    where = Where.HTTP_REQUEST
+    assert value(f"src,map_ip({ips})", where, ctx(src="10.1.0.2")) == "host"
+    assert value(f"src,map_ip({ips})", where, ctx(src="10.1.2.0")) is None
+    assert value(f"src,map_ip({ips})", where, ctx(src="10.0.200.1")) == "net"
+    assert value(f"src,map_ip({ips})", where, ctx(src="10.12.0.1")) is None
+
+
 def test_map_errors_name_file_and_line(tmp_path: Path) -> None:
     """A map that cannot be read, or a bad value in it, names the file (and line)."""
     with pytest.raises(ConfigError, match="cannot read map file"):

@@ -108,6 +108,32 @@ def test_inspect_waits_for_enough_data_then_accepts() -> None:
     assert session.inspect_timer is None  # cancelled once decided
 
 
+def test_inspect_reads_the_held_bytes_in_place() -> None:
+    """Chunks held during inspection grow one buffer the rules read without a join per
+    chunk (linear work); once decided the rules keep a snapshot and the server gets it all."""
+    s = Setup(
+        """
+        listen l
+            bind :1
+            tcp-request inspect-delay 5s
+            tcp-request content accept if { req.len ge 5000 } { req.payload(0,2) -m bin 4142 }
+            server a /a.sock
+        """
+    )
+    client, transport = s.open()
+    session = client.session
+    assert isinstance(session, TCPSession) and session.rules is not None
+    data = b"AB" + bytes(range(256)) * 20
+    for i in range(4999):
+        client.dataReceived(data[i : i + 1])
+    assert session.phase is Phase.INSPECT
+    assert session.rules.payload is session.held  # no copy made per chunk
+    client.dataReceived(data[4999:])
+    assert session.phase is Phase.TUNNEL and session.server_t.value() == data
+    payload = session.rules.payload
+    assert type(payload) is bytes and payload == data and not session.held
+
+
 def test_inspect_delay_expiry_rejects_short_data() -> None:
     """When inspect-delay ends the contents are definitive: the reject rule applies (PR)."""
     s = Setup(
@@ -173,6 +199,29 @@ def test_route_by_source_port_and_payload() -> None:
         assert s.connector.calls == []  # waiting for the first bytes
         client.dataReceived(data)
         assert s.server_of(client) == server, (peer, port, data)
+
+
+def test_a_complete_payload_that_does_not_match_decides_at_once() -> None:
+    """A req.payload(0,4) rule that fails on its 4 bytes does not wait for inspect-delay (as
+    HAProxy): the next rules decide with the data received so far."""
+    s = Setup(
+        """
+        listen l
+            bind :1
+            tcp-request inspect-delay 10s
+            tcp-request content reject if { req.payload(0,4) -m bin 5353482d }
+            tcp-request content accept if { req.len gt 0 }
+            server a /a.sock
+        """
+    )
+    client, transport = s.open()
+    session = client.session
+    assert isinstance(session, TCPSession)
+    client.dataReceived(b"GE")
+    assert session.phase is Phase.INSPECT and s.connector.calls == []
+    client.dataReceived(b"T /")
+    assert session.phase is Phase.TUNNEL and s.connector.calls == ["/a.sock"]
+    assert session.inspect_timer is None and not transport.disconnecting
 
 
 def test_matching_rule_decides_without_waiting() -> None:

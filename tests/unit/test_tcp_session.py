@@ -252,6 +252,22 @@ def test_idle_timeout_closes_with_cd() -> None:
     assert runtime.backends["l"].server("a").scur == 0
 
 
+def test_a_session_after_an_idle_spell_gets_its_whole_timeout() -> None:
+    """The first session on an empty sweeper is stamped with the time it connected, not the
+    sweeper's last tick: an idle proxy does not cut it short (it used to, with cD)."""
+    ctx, clock, runtime, connector = setup(CFG.format(extra=""), [accepted, accepted])
+    session, client_t = open_session(ctx)
+    client_t.loseConnection()
+    assert len(ctx.sweeper) == 0
+    clock.advance(60.0)  # nothing ticks: the sweeper has no member
+    session, client_t = open_session(ctx)
+    clock.advance(1.5)
+    assert not client_t.aborted and session.flags == "--"
+    clock.advance(1.0)
+    assert client_t.aborted and session.flags == "cD"
+    assert clock.getDelayedCalls() == []
+
+
 def test_queue_timeout_closes_with_sq() -> None:
     """maxconn 1: the second client waits 'timeout queue' then is closed with sQ."""
     cfg = """

@@ -394,7 +394,7 @@ class ClientConnection(Protocol):
             return
         if ex is not None and ex.phase < Phase.RESPONDING:
             gone = self.peer_is_unix and peer_closed(self.transport.fileno())  # type: ignore[union-attr]
-            if not ex.request_done or gone or self.ctx.settings.abortonclose:
+            if not ex.request_done or gone or ex.settings.abortonclose:
                 self.exchange = None
                 ex.abandon(abandon_flags(ex))
                 self.abort()
@@ -644,7 +644,7 @@ class ClientConnection(Protocol):
             check_request(request.method, request.target, items)
         except HeadError as exc:
             self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
-            ex.fail(exc.status, exc.flags)
+            ex.fail(exc.status, self.refused_flags(exc.flags))
             return
         chunked = is_chunked(items)
         if chunked:
@@ -797,7 +797,7 @@ class ClientConnection(Protocol):
         """Refuse a head before h11 parsed it: 400, the log line, and close."""
         self.ctx.capture_request_error(self.peer_label(), error.reason, data, error.position)
         self.ctx.counters.note_request(self.ctx.reactor.seconds())  # HAProxy counts it too
-        self.write_raw_error(400, error.flags)
+        self.write_raw_error(400, self.refused_flags(error.flags))
 
     def protocol_error(self, reason: str) -> None:
         ex = self.exchange
@@ -805,7 +805,7 @@ class ClientConnection(Protocol):
             # h11 may have taken the head out of its buffer: the raw head kept beside it.
             data = bytes(self.raw_head.buf) or (self.h11.trailing_data[0] if self.h11 else b"")
             self.ctx.capture_request_error(self.peer_label(), reason, data, -1)
-            self.write_raw_error(400, "CR")
+            self.write_raw_error(400, self.refused_flags("PR"))
             return
         self.ctx.capture_request_error(self.peer_label(), reason, b"", -1)
         if ex.phase < Phase.RESPONDING:
@@ -813,12 +813,18 @@ class ClientConnection(Protocol):
         else:
             ex.truncate("CD")
 
+    def refused_flags(self, flags: str) -> str:
+        """A refused head's termination flags: as HAProxy 2.6, ``PR`` while the client's
+        connection is open, ``CR`` once it had half-closed (or when ``flags`` says so)."""
+        return "CR" if self.eof else flags
+
     def write_raw_error(self, status: int, flags: str) -> None:
         """An error page when no request was parsed: bytes written as they are, then close."""
         page = self.ctx.settings.pages.raw(status, backend_chosen=False)
         BATCH.write(self.transport, page)
         self.ctx.counters.note_response(status)
-        self.log_raw_error(status, flags, len(page))
+        # HAProxy 2.6 logs %B 0 for a refused head (its "<BADREQ>" line), the page unsent.
+        self.log_raw_error(status, flags, 0 if status == 400 else len(page))
         self.close()
 
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:

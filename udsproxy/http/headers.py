@@ -117,9 +117,7 @@ class RawHead:
                 self.line_checked = True
                 if not _HAS_VERSION.search(buf, start, nl + 1):
                     raise HeadError(
-                        "request line without an HTTP version (HTTP/0.9)",
-                        position=start,
-                        flags="CR",
+                        "request line without an HTTP version (HTTP/0.9)", position=start
                     )
         pos = max(self.resume, start)
         end = _END_OF_HEAD.search(buf, pos)
@@ -181,7 +179,10 @@ def full_items(headers: Any) -> List[Item]:
 
 def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
     """Refuse what h11 lets through: CONNECT (405), the HTTP/2 preface, ambiguous body
-    framing, an absolute-form target whose authority is not the Host (400, as HAProxy)."""
+    framing, an absolute-form target whose authority is not the Host, a ``#`` in the target
+    (400, as HAProxy: a fragment is never sent, and one would slip past path ACLs)."""
+    if b"#" in target:
+        raise HeadError("a '#' in the request target")
     if method == b"CONNECT":
         raise HeadError("CONNECT is not supported by a reverse proxy", status=405)
     if method == b"PRI" and target == b"*":
@@ -200,7 +201,7 @@ def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
     if host is not None and target[:1] != b"/":
         absolute = split_absolute_target(target)
         if absolute is not None and absolute[0].lower() != host.strip().lower():
-            raise HeadError("the absolute URI's authority differs from the Host header", flags="CR")
+            raise HeadError("the absolute URI's authority differs from the Host header")
     if has_te:
         if has_length:
             raise HeadError("both Content-Length and Transfer-Encoding")

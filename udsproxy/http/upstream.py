@@ -55,6 +55,11 @@ PLACEHOLDER_HOST = (b"host", b"host", b"-")
 class ServerConnection(Protocol):
     """One connection to a server; ``exchange`` is the request it serves, None when idle."""
 
+    # Reads come as views of the transport's read buffer (``net.connect._ReadInto``): a
+    # body forwarded around h11 (or through a tunnel) is written to the client before the
+    # read returns, uncopied; whatever h11 or the chunk check keeps is copied first.
+    transient_reads = True
+
     def __init__(self, server: ServerState, pools: Pools) -> None:
         self.server = server
         self.pools = pools
@@ -128,6 +133,7 @@ class ServerConnection(Protocol):
         if self.raw_left:
             self.raw_body(ex, data)
             return
+        data = bytes(data)
         chunks = self.chunks
         if chunks is not None and not chunks.done:
             try:  # before h11: nothing of a chunk whose size overflows is parsed
@@ -174,7 +180,14 @@ class ServerConnection(Protocol):
         """Forward a Content-Length body around h11: counting is all its framing needs."""
         self.raw_left = length
         self.raw_keep = keep
-        self.raw_body(ex, self.h11.trailing_data[0])
+        # The body bytes that came with the head are taken out of h11's buffer (one Data
+        # event, at most ``length`` bytes), which would otherwise keep them, up to a whole
+        # read, until the response ends: 64 KiB per large response in flight.
+        event = self.h11.next_event()
+        data = event.data if type(event) is h11.Data else b""
+        if len(data) == length and self.h11.trailing_data[0]:
+            self.raw_keep = False  # bytes after the response: the server spoke unasked
+        self.raw_body(ex, data)
 
     def raw_body(self, ex: Exchange, data: bytes) -> None:
         """Body bytes of the current response, counted against its Content-Length."""
@@ -387,11 +400,11 @@ class Pools:
             # Counting the idle connections walks every pool: only when room is short.
             if room < HEADROOM_PLENTY and room <= self.idle_count():
                 return False  # the descriptor is worth more to a client than to the pool
-        if not self.pool(conn.server).put(conn, self.sweeper.now):
-            return False
         if self not in self.sweeper:
+            # First: an empty sweeper's ``now`` is only refreshed by add(). A pool that
+            # ends up with nothing idle leaves the sweeper at its first check.
             self.sweeper.add(self)
-        return True
+        return self.pool(conn.server).put(conn, self.sweeper.now)
 
     def successor(self, server: ServerState) -> Optional[ServerState]:
         """The server of the current generation that ``server`` became (None: gone)."""

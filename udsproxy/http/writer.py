@@ -145,8 +145,9 @@ class ResponseWriter:
             if len(data) > remaining:
                 raise WriterError("more body than the Content-Length announced")
             self.remaining = remaining - len(data)
-        # h11's readers hand out bytearray slices: transports take bytes only.
-        return data if type(data) is bytes else bytes(data)
+        # h11's readers hand out bytearray slices (transports take bytes); a body read
+        # around h11 is a view of the read buffer, which our transports take as it is.
+        return bytes(data) if type(data) is bytearray else data
 
     def end(self, trailers: Sequence[Item] = ()) -> bytes:
         """The end of the response (trailers only when chunked)."""

@@ -800,8 +800,7 @@ class Listener:
 
     def _serve(self, conn: socket.socket, peer: Any) -> None:
         self._resource_warned = False
-        try:
-            conn.setblocking(False)
+        try:  # (build_transport makes it non-blocking)
             if self._family == socket.AF_INET6:
                 host = socket.getnameinfo(peer, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
                 peer = (host[0],) + tuple(peer[1:])
@@ -817,7 +816,9 @@ class Listener:
         pinned = None
         if self.address.family in (UNIX, ABNS, ABNSZ):
             pinned = UNIXAddress(self.address.sockaddr())  # type: ignore[arg-type]
-        transport = build_transport(self.reactor, conn, proto, peer, self._sessionno, pinned)
+        transport = build_transport(
+            self.reactor, conn, proto, peer, self._sessionno, pinned, self._family
+        )
         try:
             proto.makeConnection(transport)
         except Exception:

@@ -117,7 +117,7 @@ class AclExpr:
     test it without a call (see :mod:`.codegen`); None: ``emit`` calls ``test``.
     """
 
-    __slots__ = ("text", "test", "need", "volatile", "fetch", "key", "inline")
+    __slots__ = ("text", "test", "need", "volatile", "fetch", "key", "inline", "settled")
 
     def __init__(
         self,
@@ -128,6 +128,7 @@ class AclExpr:
         fetch: FetchDef,
         key: Any,
         inline: Optional[Tuple[str, str, Any]] = None,
+        settled: Optional[Test] = None,
     ) -> None:
         self.text = text
         self.test = test
@@ -136,6 +137,7 @@ class AclExpr:
         self.fetch = fetch
         self.key = key
         self.inline = inline
+        self.settled = settled  # True when the volatile value can no longer change
 
     def emit(self, em: Emitter) -> str:
         """This test as a Python expression over ``ctx`` in ``em``'s function."""
@@ -147,10 +149,15 @@ class AclExpr:
         return f"({load} is not None and {match})"
 
     def test3(self, ctx: RuleContext) -> int:
-        """PASS/FAIL, or MISS when it failed on data that may still grow (``req.len``)."""
+        """PASS/FAIL, or MISS when it failed on a value that may still change (``req.len``;
+        ``req.payload(0,4)`` only while fewer than 4 bytes came): as HAProxy, decided at once
+        on a value that is complete."""
         if self.test(ctx):
             return PASS
-        return MISS if self.volatile and not ctx.final else FAIL
+        if not self.volatile or ctx.final:
+            return FAIL
+        settled = self.settled
+        return FAIL if settled is not None and settled(ctx) else MISS
 
 
 def _split_criterion(word: str, origin: Origin) -> Tuple[str, Optional[str]]:
@@ -260,6 +267,7 @@ def compile_acl_expr(words: List[str], origin: Origin) -> AclExpr:
         template, const = inline_match(method, out, entries, match)
         inline = (parsed.fetch.inline, template, const)
     text = " ".join(words)
+    settled = parsed.fetch.settled
     return AclExpr(
         text,
         test,
@@ -268,6 +276,7 @@ def compile_acl_expr(words: List[str], origin: Origin) -> AclExpr:
         parsed.fetch,
         (text, tuple(origin.files)),
         inline,
+        None if settled is None else settled(origin, *parsed.fetch_args),
     )
 
 

@@ -133,7 +133,7 @@ class RuleContext:
     status: Optional[int] = None
     reason: Optional[bytes] = None  # set by http-response set-status
     res_headers: Sequence[Item] = NO_ITEMS
-    payload = b""
+    payload: bytes | bytearray = b""  # tcp.py's live buffer while inspecting
     final = True
     vars: Optional[Dict[str, Any]] = None
     _path: Any = _UNSET

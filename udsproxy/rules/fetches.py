@@ -148,12 +148,21 @@ def _req_len(origin: Origin) -> FetchFn:
 
 def _req_payload(origin: Origin, offset: int, length: int) -> FetchFn:
     def payload(ctx: RuleContext) -> Optional[bytes]:
-        data = ctx.payload
+        data = ctx.payload  # may be a buffer that grows: the value is a copy of the slice
         if length == 0:
-            return data[offset:] if len(data) >= offset else None
-        return data[offset : offset + length] if len(data) >= offset + length else None
+            return bytes(data[offset:]) if len(data) >= offset else None
+        return bytes(data[offset : offset + length]) if len(data) >= offset + length else None
 
     return payload
+
+
+def _req_payload_settled(
+    origin: Origin, offset: int, length: int
+) -> Optional[Callable[[RuleContext], bool]]:
+    if length == 0:
+        return None  # to the end: grows with the data
+    end = offset + length
+    return lambda ctx: len(ctx.payload) >= end
 
 
 register_fetch(
@@ -169,6 +178,7 @@ register_fetch(
         (Arg("<offset>", INT), Arg("<length>", INT)),
         2,
         volatile=True,
+        settled=_req_payload_settled,
         help="bytes of what was received (length 0: to the end)",
     )
 )

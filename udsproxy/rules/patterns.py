@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
@@ -139,8 +140,12 @@ def parse_network(text: str, src: str, origin: Origin) -> Net:
             return 6, int(net6.network_address), int(net6.netmask)
         parts = addr.split(".")
         if 1 <= len(parts) < 4 and all(p.isdigit() for p in parts):
-            # HAProxy's abbreviated dotted form: the missing octets are zeros at the end.
-            addr = ".".join(parts + ["0"] * (4 - len(parts)))
+            # HAProxy's abbreviated dotted form is inet_aton's: the last number fills the
+            # remaining bytes (192.168.1 is 192.168.0.1, 10.12/8 is 10.0.0.12/8).
+            try:
+                addr = socket.inet_ntoa(socket.inet_aton(addr))
+            except OSError:
+                raise ValueError(addr) from None
         if slash and "." in mask:
             net4 = ipaddress.IPv4Network(f"{addr}/{mask}", strict=False)
         else:
@@ -209,9 +214,14 @@ def _embedded_v4(n: int) -> Optional[int]:
 
 
 # ----------------------------------------------------------------- strings
-def _word_regex(patterns: List[str], delims: str, icase: bool) -> re.Pattern[str]:
+def _word_regex(patterns: List[str], delims: str, icase: bool) -> Optional[re.Pattern[str]]:
+    """``-m dir``/``-m dom``: a pattern between delimiters; None when none is left (a pattern
+    made only of delimiters, ``path_dir /``, matches nothing in HAProxy)."""
+    words = [w for w in (p.strip(delims) for p in patterns) if w]
+    if not words:
+        return None
     d = re.escape(delims)
-    alts = "|".join(re.escape(p.strip(delims)) for p in patterns)
+    alts = "|".join(re.escape(w) for w in words)
     return re.compile(f"(?:^|[{d}])(?:{alts})(?:[{d}]|$)", re.IGNORECASE if icase else 0)
 
 

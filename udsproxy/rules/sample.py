@@ -69,7 +69,10 @@ class FetchDef:
 
     ``make_all`` (when set) gives every value at once for ACLs (``hdr`` iterates over all
     occurrences there, HAProxy's ``SMP_F_NOT_LAST``); ``volatile`` fetches may give more as
-    data arrives (``req.len``: tcp-request content waits on them).
+    data arrives (``req.len``: tcp-request content waits on them). ``settled`` (when set)
+    gives, from the same arguments, a test telling when a volatile fetch's value can no
+    longer change (HAProxy's ``SMP_F_MAY_CHANGE`` cleared: ``req.payload(0,4)`` once 4
+    bytes came); unset, a volatile value may change until the data is final.
     """
 
     name: str
@@ -80,6 +83,7 @@ class FetchDef:
     min_args: int = 0
     make_all: Optional[Callable[..., AllFn]] = None
     volatile: bool = False
+    settled: Optional[Callable[..., Optional[Callable[[RuleContext], bool]]]] = None
     response_twin: str = ""  # the fetch this one means in http-response rules ("hdr")
     help: str = ""
     # The value as a Python expression over ``ctx`` for generated conditions (see
