@@ -213,6 +213,9 @@ def test_rewrites_that_would_smuggle_fail_with_500(headers: Headers) -> None:
     assert seen is None and status == 500
     assert " 500 " in h.sink.lines[-1] and " IR-- " in h.sink.lines[-1]
     assert h.runtime.frontends["fe"].wrew == 1
+    ((level, text),) = h.sink.events
+    assert level == "warning" and "http-request rewrite refused (" in text
+    assert "for 'GET / HTTP/1.1': 500" in text
     assert h.connector.servers == []
 
 

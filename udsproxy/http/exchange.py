@@ -45,6 +45,7 @@ from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
 from ..log import SessionRecord
+from ..log.targets import log_event
 from ..logformat.session import address_pair, request_line
 from ..rules import RuleContext
 from ..rules.actions import Failed, Reply
@@ -678,7 +679,19 @@ class Exchange:
         counters.wrew += 1
         if backend_chosen and self.backend is not None:
             self.backend.state.wrew += 1
+        self.rewrite_failed(out, "http-request")
         self.fail(500, "IR")
+
+    def rewrite_failed(self, failed: Failed, keyword: str) -> None:
+        """Say why a rule's rewrite was refused (the client only sees a 500)."""
+        req = self.request
+        line = request_line(req.method, req.target, req.http_version)
+        log_event(
+            f"frontend '{self.ctx.frontend.name}': {keyword} rewrite refused ({failed.reason}) "
+            f"for '{line}': 500",
+            "warning",
+            self.ctx.sink,
+        )
 
     def set_method(self, method: bytes) -> None:
         """set-method rewrote the request: what is sent, and whether it may be resent."""
@@ -728,6 +741,7 @@ class Exchange:
             backend.wrew += 1
         if server is not None:
             server.wrew += 1
+        self.rewrite_failed(out, "http-response")
         self.fail(500, "IH")
 
     def truncate(self, flags: str) -> None:
