@@ -28,6 +28,7 @@ from typing import List, Optional, Tuple, Union
 
 from .h11lib import Headers
 from .headers import HOP_BY_HOP, Item, tokens
+from .writer import NO_BODY_STATUS
 
 TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 VISIBLE = bytes(range(0x21, 0x7F))  # a request target's characters (h11: vchar)
@@ -42,8 +43,6 @@ H11_ONLY = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"exp
 # The fields that decide a message's framing, its hop-by-hop fields and its Host: the
 # parsers pick them out as they go (``noted``), so that the checks after look at those only.
 NOTED = H11_ONLY | HOP_BY_HOP | {b"host"}
-NO_BODY_STATUS = (204, 304)
-END = b"\r\n\r\n"
 
 
 class ParsedRequest:
