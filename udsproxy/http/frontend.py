@@ -691,9 +691,6 @@ class ClientConnection(Protocol):
             request.http_version,
             items,
         )
-        if ctx.log.unique_id_format is not None:
-            rctx.unique_id = ex.make_unique_id()  # %[unique-id] in rules: made before them
-            rctx.backend = None  # (the record it was made from named the default backend)
         rules = ctx.settings.frontend_rules
         if rules is not None and (rules.request or rules.redirects):
             if rules.request_record:
