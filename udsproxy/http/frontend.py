@@ -730,10 +730,10 @@ class ClientConnection(Protocol):
 
     def give_record(self, ex: Exchange, rctx: RuleContext) -> None:
         """The session record as it is now, for rule values printing log-format variables."""
-        backend = rctx.backend  # before routing: be_name is the frontend's name
+        backend = rctx.backend  # None before routing: %b and be_name name the frontend
         rec = ex.make_record()
+        rec.backend = rctx.backend = backend
         rec.sample = rctx
-        rctx.backend = backend
         rctx.memo[RECORD] = rec
 
     def conn_info(self) -> ConnInfo:
