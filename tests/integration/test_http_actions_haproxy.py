@@ -57,6 +57,7 @@ frontend fe
     redirect location /kw clear-cookie A= if {{ path /kw-old }}
     http-request set-var(txn.path) path
     http-request set-header X-From %f/%b/%HM/[%ID]
+    http-request set-header X-U %[unique-id] if {{ hdr(x-u) -m found }}
     http-request set-header X-Set %[path]-%[req.hdr_cnt(x-multi)]-%[req.hdr(x-multi,1)]
     http-request set-header X-Multi replaced if {{ hdr(x-replace-multi) -m found }}
     http-request add-header X-Added one
@@ -112,6 +113,7 @@ RESPOND = "/respond?h=Cache-Control:max-age%3D3600,%20public&h=X-Whole-Res:abc"
 REQUESTS: List[Tuple[str, str, List[Tuple[str, str]]]] = [
     ("GET", "/headers", REQUEST_HEADERS + [("X-Req", "r1")]),
     ("GET", "/headers?a=1", [("X-Replace-Multi", "y"), ("X-Multi", "m")]),
+    ("GET", "/headers", [("X-U", "1"), ("X-Req", "r2")]),
     ("GET", "/rewrite-path?z=1", []),
     ("GET", "/rewrite-uri", []),
     ("GET", "/headers", [("X-Put", "1")]),
@@ -191,7 +193,9 @@ def test_rewritten_requests_and_responses_match_haproxy(  # type: ignore[no-unty
     seen = ours[0][2]["headers"]
     assert ["x-from", "fe/fe/GET/[]"] in seen  # before routing: %b is the frontend, no %ID
     assert seen[-2:] == [["x-backend-saw", "b"], ["x-unique-id", "r1-b"]]
-    assert ours[8][0] == 502 and ours[12][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    assert ours[9][0] == 502 and ours[13][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    made_early = ours[2][2]["headers"]  # %[unique-id] in a frontend rule: made then
+    assert ["x-u", "r2-fe"] in made_early and made_early[-1] == ["x-unique-id", "r2-fe"]
 
 
 def test_haproxy_is_the_reference(sockdir) -> None:  # type: ignore[no-untyped-def]

@@ -95,3 +95,28 @@ def test_pure_core_imports_no_reactor() -> None:
     paths += list((ROOT / "config").glob("*.py"))
     for path in paths:
         assert "twisted.internet" not in path.read_text(), path.name
+
+
+def test_every_module_imports_first() -> None:
+    """Each module imports in a fresh interpreter as the first udsproxy import (a cycle
+    through a package's ``__init__`` only shows when the import order changes)."""
+    import subprocess
+    import sys
+
+    names = sorted(module_name(p) for p in ROOT.rglob("*.py") if p.stem != "__main__")
+    script = (
+        "import importlib, sys\n"
+        "bad = []\n"
+        f"for name in {names!r}:\n"
+        "    for mod in [m for m in sys.modules if m.startswith('udsproxy')]:\n"
+        "        del sys.modules[mod]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        bad.append(f'{name}: {exc}')\n"
+        "print('\\n'.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == ""

@@ -10,7 +10,7 @@ from udsproxy.config.model import HttpRule
 from udsproxy.errors import ConfigError
 from udsproxy.http import pages
 from udsproxy.log.formats import SessionRecord
-from udsproxy.rules import ConnInfo, RuleContext, Where, compile_lf
+from udsproxy.rules import ConnInfo, RuleContext, Where
 from udsproxy.rules.actions import (
     Action,
     _split_target,
@@ -21,7 +21,7 @@ from udsproxy.rules.actions import (
     set_header,
     steps_of,
 )
-from udsproxy.rules.lfvalue import LfValue
+from udsproxy.rules.lfvalue import LfValue, compile_lf
 
 
 def ctx(target: bytes = b"/a?b", headers: tuple = ()) -> RuleContext:

@@ -2,7 +2,7 @@
 
 The words are checked here (every error names the token, with a hint) and the action is
 built by the rules engine (:mod:`udsproxy.rules.actions`); values are lf-strings compiled
-by :func:`udsproxy.rules.compile_lf`, conditions by :func:`udsproxy.rules.compile_condition`,
+by :func:`udsproxy.rules.lfvalue.compile_lf`, conditions by :func:`udsproxy.rules.compile_condition`,
 for the place the rule runs (request or response fetches). Files (``errorfile``, ``file``,
 ``lf-file``) are read when the line is read.
 
@@ -22,16 +22,15 @@ from ..errors import ConfigError
 from ..http import pages
 from ..rules import (
     Condition,
-    LfValue,
     RuleContext,
     Where,
     compile_condition,
-    compile_lf,
     compile_sample,
     split_condition,
     variables,
 )
 from ..rules import actions as act
+from ..rules.lfvalue import LfValue, compile_lf
 from ..rules.patterns import compile_regex
 from ..rules.sample import Origin
 from . import model

@@ -691,6 +691,17 @@ class ClientConnection(Protocol):
             request.http_version,
             items,
         )
+        if ctx.log.unique_id_format is not None:
+            # %[unique-id] in a rule makes it then; else it is made after routing.
+            def make_unique_id() -> str:
+                backend, chosen = rctx.backend, ex.backend
+                if backend is None:
+                    ex.backend = None  # before routing %b names the frontend (HAProxy)
+                uid = ex.make_unique_id()  # (its record names a backend in the rules too)
+                ex.backend, rctx.backend = chosen, backend
+                return uid
+
+            rctx.unique_id_maker = make_unique_id
         rules = ctx.settings.frontend_rules
         if rules is not None and (rules.request or rules.redirects):
             if rules.request_record:
@@ -768,6 +779,9 @@ class ClientConnection(Protocol):
             fields.append(TE_CHUNKED)
         if self.ctx.log.unique_id_format is not None:
             uid = ex.make_unique_id()
+            rctx = ex.rules
+            if rctx is not None:
+                rctx.unique_id, rctx.unique_id_maker = uid, None  # (no cycle left)
             header = settings.unique_id_header
             if header is not None:
                 fields.append((header[0], header[1], uid.encode("latin-1", "replace")))

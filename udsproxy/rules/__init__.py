@@ -51,7 +51,6 @@ from .condition import Condition, compile_condition, split_condition
 from .context import ConnInfo, Need, RuleContext, Where
 from .converters import MAP_METHODS
 from .fetches import UNIX
-from .lfvalue import LfValue, compile_lf
 from .patterns import METHODS
 from .sample import (
     CONVERTERS,
@@ -79,7 +78,6 @@ __all__ = [
     "FAIL",
     "FETCHES",
     "FetchDef",
-    "LfValue",
     "MAP_METHODS",
     "METHODS",
     "MISS",
@@ -91,7 +89,6 @@ __all__ = [
     "UNIX",
     "Where",
     "compile_condition",
-    "compile_lf",
     "compile_sample",
     "find_sample_end",
     "register_converter",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Item = Tuple[bytes, bytes, bytes]  # raw name, lower-case name, value (as http.headers)
@@ -130,6 +130,9 @@ class RuleContext:
     backend: Optional[str] = None
     server: Optional[str] = None
     unique_id: Optional[str] = None
+    # Makes unique_id on first use (the data path's, until its own moment to make it: as
+    # HAProxy, the ID is made when first needed, else after routing).
+    unique_id_maker: Optional[Callable[[], str]] = None
     status: Optional[int] = None
     reason: Optional[bytes] = None  # set by http-response set-status
     res_headers: Sequence[Item] = NO_ITEMS

@@ -42,6 +42,13 @@ def _attr(name: str) -> Callable[..., FetchFn]:
 
 
 # ----------------------------------------------------------------- layer 4 and names
+def _unique_id(ctx: RuleContext) -> Any:
+    uid = ctx.unique_id
+    if uid is None and ctx.unique_id_maker is not None:
+        uid = ctx.unique_id = ctx.unique_id_maker()
+    return uid
+
+
 def _src(origin: Origin) -> FetchFn:
     def src(ctx: RuleContext) -> Any:
         addr = ctx.conn.src
@@ -118,7 +125,7 @@ register_fetch(FetchDef("fe_id", INT, L4, _attr("conn.listener_id"), help="the l
 register_fetch(FetchDef("be_name", STR, Need.BACKEND, _be_name, help="the backend's name"))
 register_fetch(FetchDef("srv_name", STR, Need.SERVER, _attr("server"), help="the server's name"))
 register_fetch(
-    FetchDef("unique-id", STR, L4, _attr("unique_id"), help="the request's unique ID"),
+    FetchDef("unique-id", STR, L4, lambda origin: _unique_id, help="the request's unique ID"),
     "unique_id",
 )
 register_fetch(FetchDef("always_true", BOOL, L4, _const(True), inline="True", help="true"))
