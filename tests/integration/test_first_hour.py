@@ -294,7 +294,11 @@ def test_the_readmes_thin_workers_serve_etc_app_cfg(sockdir, start_proxy: StartP
         started = subprocess.run(readme, cwd=app, capture_output=True, text=True, timeout=60)
         assert started.returncode == 0, started.stdout + started.stderr
         sockets = [path.replace("/tmp/app/", f"{app}/") for path in servers]
-        assert sorted(glob.glob(f"{app}/thin.*.sock")) == sorted(sockets)
+        # thin -d returns before its daemonized workers bind: poll for the four files.
+        deadline = time.monotonic() + 30
+        while sorted(glob.glob(f"{app}/thin.*.sock")) != sorted(sockets):
+            assert time.monotonic() < deadline, glob.glob(f"{app}/thin.*.sock")
+            time.sleep(0.05)
         for path in sockets:  # daemonized: each accepts once it has started
             wait_connectable(f"unix@{path}", timeout=30)
         start_proxy(config, ready=("127.0.0.1", port))

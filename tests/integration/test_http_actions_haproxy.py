@@ -40,6 +40,8 @@ userlist L1
 frontend fe
     bind {fe}
     bind 127.0.0.1:{port}
+    unique-id-format %[req.hdr(x-req)]-%b
+    unique-id-header X-Unique-ID
     acl auth_ok http_auth(L1)
     acl admin http_auth_group(L1) admins
     http-request auth realm Private if {{ path_beg /private }} !auth_ok
@@ -54,6 +56,8 @@ frontend fe
     http-request redirect scheme https if {{ hdr(x-https) -m found }}
     redirect location /kw clear-cookie A= if {{ path /kw-old }}
     http-request set-var(txn.path) path
+    http-request set-header X-From %f/%b/%HM/[%ID]
+    http-request set-header X-U %[unique-id] if {{ hdr(x-u) -m found }}
     http-request set-header X-Set %[path]-%[req.hdr_cnt(x-multi)]-%[req.hdr(x-multi,1)]
     http-request set-header X-Multi replaced if {{ hdr(x-replace-multi) -m found }}
     http-request add-header X-Added one
@@ -74,6 +78,7 @@ frontend fe
 backend b
     http-request set-header X-Backend-Saw %[be_name]
     http-response set-header X-Path %[var(txn.path)]
+    http-response set-header X-ID %[unique-id]/%ID/%s/%ST
     http-response add-header X-Seq be
     http-response del-header X-Connection-Id
     http-response del-header X-Connection-Request
@@ -106,8 +111,9 @@ REQUEST_HEADERS = [
 RESPOND = "/respond?h=Cache-Control:max-age%3D3600,%20public&h=X-Whole-Res:abc"
 # (method, target, headers): each sent alone on a fresh connection.
 REQUESTS: List[Tuple[str, str, List[Tuple[str, str]]]] = [
-    ("GET", "/headers", REQUEST_HEADERS),
+    ("GET", "/headers", REQUEST_HEADERS + [("X-Req", "r1")]),
     ("GET", "/headers?a=1", [("X-Replace-Multi", "y"), ("X-Multi", "m")]),
+    ("GET", "/headers", [("X-U", "1"), ("X-Req", "r2")]),
     ("GET", "/rewrite-path?z=1", []),
     ("GET", "/rewrite-uri", []),
     ("GET", "/headers", [("X-Put", "1")]),
@@ -184,8 +190,12 @@ def test_rewritten_requests_and_responses_match_haproxy(  # type: ignore[no-unty
     for request, mine, ref in zip(REQUESTS + [("reason", "", [])] * 3, ours, theirs):
         assert mine == ref, f"{request}:\n  udsproxy {mine}\n  haproxy  {ref}"
     # The comparisons cover what they should.
-    assert ours[0][2]["headers"][-1] == ["x-backend-saw", "b"]
-    assert ours[8][0] == 502 and ours[12][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    seen = ours[0][2]["headers"]
+    assert ["x-from", "fe/fe/GET/[]"] in seen  # before routing: %b is the frontend, no %ID
+    assert seen[-2:] == [["x-backend-saw", "b"], ["x-unique-id", "r1-b"]]
+    assert ours[9][0] == 502 and ours[13][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    made_early = ours[2][2]["headers"]  # %[unique-id] in a frontend rule: made then
+    assert ["x-u", "r2-fe"] in made_early and made_early[-1] == ["x-unique-id", "r2-fe"]
 
 
 def test_haproxy_is_the_reference(sockdir) -> None:  # type: ignore[no-untyped-def]

@@ -652,6 +652,22 @@ def test_response_rules_alone_see_connection_fetches() -> None:
     assert hdrs["x-where"] == "fe/be/a"
 
 
+def test_log_format_variables_and_the_unique_id_in_rule_values() -> None:
+    """Values print log-format variables from the request's record (%ci, %b, %HM ...): before
+    routing %b is the frontend; the unique ID is made once the backend is chosen, so only
+    response rules (and the header) see it (as HAProxy 2.6, compared)."""
+    h = harness(
+        "    unique-id-format %[req.hdr(x-req)]-%b\n"
+        "    unique-id-header X-Unique-ID\n"
+        "    http-request set-header X-From %ci:%cp/%f/%b/%HM\n"
+        "    http-response set-header X-ID %[unique-id]/%ID/%s/%ST\n"
+    )
+    seen, (_, hdrs, _) = run(h, h.client(), "/", [("X-Req", "r1")])
+    assert ("X-From", "10.0.0.1:4242/fe/fe/GET") in fields(seen)  # before routing: %b is fe
+    assert ("X-Unique-ID", "r1-be") in fields(seen)
+    assert hdrs["x-id"] == "r1-be/r1-be/a/200"
+
+
 def test_requests_without_rules_are_forwarded_without_a_copy() -> None:
     """No rule applies: the header list h11 parsed is the one the head is built from."""
     h = harness("    http-request set-header X-A 1 if { path /never }\n")

@@ -193,6 +193,33 @@ def test_accept_date_truncates_milliseconds_and_follows_tz() -> None:
     assert format_accept_date(when, est) == "23/Nov/2026:13:41:30.517"
 
 
+def test_dates_of_one_second_by_style_and_zone() -> None:
+    """The per-second date cache keys on the zone and the style, and stays right once it
+    was emptied: the same second in every date style, in two zones, before and after."""
+    when = epoch(2026, 11, 23, 18, 41, 30, 0.5179)
+    est = timezone(timedelta(hours=-5))
+    expected = [
+        ("23/Nov/2026:18:41:30.517", "23/Nov/2026:13:41:30.517"),
+        ("23/Nov/2026:18:41:30 +0000", "23/Nov/2026:18:41:30 +0000"),
+        ("23/Nov/2026:18:41:30 +0000", "23/Nov/2026:13:41:30 -0500"),
+        ("Nov 23 18:41:30", "Nov 23 13:41:30"),
+    ]
+
+    def dates(tz: timezone) -> list:
+        return [
+            formats.format_accept_date(when, tz),
+            formats.format_gmt_date(when),
+            formats.format_local_date(when, tz),
+            formats.format_rfc3164_date(when, tz),
+        ]
+
+    for _ in range(2):
+        assert list(zip(dates(UTC), dates(est))) == expected
+        for second in range(100):  # more seconds than the cache keeps
+            formats.format_rfc3164_date(when + 1 + second, UTC)
+        assert len(formats._SECONDS) <= 64
+
+
 def test_accept_date_exact_milliseconds() -> None:
     """A value like .517 that floats store as .51699... still prints .517."""
     assert format_accept_date(1.517, UTC).endswith(":00:00:01.517")

@@ -709,6 +709,7 @@ class Exchange:
         if rctx is None:  # (a request always has one when a section has rules)
             rctx = self.rule_context()
         rctx.server = server.name if server is not None else None
+        rctx.unique_id = self.unique_id
         if sections.needs_record:
             rec = self.make_record()
             rec.sample = rctx

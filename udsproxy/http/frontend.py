@@ -730,9 +730,11 @@ class ClientConnection(Protocol):
         if ctx.log.unique_id_format is not None:
             # %[unique-id] in a rule makes it then; else it is made after routing.
             def make_unique_id() -> str:
-                backend = rctx.backend  # (the record it is made from names a backend)
-                uid = ex.make_unique_id()
-                rctx.backend = backend
+                backend, chosen = rctx.backend, ex.backend
+                if backend is None:
+                    ex.backend = None  # before routing %b names the frontend (HAProxy)
+                uid = ex.make_unique_id()  # (its record names a backend in the rules too)
+                ex.backend, rctx.backend = chosen, backend
                 return uid
 
             rctx.unique_id_maker = make_unique_id
@@ -775,10 +777,10 @@ class ClientConnection(Protocol):
 
     def give_record(self, ex: Exchange, rctx: RuleContext) -> None:
         """The session record as it is now, for rule values printing log-format variables."""
-        backend = rctx.backend  # before routing: be_name is the frontend's name
+        backend = rctx.backend  # None before routing: %b and be_name name the frontend
         rec = ex.make_record()
+        rec.backend = rctx.backend = backend
         rec.sample = rctx
-        rctx.backend = backend
         rctx.memo[RECORD] = rec
 
     def conn_info(self) -> ConnInfo:

@@ -86,8 +86,9 @@ def _offset(d: datetime) -> str:
 # The text of one second, by (second, zone, style): log lines of the same second (nearly
 # all of them under load) share it, as HAProxy reuses its date. Building it from a
 # datetime costs more than the rest of a log line; the cache is emptied when it grows.
+# Styles: %t's day and time, %T's GMT date, %Tl's local one, the RFC 3164 header's.
 _SECONDS: Dict[Tuple[int, Optional[tzinfo], int], str] = {}
-_DAY_TIME, _GMT, _LOCAL = 0, 1, 2
+_DAY_TIME, _GMT, _LOCAL, _RFC3164 = 0, 1, 2, 3
 
 
 def _second(sec: int, tz: Optional[tzinfo], style: int) -> str:
@@ -97,11 +98,14 @@ def _second(sec: int, tz: Optional[tzinfo], style: int) -> str:
         if len(_SECONDS) >= 64:
             _SECONDS.clear()
         d = _datetime(sec, timezone.utc if style == _GMT else tz)
-        text = _day_time(d)
-        if style == _GMT:
-            text += " +0000"
-        elif style == _LOCAL:
-            text += " " + _offset(d)
+        if style == _RFC3164:
+            text = f"{_MONTHS[d.month - 1]} {d.day:2d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        else:
+            text = _day_time(d)
+            if style == _GMT:
+                text += " +0000"
+            elif style == _LOCAL:
+                text += " " + _offset(d)
         _SECONDS[key] = text
     return text
 
@@ -125,8 +129,7 @@ def format_local_date(when: float, tz: Optional[tzinfo] = None) -> str:
 
 def format_rfc3164_date(when: float, tz: Optional[tzinfo] = None) -> str:
     """The RFC 3164 timestamp: ``Feb  6 12:12:56`` (day padded with a space)."""
-    d = _datetime(when, tz)
-    return f"{_MONTHS[d.month - 1]} {d.day:2d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    return _second(round(when * 1_000_000) // 1_000_000, tz, _RFC3164)
 
 
 def format_iso_date(when: float, tz: Optional[tzinfo] = None) -> str:
