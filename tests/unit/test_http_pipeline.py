@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
+import pytest
 
-from tests.unit.http_harness import ONE_SERVER, Harness, answer_all
+from tests.unit.http_harness import ONE_SERVER, TCP_PEER, UNIX_PEER, Harness, answer_all
 from udsproxy.http import frontend
-from udsproxy.http.flow import OUTPUT, PIPELINE
+from udsproxy.http.flow import BATCH, HOLD_LIMIT, OUTPUT, PIPELINE
 
 ONE = ONE_SERVER
 
@@ -72,30 +72,78 @@ def test_no_next_request_starts_while_the_client_does_not_read() -> None:
     assert not client.protocol.gate.reasons and transport.producer is None
 
 
-class Handle:
-    """A socket handle that records TCP_CORK settings."""
+def count_writes(client: object) -> list:
+    """The client transport's writes, as a list that grows."""
+    transport = client.transport  # type: ignore[attr-defined]
+    writes: list = []
+    write = transport.write
 
-    def __init__(self) -> None:
-        self.cork: list = []
+    def recording(data: bytes) -> None:
+        writes.append(bytes(data))
+        write(data)
 
-    def setsockopt(self, level: int, option: int, value: int) -> None:
-        assert (level, option) == (socket.IPPROTO_TCP, socket.TCP_CORK)
-        self.cork.append(value)
+    transport.write = recording
+    return writes
 
 
-def test_pipelined_responses_to_a_tcp_client_are_corked_until_the_pipeline_drains() -> None:
-    """Requests waiting behind the current one: TCP_CORK holds the responses so they leave
-    together; once no request is left waiting, the cork comes off (everything flushed)."""
+@pytest.mark.parametrize("peer", [TCP_PEER, UNIX_PEER], ids=["tcp", "unix"])
+def test_pipelined_responses_leave_together_once_the_pipeline_drains(peer: object) -> None:
+    """Requests waiting behind the current one: their responses are held and written in
+    one write when no request is left waiting; a lone request is written at once."""
+    h = Harness(ONE)
+    client = h.client(peer)
+    writes = count_writes(client)
+    client.send(b"".join(GET % i for i in range(3)))
+    for _ in range(3):
+        answer_all(h)
+    assert len(writes) == 1 and writes[0].count(b"HTTP/1.1 200 ") == 3
+    assert client.protocol.held is None and not BATCH.holding(client.transport)
+    assert [r.target for r in h.connector.servers[0].requests()] == [b"/0", b"/1", b"/2"]
+    client.send(GET % 9)  # a lone request: nothing waits behind it, nothing held
+    answer_all(h)
+    assert len(writes) == 2 and writes[1].count(b"HTTP/1.1 200 ") == 1
+    assert client.protocol.held is None
+    assert not [c for c in h.clock.getDelayedCalls() if c.func == client.protocol.release_output]
+
+
+def test_a_slow_next_response_does_not_hold_back_the_answered_ones() -> None:
+    """The hold lasts PIPELINE_HOLD at most: a server slow to answer the second request
+    does not delay the first response beyond it."""
     h = Harness(ONE)
     client = h.client()
-    handle = Handle()
-    client.transport.getHandle = lambda: handle  # type: ignore[method-assign]
-    client.send(b"".join(GET % i for i in range(3)))
-    answered = 0
-    while answered < 3:
-        answer_all(h)
-        answered += client.raw().count(b"HTTP/1.1 200 ")
-    assert handle.cork == [1, 0] and not client.protocol.corked
-    client.send(GET % 9)  # a lone request: nothing waits behind it, no cork
+    writes = count_writes(client)
+    client.send(GET % 1 + GET % 2)
+    h.connector.servers[0].read()
+    h.connector.servers[0].respond()  # only the first is answered
+    assert writes == []
+    h.clock.advance(frontend.PIPELINE_HOLD)
+    assert len(writes) == 1 and writes[0].count(b"HTTP/1.1 200 ") == 1
     answer_all(h)
-    assert client.raw().count(b"HTTP/1.1 200 ") == 1 and handle.cork == [1, 0]
+    assert client.raw().count(b"HTTP/1.1 200 ") == 2
+
+
+def test_a_hold_never_keeps_more_than_a_buffer_back() -> None:
+    """Responses held for a pipeline are written once they reach HOLD_LIMIT bytes."""
+    h = Harness(ONE)
+    client = h.client()
+    writes = count_writes(client)
+    client.send(b"".join(GET % i for i in range(400)))
+    answered = 0
+    while answered < 400:
+        answer_all(h)
+        answered = sum(w.count(b"HTTP/1.1 200 ") for w in writes)
+        assert len(BATCH.held.get(client.transport, b"")) < HOLD_LIMIT
+    assert len(writes) > 1 and all(len(w) <= HOLD_LIMIT + 1024 for w in writes)
+
+
+def test_a_client_gone_while_held_leaves_nothing_behind() -> None:
+    """A client that closes while responses are held: the hold and its timer go with it."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(GET % 1 + GET % 2)
+    h.connector.servers[0].read()
+    h.connector.servers[0].respond()
+    assert BATCH.holding(client.transport) and client.protocol.held is not None
+    client.transport.loseConnection()
+    assert not BATCH.holding(client.transport) and client.protocol.held is None
+    assert not [c for c in h.clock.getDelayedCalls() if c.func == client.protocol.release_output]

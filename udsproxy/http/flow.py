@@ -60,6 +60,11 @@ class ReadGate:
         pass  # the other side is gone: its owner ends the exchange
 
 
+# Bytes of a transport's held writes beyond which they are written at once (HAProxy's
+# 16 KiB buffer): a hold never keeps more than this back.
+HOLD_LIMIT = 16384
+
+
 class WriteBatch:
     """Writes made while a read is handled, coalesced into one write per transport.
 
@@ -70,13 +75,32 @@ class WriteBatch:
     (``with BATCH:`` around ``dataReceived``) writes are held per transport, in order, and
     written together when the outermost batch ends; outside one they go straight through,
     so a write from a timer or a callback is never held.
+
+    A transport may also be *held* across batches (:meth:`hold`, :meth:`release`): the
+    responses to a client's pipelined requests, each answered in its own reactor turn,
+    leave in one write when the last one is answered instead of one small write each.
+    What is held is a copy (a view of the read buffer would not outlive its read), never
+    more than :data:`HOLD_LIMIT` bytes, and in order with everything else written to the
+    transport: all of HTTP mode's writes to a client come through here.
     """
 
     def __init__(self) -> None:
         self.depth = 0
         self.pending: Dict[Any, List[bytes]] = {}
+        self.held: Dict[Any, bytearray] = {}
 
     def write(self, transport: Any, data: bytes) -> None:
+        if self.held:
+            held = self.held.get(transport)
+            if held is not None:
+                held += data
+                if len(held) >= HOLD_LIMIT:
+                    self.held[transport] = bytearray()
+                    self._write(transport, bytes(held))
+                return
+        self._write(transport, data)
+
+    def _write(self, transport: Any, data: bytes) -> None:
         if not self.depth:
             transport.write(data)
             return
@@ -86,15 +110,35 @@ class WriteBatch:
         else:
             held.append(data)
 
+    def hold(self, transport: Any) -> None:
+        """Keep what is written to ``transport`` from now on (and what this batch holds
+        for it already) until :meth:`release`, :meth:`flush` or :meth:`discard`."""
+        if transport not in self.held:
+            buf = bytearray()
+            for data in self.pending.pop(transport, ()):
+                buf += data
+            self.held[transport] = buf
+
+    def holding(self, transport: Any) -> bool:
+        return transport in self.held
+
+    def release(self, transport: Any) -> None:
+        """Stop holding ``transport``: what was held is written (in this batch, if any)."""
+        held = self.held.pop(transport, None)
+        if held:
+            self._write(transport, bytes(held))
+
     def flush(self, transport: Any) -> None:
         """Write what is held for ``transport`` now (before closing it)."""
+        self.release(transport)
         held = self.pending.pop(transport, None)
         if held:
             transport.write(b"".join(held))
 
     def discard(self, transport: Any) -> None:
-        """Drop what is held for ``transport`` (it is aborted)."""
+        """Drop what is held for ``transport`` (it is aborted or gone)."""
         self.pending.pop(transport, None)
+        self.held.pop(transport, None)
 
     def __enter__(self) -> WriteBatch:
         self.depth += 1

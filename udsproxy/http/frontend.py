@@ -18,7 +18,6 @@ response.
 
 from __future__ import annotations
 
-import socket
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -85,6 +84,9 @@ FEED = 16384
 # Written to a client and not read by it yet beyond which no next request starts
 # (Twisted's own high-water mark for a transport's write queue).
 OUTPUT_LIMIT = 65536
+# Seconds at most that a pipelining client's answered responses wait for the next ones to
+# leave with them (TCP_CORK's kernel bound is 200 ms; a server this slow gets no batching).
+PIPELINE_HOLD = 0.01
 # What a connection's raw head is until its first byte (never fed: replaced before).
 NO_HEAD_YET = RawHead(0, 0)
 # The backlog of a connection that never kept a byte (never added to: replaced before).
@@ -267,7 +269,7 @@ class ClientConnection(Protocol):
         "closing",
         "closing_since",
         "connected",
-        "corked",
+        "held",
         "ctx",
         "cycle_start",
         "eof",
@@ -308,7 +310,7 @@ class ClientConnection(Protocol):
         self.eof = False
         self.head_started: Optional[float] = None
         self.closing_since = 0.0
-        self.corked = False  # TCP_CORK set while pipelined requests wait (see next_cycle)
+        self.held: Any = None  # the hold's timer while pipelined responses are held (next_cycle)
         # Bytes received but not yet given to the parser: what a client pipelines behind the
         # request in progress. The parser gets at most FEED bytes at a time, so a deep
         # pipeline costs the same per request as a shallow one (no re-copying of the whole
@@ -419,6 +421,10 @@ class ClientConnection(Protocol):
             # session as 400 CR-- "<BADREQ>"; dontlognull drops those that sent nothing.
             self.log_raw_error(400, "CR", 0)
         self.closing = True
+        if self.held is not None:
+            self.held.cancel()
+            self.held = None
+            BATCH.discard(self.transport)
         if self.private:
             for conn in list(self.private.values()):
                 conn.owner = None
@@ -472,15 +478,18 @@ class ClientConnection(Protocol):
     def writeConnectionLost(self) -> None:
         pass
 
-    def cork(self, on: bool) -> None:
-        """TCP_CORK on the client's socket (see next_cycle)."""
-        self.corked = on
-        try:
-            self.transport.getHandle().setsockopt(  # type: ignore[union-attr]
-                socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0
-            )
-        except (OSError, AttributeError):
-            pass  # not a TCP socket, or already closed
+    def hold_output(self) -> None:
+        """Hold this client's responses (see next_cycle) for at most PIPELINE_HOLD."""
+        BATCH.hold(self.transport)
+        self.held = self.ctx.reactor.callLater(PIPELINE_HOLD, self.release_output)
+
+    def release_output(self) -> None:
+        """Write what is held for this client and stop holding."""
+        timer, self.held = self.held, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if self.transport is not None:
+            BATCH.release(self.transport)
 
     def close(self) -> None:
         """Close once what is written has been sent."""
@@ -591,6 +600,8 @@ class ClientConnection(Protocol):
         transport: Any = self.transport
         if pending_output(transport) <= OUTPUT_LIMIT:
             return False
+        if self.held is not None:
+            self.release_output()  # nothing is gained holding output for a client not reading
         self.gate.hold(OUTPUT)
         self.output_wait = OutputDrain(self)
         transport.registerProducer(self.output_wait, False)  # told when the buffer empties
@@ -1105,14 +1116,16 @@ class ClientConnection(Protocol):
             pending = raw.buf or self.backlog
             self.stream_accepted = self.ctx.reactor.seconds()
             self.head_started = self.stream_accepted if pending else None
-            # A TCP client that pipelines: its responses are held by the kernel (TCP_CORK)
-            # while its next requests are already here, and sent together once it has no
-            # request left waiting, as one write instead of one small packet per response.
+            # A client that pipelines: its responses are held (flow.WriteBatch.hold) while
+            # its next requests are already here, and written together once it has no
+            # request left waiting: one send instead of one per response. A hold lasts at
+            # most PIPELINE_HOLD (a slow server must not hold back earlier answers) and
+            # never keeps more than 16 KiB back.
             if pending:
-                if not self.corked and self.client_ip is not None:
-                    self.cork(True)
-            elif self.corked:
-                self.cork(False)
+                if self.held is None:
+                    self.hold_output()
+            elif self.held is not None:
+                self.release_output()
             if not self.processing:
                 self.process()
         else:
