@@ -155,6 +155,10 @@ REFUSED_HEADS = [
     b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n",
+    # Parsed, then refused (headers.check_request); HAProxy 2.6.12 logs these alike.
+    b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
+    b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
 ]
 
 

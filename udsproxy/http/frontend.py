@@ -710,23 +710,33 @@ class ClientConnection(Protocol):
 
     # ----------------------------------------------------------------- requests
     def start_exchange(self, request: Any) -> None:
-        self.requests += 1
-        started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
-        self.head_started = None
         items = full_items(request.headers)
         # The fields the header rules read (framing, hop-by-hop, Host): those the head
         # parser picked out (heads.NOTED), else all of h11's.
         probe = getattr(request, "noted", items)
+        try:
+            check_request(request.method, request.target, probe)
+        except HeadError as exc:
+            if exc.status == 400:
+                # HAProxy's parser refuses these heads: 400, logged as any refused head
+                # ("fe/<NOSRV> -1/-1/-1/-1/0 400 0 ... PR-- ... <BADREQ>"), then close.
+                self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
+                self.write_raw_error(400, self.refused_flags(exc.flags))
+                return
+            refused: Optional[HeadError] = exc
+        else:
+            refused = None
+        self.requests += 1
+        started = self.head_started if self.head_started is not None else self.ctx.reactor.seconds()
+        self.head_started = None
         ex = Exchange(self, request, started, is_bodyless(probe))
         self.exchange = ex
         self.ctx.counters.note_request(ex.started)
         version = request.http_version
         self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, probe))
-        try:
-            check_request(request.method, request.target, probe)
-        except HeadError as exc:
-            self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
-            ex.fail(exc.status, self.refused_flags(exc.flags))
+        if refused is not None:  # a request we do not serve (CONNECT: 405), logged as such
+            self.ctx.capture_request_error(self.peer_label(), refused.reason, b"", -1)
+            ex.fail(refused.status, self.refused_flags(refused.flags))
             return
         chunked = is_chunked(probe)
         if chunked:
