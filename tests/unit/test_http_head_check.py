@@ -183,3 +183,32 @@ def test_a_head_cut_short_by_the_clients_close_is_cr() -> None:
     client.protocol.readConnectionLost()
     (line,) = h.sink.lines
     assert " 400 0 " in line and " CR-- " in line, line
+
+
+# Transfer-Encoding values h11 refuses, and HAProxy 2.6.12's answers to them (observed):
+# 422 for a well-formed list ending with one chunked behind codings it does not apply.
+TRANSFER_CODINGS = [
+    (b"gzip", 400),
+    (b"chunked, gzip", 400),
+    (b"chunked, chunked", 400),
+    (b"chunked;q=1", 400),
+    (b"gzip, chunked", 422),
+    (b"gzip,chunked", 422),
+    (b"identity, chunked", 422),
+    (b"x, chunked", 422),
+    (b"gzip\r\nTransfer-Encoding: chunked", 422),
+]
+
+
+@pytest.mark.parametrize("codings,status", TRANSFER_CODINGS)
+def test_an_unsupported_transfer_encoding_is_answered_as_haproxy_does(
+    codings: bytes, status: int
+) -> None:
+    """400 or 422 as HAProxy, logged as a refused head, nothing sent to a server, closed."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n0\r\n\r\n" % codings)
+    assert client.raw().startswith(b"HTTP/1.1 %d " % status)
+    (line,) = h.sink.lines
+    assert line.endswith(f' fe/<NOSRV> -1/-1/-1/-1/0 {status} 0 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>"')
+    assert h.connector.servers == [] and client.transport.disconnecting

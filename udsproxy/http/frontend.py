@@ -68,6 +68,7 @@ from .headers import (
     request_upgrade,
     set_item,
     split_absolute_target,
+    transfer_coding_status,
     upgrade_field,
     upgrade_fields,
 )
@@ -672,7 +673,8 @@ class ClientConnection(Protocol):
             try:
                 event: Any = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                self.protocol_error(str(exc))
+                # h11 hints 501 for a Transfer-Encoding it does not take (HAProxy: 400/422).
+                self.protocol_error(str(exc), exc.error_status_hint == 501)
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 if event is h11.NEED_DATA and self.give_backlog():
@@ -916,13 +918,16 @@ class ClientConnection(Protocol):
         self.ctx.counters.note_request(self.ctx.reactor.seconds())  # HAProxy counts it too
         self.write_raw_error(400, self.refused_flags(error.flags))
 
-    def protocol_error(self, reason: str) -> None:
+    def protocol_error(self, reason: str, coding: bool = False) -> None:
+        """A request h11 refused (``coding``: for its Transfer-Encoding), or a chunked body
+        that broke its framing."""
         ex = self.exchange
         if ex is None:
             # h11 may have taken the head out of its buffer: the raw head kept beside it.
             data = bytes(self.raw_head.buf) or (self.h11.trailing_data[0] if self.h11 else b"")
             self.ctx.capture_request_error(self.peer_label(), reason, data, -1)
-            self.write_raw_error(400, self.refused_flags("PR"))
+            status = transfer_coding_status(data) if coding else 400
+            self.write_raw_error(status, self.refused_flags("PR"))
             return
         self.ctx.capture_request_error(self.peer_label(), reason, b"", -1)
         if ex.phase < Phase.RESPONDING:
@@ -941,7 +946,7 @@ class ClientConnection(Protocol):
         BATCH.write(self.transport, page)
         self.ctx.counters.note_response(status)
         # HAProxy 2.6 logs %B 0 for a refused head (its "<BADREQ>" line), the page unsent.
-        self.log_raw_error(status, flags, 0 if status == 400 else len(page))
+        self.log_raw_error(status, flags, 0 if status in (400, 422) else len(page))
         self.close()
 
     def log_raw_error(self, status: int, flags: str, sent: int) -> None:

@@ -219,6 +219,21 @@ def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
             raise HeadError("Transfer-Encoding does not end with chunked")
 
 
+def transfer_coding_status(head: bytes) -> int:
+    """HAProxy 2.6's answer to a request whose Transfer-Encoding it does not forward:
+    422 when its codings (every Transfer-Encoding field of ``head``, in order) end with
+    one ``chunked`` behind others (well formed, a coding it does not apply: ``gzip,
+    chunked``), else 400 (``gzip`` alone, ``chunked, gzip``, ``chunked, chunked``)."""
+    codings: List[bytes] = []
+    for line in head.split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"transfer-encoding":
+            codings.extend(tokens(value))
+    if len(codings) > 1 and codings[-1] == b"chunked" and codings.count(b"chunked") == 1:
+        return 422
+    return 400
+
+
 def is_bodyless(items: Sequence[Item]) -> bool:
     """A request whose framing says it has no body (no Transfer-Encoding, no or 0 length)."""
     for _, name, value in items:
