@@ -34,6 +34,39 @@ def value(text: str, where: Where = Where.HTTP_REQUEST, c: Optional[RuleContext]
     return compile_sample(text, where=where)(c if c is not None else ctx())
 
 
+# Fields and what HAProxy 2.6.12 fetched from them (observed with ``http-request return
+# ... lf-string "%[...]"``): commas inside double quotes do not split hdr() values; a
+# Cookie field's cookies are separated by ``;`` and by a ``,`` outside quotes.
+LIST_FIELDS = [
+    (b"X-Q", b"x-q", b'"a,b", c'),
+    (b"X-E", b"x-e", b'"a\\"b,c", d'),
+    (b"X-Z", b"x-z", b"a,,b"),
+    (b"Cookie", b"cookie", b'a=1, b=2; q="x,y"'),
+    (b"Cookie", b"cookie", b"b=1,a=3"),
+]
+
+
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("req.hdr(x-q,1)", '"a,b"'),
+        ("req.hdr(x-q,2)", "c"),
+        ("req.hdr_cnt(x-q)", 2),
+        ("req.hdr(x-e,1)", '"a\\"b,c"'),
+        ("req.hdr(x-e,2)", "d"),
+        ("req.hdr(x-z,2)", ""),
+        ("req.hdr_cnt(x-z)", 3),
+        ("req.cook(a)", "3"),
+        ("req.cook(b)", "1"),
+        ("req.cook(q)", '"x,y"'),
+        ("req.cook_cnt(a)", 2),
+        ("req.cook_cnt", 5),
+    ],
+)
+def test_list_values_split_as_haproxy(expr: str, expected: Any) -> None:
+    assert value(expr, c=ctx(headers=LIST_FIELDS)) == expected
+
+
 @pytest.mark.parametrize(
     "expr, expected",
     [

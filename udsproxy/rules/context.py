@@ -232,7 +232,7 @@ class RuleContext:
             for _, name, value in self.res_headers if response else self.headers:
                 if name == lower:
                     if b"," in value:
-                        values.extend(v.strip().decode("latin-1") for v in value.split(b","))
+                        values.extend(v.strip() for v in split_list(value.decode("latin-1")))
                     else:
                         values.append(value.strip().decode("latin-1"))
             cache[key] = values
@@ -245,6 +245,32 @@ class RuleContext:
             for _, name, value in (self.res_headers if response else self.headers)
             if name == lower
         ]
+
+
+def split_list(value: str) -> List[str]:
+    """A header value's comma-separated elements, as HAProxy's ``hdr()`` splits them: a
+    comma inside a double-quoted string is part of it (a backslash there escapes the next
+    character)."""
+    if '"' not in value:
+        return value.split(",")
+    out: List[str] = []
+    start = 0
+    quoted = escaped = False
+    for i, c in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted:
+            if c == "\\":
+                escaped = True
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == ",":
+            out.append(value[start:i])
+            start = i + 1
+    out.append(value[start:])
+    return out
 
 
 # What forget() drops: the attribute each derived value is kept in.

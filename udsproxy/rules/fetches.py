@@ -13,7 +13,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any, Callable, Iterable, List, Optional
 
-from .context import Need, RuleContext
+from .context import Need, RuleContext, split_list
 from .sample import (
     BIN,
     BOOL,
@@ -531,12 +531,15 @@ register_fetch(
 
 
 def _cookies(ctx: RuleContext) -> List[tuple]:
+    """The request's cookies: ``;`` separates them and, as HAProxy reads a Cookie field
+    (http_extract_cookie_value), so does a ``,`` outside a double-quoted value."""
     out = []
     for value in ctx.full_header_values(b"cookie"):
-        for part in value.split(";"):
-            name, eq, val = part.partition("=")
-            if eq:
-                out.append((name.strip(), val.strip()))
+        for piece in value.split(";"):
+            for part in split_list(piece):
+                name, eq, val = part.partition("=")
+                if eq:
+                    out.append((name.strip(), val.strip()))
     return out
 
 
