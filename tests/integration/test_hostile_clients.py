@@ -82,6 +82,60 @@ def test_a_client_that_never_reads_is_stopped_and_others_are_served(
     hostile.close()
 
 
+def test_clients_that_flood_pipelined_requests_do_not_starve_another(
+    sockdir, start_backend, start_proxy: StartProxy
+) -> None:  # type: ignore[no-untyped-def]
+    """Four clients whose input is always ready (each keeps 64 pipelined GETs in flight and
+    reads as fast as it can): a fifth client's requests are each answered within half a
+    second meanwhile, and every flooder keeps being served (reading is fair per turn)."""
+    start_backend("a", f"{sockdir}/a.sock")
+    start_backend("b", f"{sockdir}/b.sock")
+    fe = f"{sockdir}/fe.sock"
+    start_proxy(config(sockdir), ready=fe)
+    stop = threading.Event()
+    answered = [0] * 4
+    burst = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 64
+
+    def flood(index: int) -> None:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(fe)
+            sock.settimeout(10)
+            while not stop.is_set():
+                sock.sendall(burst)
+                seen = 0
+                while seen < 64:
+                    data = sock.recv(1 << 16)
+                    assert data, "a flooding client was closed"
+                    seen += data.count(b"HTTP/1.1 200 ")
+                answered[index] += seen
+
+    threads = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while min(answered) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # every flooder has been answered at least once: all are on
+        slowest = 0.0
+        with HTTPClient(fe) as other:
+            for _ in range(20):
+                started = time.monotonic()
+                assert other.request("GET", "/").status == 200
+                slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 0.5, f"a request waited {slowest:.2f} s behind the flooders"
+        before = list(answered)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(
+            after > was for after, was in zip(answered, before)
+        ):
+            time.sleep(0.01)  # polled: each flooder is answered again
+        assert all(after > was for after, was in zip(answered, before)), (before, answered)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+
+
 def test_twenty_thousand_pipelined_requests_are_answered_in_order(
     sockdir, start_backend, start_proxy: StartProxy
 ) -> None:  # type: ignore[no-untyped-def]
