@@ -619,11 +619,10 @@ class ServerState(LoadCounters):
 
     # -- accounting (server and backend together, so the two never disagree) -------------
 
-    def take_slot(self, balanced: bool) -> None:
-        """A stream starts using this server; ``balanced``: the balancer chose it."""
+    def take_slot(self, balanced: bool, now: float) -> None:
+        """A stream starts using this server at ``now``; ``balanced``: the balancer chose it."""
         # Once per stream: written out for the server and its backend.
         be = self.backend
-        now = be.clock.seconds()
         scur = self.scur = self.scur + 1
         if scur > self.smax:
             self.smax = scur
