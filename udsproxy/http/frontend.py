@@ -1000,11 +1000,14 @@ class ClientConnection(Protocol):
         self, status: int, reason: bytes, items: List[Item], noted: Optional[List[Item]] = None
     ) -> int:
         """``noted``: the fields a head parser picked out (framing: see start_exchange)."""
-        fields = end_to_end_items(items)
-        if any(name == b"transfer-encoding" for _, name, _ in (items if noted is None else noted)):
-            # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
-            # Content-Length beside it is stale, and a proxy removes it.
-            fields = [f for f in fields if f[1] != b"content-length"]
+        if noted is not None and not any(f[1] in HOP_BY_HOP for f in noted):
+            fields = list(items)  # nothing hop-by-hop (the usual response): all go on
+        else:
+            fields = end_to_end_items(items)
+            if any(f[1] == b"transfer-encoding" for f in (items if noted is None else noted)):
+                # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
+                # Content-Length beside it is stale, and a proxy removes it.
+                fields = [f for f in fields if f[1] != b"content-length"]
         ex = self.exchange
         if (ex.settings if ex is not None else self.ctx.settings).client_close:
             fields.append(CONNECTION_CLOSE)
