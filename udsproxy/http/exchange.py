@@ -832,10 +832,14 @@ class Exchange:
         attempt = self.attempt
         server = self.server
         client = self.client
+        ip = client.client_ip  # None: a unix-socket client, logged as unix:<listener id>
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=backend.name if backend is not None else None,
             server=server.name if server is not None else None,
+            client_ip=ip if ip is not None else "",
+            client_port=client.client_port,
+            listener_id=ctx.listener_id if ip is None else None,
             accept_time=client.stream_accepted,
             request_time=self.request_time,
             t_request=self.t_request,
@@ -862,7 +866,6 @@ class Exchange:
             request_captures=self.req_caps,
             response_captures=self.res_caps,
         )
-        client.fill_peer(rec)
         if ctx.log.need_optional:
             ctx.log.fill(rec, client.local_address(), server, self.server_source)
         if ctx.log.need_samples:
@@ -902,7 +905,7 @@ class Exchange:
             return
         if self.unique_id is None and ctx.log.unique_id_format is not None:
             self.make_unique_id()  # as HAProxy: made for the log if the request had none
-        ctx.write_session_log(self.make_record())
+        ctx.log.write(self.make_record())
 
 
 def shut_write(transport: Any, producer: Any) -> None:

@@ -171,9 +171,6 @@ class HTTPContext:
             if client.idle:
                 client.close()
 
-    def write_session_log(self, rec: SessionRecord) -> None:
-        self.log.write(rec)
-
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
         self.counters.request_errors += 1
@@ -974,7 +971,7 @@ class ClientConnection(Protocol):
             log.fill(rec, self.local_address())
         if log.need_samples:  # no request: only the connection's fetches have a value
             rec.sample = RuleContext(self.conn_info())
-        self.ctx.write_session_log(rec)
+        self.ctx.log.write(rec)
 
     # ----------------------------------------------------------------- writing
     def emit(self, produce: Callable[..., bytes], *args: Any) -> int:
