@@ -695,9 +695,11 @@ class ServerState(LoadCounters):
 
     def note_bytes(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Bytes from the client (in) and to the client (out), as HAProxy counts them."""
-        for c in (self, self.backend):
-            c.bin += bytes_in
-            c.bout += bytes_out
+        be = self.backend  # (once per request: written out, no loop)
+        self.bin += bytes_in
+        self.bout += bytes_out
+        be.bin += bytes_in
+        be.bout += bytes_out
 
 
 def assign_ids(servers: Collection[Server], taken: Iterable[int] = ()) -> List[int]:
