@@ -235,11 +235,12 @@ class BackendQueue:
         return (self.backend, ticket.bound)
 
     def _grant(self, ticket: Ticket, srv: ServerState, balanced: bool) -> None:
-        self._dequeue(ticket)
+        if ticket in self._waiting:  # (most tickets are granted as they arrive: not queued)
+            self._dequeue(ticket)
         ticket.state = TicketState.GRANTED
         ticket.server = srv
-        ticket.granted_at = self.backend.clock.seconds()
-        srv.take_slot(balanced)
+        ticket.granted_at = now = self.backend.clock.seconds()
+        srv.take_slot(balanced, now)
         ticket._on_granted(srv)
 
     def _fail(self, ticket: Ticket, reason: QueueError) -> None:
@@ -271,7 +272,8 @@ class BackendQueue:
             self._dequeue(ticket)
         elif state is TicketState.GRANTED and ticket.server is not None:
             ticket.server.free_slot()
-            self.drain()
+            if self._waiting:  # the freed slot goes to the oldest stream that waits
+                self.drain()
 
     def redispatch(self, ticket: Ticket) -> None:
         """See :meth:`Ticket.redispatch`."""

@@ -619,11 +619,10 @@ class ServerState(LoadCounters):
 
     # -- accounting (server and backend together, so the two never disagree) -------------
 
-    def take_slot(self, balanced: bool) -> None:
-        """A stream starts using this server; ``balanced``: the balancer chose it."""
+    def take_slot(self, balanced: bool, now: float) -> None:
+        """A stream starts using this server at ``now``; ``balanced``: the balancer chose it."""
         # Once per stream: written out for the server and its backend.
         be = self.backend
-        now = be.clock.seconds()
         scur = self.scur = self.scur + 1
         if scur > self.smax:
             self.smax = scur
@@ -696,9 +695,11 @@ class ServerState(LoadCounters):
 
     def note_bytes(self, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Bytes from the client (in) and to the client (out), as HAProxy counts them."""
-        for c in (self, self.backend):
-            c.bin += bytes_in
-            c.bout += bytes_out
+        be = self.backend  # (once per request: written out, no loop)
+        self.bin += bytes_in
+        self.bout += bytes_out
+        be.bin += bytes_in
+        be.bout += bytes_out
 
 
 def assign_ids(servers: Collection[Server], taken: Iterable[int] = ()) -> List[int]:

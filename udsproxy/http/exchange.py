@@ -798,20 +798,17 @@ class Exchange:
         if status is not None:
             counters.hrsp[status_index(status)] += 1
         server = self.server
-        if server is not None:
-            server.note_bytes(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
-            self.client.last_server = server
-            self.count(server, attempt, status)
-        elif attempt is not None:
-            be = attempt.backend.state
-            be.req_tot += 1
-            if status is not None:
-                be.hrsp[status_index(status)] += 1
-
-    def count(self, server: ServerState, attempt: Optional[ServerAttempt], status: Any) -> None:
-        """The server's and backend's counters of this request (``show stat``)."""
+        if server is None:
+            if attempt is not None:
+                be = attempt.backend.state
+                be.req_tot += 1
+                if status is not None:
+                    be.hrsp[status_index(status)] += 1
+            return
+        # The server's and backend's counters of this request (``show stat``).
+        self.client.last_server = server
+        server.note_bytes(self.bytes_in, self.bytes_out)
         t_response = self.t_response
-        answered = t_response is not None
         sent = attempt is not None and attempt.t_connect is not None  # a connection was had
         server.backend.req_tot += 1
         times = None
@@ -820,6 +817,7 @@ class Exchange:
             if t_response is not None and attempt is not None:
                 total = int((self.ctx.reactor.seconds() - self.request_time) * 1000)
                 times = (attempt.t_queue or 0, attempt.t_connect or 0, t_response, total)
+        answered = t_response is not None
         server.note_stream(status, answered, self.flags, times, self.reused if sent else None)
 
     # ----------------------------------------------------------------- log
@@ -832,10 +830,14 @@ class Exchange:
         attempt = self.attempt
         server = self.server
         client = self.client
+        ip = client.client_ip  # None: a unix-socket client, logged as unix:<listener id>
         rec = SessionRecord(
             frontend=ctx.frontend.name,
             backend=backend.name if backend is not None else None,
             server=server.name if server is not None else None,
+            client_ip=ip if ip is not None else "",
+            client_port=client.client_port,
+            listener_id=ctx.listener_id if ip is None else None,
             accept_time=client.stream_accepted,
             request_time=self.request_time,
             t_request=self.t_request,
@@ -862,7 +864,6 @@ class Exchange:
             request_captures=self.req_caps,
             response_captures=self.res_caps,
         )
-        client.fill_peer(rec)
         if ctx.log.need_optional:
             ctx.log.fill(rec, client.local_address(), server, self.server_source)
         if ctx.log.need_samples:
@@ -902,7 +903,7 @@ class Exchange:
             return
         if self.unique_id is None and ctx.log.unique_id_format is not None:
             self.make_unique_id()  # as HAProxy: made for the log if the request had none
-        ctx.write_session_log(self.make_record())
+        ctx.log.write(self.make_record())
 
 
 def shut_write(transport: Any, producer: Any) -> None:

@@ -56,13 +56,13 @@ from .flow import BATCH, OUTPUT, PEER, PIPELINE, ReadGate
 from .h11lib import h11
 from .headers import (
     CONNECTION_CLOSE,
-    HOP_BY_HOP,
     HeadError,
     Item,
     RawHead,
     check_request,
     end_to_end_items,
     full_items,
+    has_hop_by_hop,
     is_bodyless,
     is_chunked,
     request_upgrade,
@@ -171,9 +171,6 @@ class HTTPContext:
         for client in list(self.clients):
             if client.idle:
                 client.close()
-
-    def write_session_log(self, rec: SessionRecord) -> None:
-        self.log.write(rec)
 
     def capture_request_error(self, peer: str, reason: str, data: bytes, position: int) -> None:
         self.counters.ereq += 1
@@ -870,7 +867,7 @@ class ClientConnection(Protocol):
         both fields, so that the server may answer 101 and the exchange becomes a tunnel.
         """
         settings = ex.settings
-        if probe is items or any(item[1] in HOP_BY_HOP for item in probe):
+        if probe is items or has_hop_by_hop(probe):
             fields = end_to_end_items(items, settings.keep)
         else:
             fields = list(items)  # nothing hop-by-hop: every field goes on
@@ -979,7 +976,7 @@ class ClientConnection(Protocol):
             log.fill(rec, self.local_address())
         if log.need_samples:  # no request: only the connection's fetches have a value
             rec.sample = RuleContext(self.conn_info())
-        self.ctx.write_session_log(rec)
+        self.ctx.log.write(rec)
 
     # ----------------------------------------------------------------- writing
     def emit(self, produce: Callable[..., bytes], *args: Any) -> int:
@@ -1005,11 +1002,14 @@ class ClientConnection(Protocol):
         self, status: int, reason: bytes, items: List[Item], noted: Optional[List[Item]] = None
     ) -> int:
         """``noted``: the fields a head parser picked out (framing: see start_exchange)."""
-        fields = end_to_end_items(items)
-        if any(name == b"transfer-encoding" for _, name, _ in (items if noted is None else noted)):
-            # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
-            # Content-Length beside it is stale, and a proxy removes it.
-            fields = [f for f in fields if f[1] != b"content-length"]
+        if noted is not None and not has_hop_by_hop(noted):
+            fields = list(items)  # nothing hop-by-hop (the usual response): all go on
+        else:
+            fields = end_to_end_items(items)
+            if is_chunked(items if noted is None else noted):
+                # h11 framed it by Transfer-Encoding, which wins (RFC 9112 section 6.3): a
+                # Content-Length beside it is stale, and a proxy removes it.
+                fields = [f for f in fields if f[1] != b"content-length"]
         ex = self.exchange
         if (ex.settings if ex is not None else self.ctx.settings).client_close:
             fields.append(CONNECTION_CLOSE)

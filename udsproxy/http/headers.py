@@ -243,7 +243,19 @@ def is_bodyless(items: Sequence[Item]) -> bool:
 
 
 def is_chunked(items: Sequence[Item]) -> bool:
-    return any(name == b"transfer-encoding" for _, name, _ in items)
+    # Loops, not any() over a generator: these run on every request's few fields.
+    for item in items:
+        if item[1] == b"transfer-encoding":
+            return True
+    return False
+
+
+def has_hop_by_hop(items: Sequence[Item]) -> bool:
+    """Whether any of ``items`` is hop-by-hop by name (Connection may name others)."""
+    for item in items:
+        if item[1] in HOP_BY_HOP:
+            return True
+    return False
 
 
 def upgrade_field(items: Sequence[Item]) -> Optional[Item]:

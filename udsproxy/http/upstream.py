@@ -449,6 +449,7 @@ class Pools:
         self.retired: weakref.WeakKeyDictionary[ServerState, Optional[ServerState]] = (
             weakref.WeakKeyDictionary()
         )
+        self.reloaded = False  # a server was retired (then put() looks it up in retired)
 
     def pool(self, server: ServerState) -> ServerPool:
         pool = self.by_server.get(server)
@@ -461,8 +462,10 @@ class Pools:
         return pool.take(first, mode) if pool is not None else None
 
     def put(self, conn: ServerConnection) -> bool:
+        # Until a reload retires a server, no look at ``retired`` at all: a
+        # WeakKeyDictionary's len() and ``in`` are Python code, and put runs per request.
         retired = self.retired
-        if retired and conn.server in retired:  # (empty until a reload: no weakref per put)
+        if self.reloaded and retired and conn.server in retired:
             successor = self.successor(conn.server)
             if successor is None:
                 return False  # its server was removed or changed by a reload: close it
@@ -490,6 +493,7 @@ class Pools:
         """A reload replaced ``server``: its idle connections go to ``successor`` (an
         unchanged server) or are closed (removed or changed)."""
         self.retired[server] = successor
+        self.reloaded = True
         pool = self.by_server.pop(server, None)
         if pool is None:
             return
