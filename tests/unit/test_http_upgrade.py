@@ -208,3 +208,23 @@ def test_h2c_upgrade_is_not_forwarded() -> None:
     (server,) = h.connector.servers
     (request,) = [e for e in server.read() if isinstance(e, h11.Request)]
     assert b"upgrade" not in {k for k, _ in request.headers}, list(request.headers)
+
+
+def test_a_pipelined_upgrade_is_not_held_behind_the_pipeline() -> None:
+    """A GET and an upgrade pipelined in one write: the GET's response is held while the
+    upgrade waits, then the 101 and the tunnel's bytes leave at once (no hold timer)."""
+    h = Harness(ONE)
+    client = h.client()
+    client.send(b"GET /a HTTP/1.1\r\nHost: app\r\n\r\n" + UPGRADE)
+    (server,) = h.connector.servers
+    server.read()
+    server.respond(body=b"first")
+    assert client.transport.value() == b""  # held: the upgrade waits behind it
+    server.transport.clear()
+    server.feed(SWITCH + b"\x81\x05hello")
+    out = client.raw()
+    assert out.startswith(b"HTTP/1.1 200 ") and b"first" in out
+    assert b"HTTP/1.1 101 Switching Protocols\r\n" in out and out.endswith(b"\x81\x05hello")
+    assert client.protocol.held is None
+    server.feed(b"\x00" * 3)
+    assert client.raw() == b"\x00" * 3

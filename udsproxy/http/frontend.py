@@ -585,6 +585,8 @@ class ClientConnection(Protocol):
         )
         self.backlog = NO_BACKLOG
         self.gate.release(PIPELINE)
+        if self.held is not None:
+            self.release_output()  # a tunnel's bytes are never held (see next_cycle)
         return data
 
     def output_blocked(self) -> bool:
