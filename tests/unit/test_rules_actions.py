@@ -14,13 +14,13 @@ from udsproxy.rules import ConnInfo, RuleContext, Where
 from udsproxy.rules.actions import (
     Action,
     _split_target,
-    _split_values,
     del_header,
     parse_replacement,
     run_steps,
     set_header,
     steps_of,
 )
+from udsproxy.rules.context import split_list
 from udsproxy.rules.lfvalue import LfValue, compile_lf
 
 
@@ -85,9 +85,10 @@ def test_replacement_texts(text: str, parts: object) -> None:
 
 def test_values_split_at_commas_outside_quotes() -> None:
     """Commas inside a quoted string (with \\" escapes) do not split a value."""
-    assert _split_values('a, "b,c" ,d') == ["a", ' "b,c" ', "d"]
-    assert _split_values('"x\\",y",z') == ['"x\\",y"', "z"]
-    assert _split_values("") == [""]
+    assert split_list('a, "b,c" ,d') == ["a", ' "b,c" ', "d"]
+    assert split_list('"x\\",y",z') == ['"x\\",y"', "z"]
+    assert split_list("") == [""]
+    assert split_list("a,,b") == ["a", "", "b"]
 
 
 def test_targets_split_into_authority_path_query() -> None:

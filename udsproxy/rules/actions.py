@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, List, Optional, Pattern, Sequence, Tuple, Union
 
-from .context import Item, RuleContext
+from .context import Item, RuleContext, split_list
 from .lfvalue import LfValue
 
 # What rules may not touch: the body's framing and the fields of one connection hop
@@ -308,31 +308,6 @@ def _expand(parts: Sequence[Union[str, int]], m: re.Match[str]) -> str:
     return "".join(out)
 
 
-def _split_values(value: str) -> List[str]:
-    """A field value cut at its commas, outside double-quoted strings (HAProxy's
-    http_find_hdr_value_end); each piece keeps its blanks."""
-    pieces = []
-    start = 0
-    quoted = False
-    i = 0
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == ",":
-            pieces.append(value[start:i])
-            start = i + 1
-        i += 1
-    pieces.append(value[start:])
-    return pieces
-
-
 def replace_header(
     name: bytes, regex: Pattern[str], fmt: LfValue, response: bool, per_value: bool
 ) -> Run:
@@ -348,7 +323,7 @@ def replace_header(
         if not per_value:
             m = search(value)
             return None if m is None else _expand(parts, m)
-        pieces = _split_values(value)
+        pieces = split_list(value)  # each piece keeps its blanks
         changed = False
         for k, piece in enumerate(pieces):
             m = search(piece.strip(" \t"))
