@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.http_harness import ONE_SERVER, Harness
-from udsproxy.http.headers import HeadError, RawHead, check_raw_head
+from udsproxy.http.headers import HeadError, RawHead, check_raw_head, check_request
 
 ONE = ONE_SERVER
 
@@ -212,3 +212,22 @@ def test_an_unsupported_transfer_encoding_is_answered_as_haproxy_does(
     (line,) = h.sink.lines
     assert line.endswith(f' fe/<NOSRV> -1/-1/-1/-1/0 {status} 0 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>"')
     assert h.connector.servers == [] and client.transport.disconnecting
+
+
+@pytest.mark.parametrize("codings,status", TRANSFER_CODINGS + [(b"chunked", 0)])
+def test_check_request_refuses_transfer_codings_as_the_raw_path_does(
+    codings: bytes, status: int
+) -> None:
+    """A parsed request's Transfer-Encoding is judged by the same rule as a raw head h11
+    refused (headers.coding_refusal): a head that reaches check_request by another parser
+    gets the same 400/422."""
+    items = [
+        (b"Transfer-Encoding", b"transfer-encoding", value.strip())
+        for value in codings.split(b"\r\nTransfer-Encoding:")
+    ]
+    if status == 0:
+        check_request(b"POST", b"/", items)
+        return
+    with pytest.raises(HeadError) as refused:
+        check_request(b"POST", b"/", items)
+    assert refused.value.status == status

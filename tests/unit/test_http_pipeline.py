@@ -97,7 +97,7 @@ def test_pipelined_responses_leave_together_once_the_pipeline_drains(peer: objec
     for _ in range(3):
         answer_all(h)
     assert len(writes) == 1 and writes[0].count(b"HTTP/1.1 200 ") == 3
-    assert client.protocol.held is None and not BATCH.holding(client.transport)
+    assert client.protocol.held is None and client.transport not in BATCH.held
     assert [r.target for r in h.connector.servers[0].requests()] == [b"/0", b"/1", b"/2"]
     client.send(GET % 9)  # a lone request: nothing waits behind it, nothing held
     answer_all(h)
@@ -143,7 +143,7 @@ def test_a_client_gone_while_held_leaves_nothing_behind() -> None:
     client.send(GET % 1 + GET % 2)
     h.connector.servers[0].read()
     h.connector.servers[0].respond()
-    assert BATCH.holding(client.transport) and client.protocol.held is not None
+    assert client.transport in BATCH.held and client.protocol.held is not None
     client.transport.loseConnection()
-    assert not BATCH.holding(client.transport) and client.protocol.held is None
+    assert client.transport not in BATCH.held and client.protocol.held is None
     assert not [c for c in h.clock.getDelayedCalls() if c.func == client.protocol.release_output]

@@ -119,9 +119,6 @@ class WriteBatch:
                 buf += data
             self.held[transport] = buf
 
-    def holding(self, transport: Any) -> bool:
-        return transport in self.held
-
     def release(self, transport: Any) -> None:
         """Stop holding ``transport``: what was held is written (in this batch, if any)."""
         held = self.held.pop(transport, None)

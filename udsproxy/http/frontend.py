@@ -420,9 +420,8 @@ class ClientConnection(Protocol):
             self.log_raw_error(400, "CR", 0)
         self.closing = True
         if self.held is not None:
-            self.held.cancel()
-            self.held = None
-            BATCH.discard(self.transport)
+            BATCH.discard(self.transport)  # nothing left to write to: drop, then stop holding
+            self.release_output()
         if self.private:
             for conn in list(self.private.values()):
                 conn.owner = None
@@ -718,11 +717,12 @@ class ClientConnection(Protocol):
         try:
             check_request(request.method, request.target, probe)
         except HeadError as exc:
-            if exc.status == 400:
-                # HAProxy's parser refuses these heads: 400, logged as any refused head
-                # ("fe/<NOSRV> -1/-1/-1/-1/0 400 0 ... PR-- ... <BADREQ>"), then close.
+            if exc.status != 405:
+                # HAProxy's parser refuses these heads: 400 (422), logged as any refused
+                # head ("fe/<NOSRV> -1/-1/-1/-1/0 400 0 ... PR-- ... <BADREQ>"), then close.
+                # CONNECT's 405 is a request we do not serve, logged as a request.
                 self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
-                self.write_raw_error(400, self.refused_flags(exc.flags))
+                self.write_raw_error(exc.status, self.refused_flags(exc.flags))
                 return
             refused: Optional[HeadError] = exc
         else:
@@ -735,7 +735,7 @@ class ClientConnection(Protocol):
         self.ctx.counters.note_request(ex.started)
         version = request.http_version
         self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, probe))
-        if refused is not None:  # a request we do not serve (CONNECT: 405), logged as such
+        if refused is not None:  # CONNECT: 405
             self.ctx.capture_request_error(self.peer_label(), refused.reason, b"", -1)
             ex.fail(refused.status, self.refused_flags(refused.flags))
             return

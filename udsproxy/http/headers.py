@@ -215,23 +215,32 @@ def check_request(method: bytes, target: bytes, items: Sequence[Item]) -> None:
     if has_te:
         if has_length:
             raise HeadError("both Content-Length and Transfer-Encoding")
-        if not codings or codings[-1] != b"chunked":
-            raise HeadError("Transfer-Encoding does not end with chunked")
+        status = coding_refusal(codings)
+        if status:
+            raise HeadError("a Transfer-Encoding other than chunked", status=status)
+
+
+def coding_refusal(codings: Sequence[bytes]) -> int:
+    """0 for a request's Transfer-Encoding codings that are just ``chunked`` (the only
+    ones forwarded), else HAProxy 2.6's answer: 422 when they end with one ``chunked``
+    behind others (well formed, a coding the proxy does not apply: ``gzip, chunked``),
+    400 otherwise (``gzip`` alone, ``chunked, gzip``, ``chunked, chunked``)."""
+    if len(codings) == 1 and codings[0] == b"chunked":
+        return 0
+    if len(codings) > 1 and codings[-1] == b"chunked" and codings.count(b"chunked") == 1:
+        return 422
+    return 400
 
 
 def transfer_coding_status(head: bytes) -> int:
-    """HAProxy 2.6's answer to a request whose Transfer-Encoding it does not forward:
-    422 when its codings (every Transfer-Encoding field of ``head``, in order) end with
-    one ``chunked`` behind others (well formed, a coding it does not apply: ``gzip,
-    chunked``), else 400 (``gzip`` alone, ``chunked, gzip``, ``chunked, chunked``)."""
+    """:func:`coding_refusal` of every Transfer-Encoding field of the raw ``head`` (a head
+    h11 refused for its Transfer-Encoding)."""
     codings: List[bytes] = []
     for line in head.split(b"\r\n")[1:]:
         name, colon, value = line.partition(b":")
         if colon and name.strip().lower() == b"transfer-encoding":
             codings.extend(tokens(value))
-    if len(codings) > 1 and codings[-1] == b"chunked" and codings.count(b"chunked") == 1:
-        return 422
-    return 400
+    return coding_refusal(codings) or 400
 
 
 def is_bodyless(items: Sequence[Item]) -> bool:
