@@ -717,11 +717,11 @@ class ClientConnection(Protocol):
         try:
             check_request(request.method, request.target, probe)
         except HeadError as exc:
+            self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
             if exc.status != 405:
                 # HAProxy's parser refuses these heads: 400 (422), logged as any refused
                 # head ("fe/<NOSRV> -1/-1/-1/-1/0 400 0 ... PR-- ... <BADREQ>"), then close.
                 # CONNECT's 405 is a request we do not serve, logged as a request.
-                self.ctx.capture_request_error(self.peer_label(), exc.reason, b"", -1)
                 self.write_raw_error(exc.status, self.refused_flags(exc.flags))
                 return
             refused: Optional[HeadError] = exc
@@ -736,7 +736,6 @@ class ClientConnection(Protocol):
         version = request.http_version
         self.writer = ResponseWriter(request.method, version, request_keeps_alive(version, probe))
         if refused is not None:  # CONNECT: 405
-            self.ctx.capture_request_error(self.peer_label(), refused.reason, b"", -1)
             ex.fail(refused.status, self.refused_flags(refused.flags))
             return
         chunked = is_chunked(probe)
