@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -266,6 +266,63 @@ def test_http_log_format_flags_as_haproxy(sockdir, start_backend, start_proxy) -
         sockdir, start_proxy, http_config(sockdir, FLAG_FIELDS), HTTP_STEPS
     )
     compare(FLAG_FIELDS, lines_of(ours), lines_of(theirs))
+
+
+# -- capture slots ---------------------------------------------------------------------------
+
+CAPTURE_FIELDS: Kinds = [
+    ("%hr", EXACT), ("%hs", EXACT), ("%hrl", EXACT), ("%{+Q}hsl", EXACT), ("%ST", EXACT),
+    ("%[capture.req.hdr(0)]", EXACT), ("%[capture.req.hdr(1)]", EXACT),
+    ("%{+Q}[capture.req.hdr(2)]", EXACT), ("%[capture.req.hdr(3)]", EXACT),
+    ("%[capture.req.hdr(4)]", EXACT), ("%[capture.res.hdr(0)]", EXACT),
+    ("%[capture.res.hdr(1)]", EXACT), ("%[capture.res.hdr(2)]", EXACT),
+]  # fmt: skip
+
+
+def test_capture_slots_as_haproxy(sockdir, start_backend, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Header captures, declared slots and capture rules (frontend and backend, request and
+    response, len and id), a rule whose sample has no value, a slot cut to its length: the
+    same %hr/%hs blocks and capture.req/res.hdr values as HAProxy's, and the same header
+    a response rule made from a capture."""
+    start_backend("a", f"{sockdir}/a.sock")
+
+    def config(fe: str, port: int) -> str:
+        return (
+            head("http", fe, port)
+            + f"""\
+    log-format "{log_format(CAPTURE_FIELDS)}"
+    capture request header X-Foo len 4
+    http-request capture req.hdr(x-req) len 3
+    declare capture request len 10
+    declare capture response len 3
+    capture response header X-Backend len 10
+    http-request capture req.hdr(x-none) id 1
+    http-request deny deny_status 403 if {{ path_beg /deny }}
+    http-response capture status id 0
+    http-response set-header X-Cap "%[capture.req.hdr(0)]/%[capture.req.hdr(2)]"
+    default_backend b
+backend b
+    http-request capture path,upper id 2
+    http-response capture res.hdr(content-type) id 2
+    server a {sockdir}/a.sock
+"""
+        )
+
+    steps: List[Step] = [
+        lambda fe, port: http_request(
+            f"unix@{fe}", "GET", "/headers?x=1", headers=[("X-Foo", "a|b{c"), ("X-Req", "ABCD")]
+        ),
+        lambda fe, port: http_request(("127.0.0.1", port), "GET", "/status?code=404"),
+        lambda fe, port: http_request(f"unix@{fe}", "GET", "/deny/me", headers=[("X-Req", "q")]),
+    ]
+    ours, theirs, our_answers, their_answers = run_both(sockdir, start_proxy, config, steps)
+    compare(CAPTURE_FIELDS, lines_of(ours), lines_of(theirs))
+    assert len(lines_of(ours)) == 3
+
+    def answers(results: List[Any]) -> List[Tuple[int, Optional[str]]]:
+        return [(r.status, r.header("x-cap")) for r in results]
+
+    assert answers(our_answers) == answers(their_answers)
 
 
 # -- option httplog and clf ----------------------------------------------------------------

@@ -197,6 +197,79 @@ def test_capture_belongs_in_frontend_and_listen() -> None:
     assert err.message == "'capture' is not allowed in a 'backend' section"
 
 
+def test_capture_slots_numbered_in_file_order() -> None:
+    """capture ... header, declare capture and http-request capture ... len share one
+    numbering per direction, in file order (HAProxy's %hr order and capture.req.hdr index)."""
+    fe = fe_of(
+        frontend(
+            "    capture request header X-Foo len 9\n"
+            "    http-request capture req.hdr(host) len 5\n"
+            "    declare capture response len 4\n"
+            "    declare capture request len 8\n"
+            "    capture response header Server len 6\n"
+            "    http-request capture path id 2\n"
+            "    http-response capture status id 0"
+        )
+    )
+    assert fe.request_captures == (Capture("X-Foo", 9), Capture("", 5), Capture("", 8))
+    assert fe.response_captures == (Capture("", 4), Capture("Server", 6))
+
+
+def test_capture_rule_may_name_a_slot_declared_after_it() -> None:
+    """As HAProxy, an ``id`` is checked once the frontend is read; a backend's ``id`` names
+    its frontend's slot and cannot be checked (it is ignored at run time if missing)."""
+    fe = fe_of(frontend("    http-request capture path id 0\n    declare capture request len 3"))
+    assert fe.request_captures == (Capture("", 3),)
+    parse(
+        frontend("") + "    http-request capture path id 7\n    http-response capture status id 3\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "line, keyword, message, hint",
+    [
+        ("http-request capture req.hdr(host) id 0", "http-request capture",
+         "frontend 'fe' has no request capture slot 0 (0 declared)", "declare capture request"),
+        ("http-response capture status id 1\n    declare capture response len 4",
+         "http-response capture", "frontend 'fe' has no response capture slot 1 (1 declared)",
+         "numbered from 0"),
+        ("http-response capture status len 4", "http-response capture",
+         "expects 'id', found 'len'", "declare capture response len"),
+        ("http-request capture req.hdr(host)", "http-request capture",
+         "expects <sample> then 'len' <length> or 'id' <id>", "len <length> | id <id>"),
+        ("http-request capture req.hdr(host) len 0", "http-request capture",
+         "capture length must be between 1 and 65536, got 0", "bytes of the value"),
+        ("http-request capture req.hdr(host) id x", "http-request capture",
+         "capture id expects an integer, got 'x'", ""),
+        ("http-request capture nope len 3", "http-request capture", "unknown fetch 'nope'", ""),
+        ("http-request capture status len 3", "http-request capture",
+         "fetch 'status' cannot be used in http-request rules", "http-response"),
+        ("declare capture request", "declare", "'declare capture' expects 'request' or "
+         "'response', then 'len' <length>", "declare capture request|response len"),
+        ("declare capture request len 5 x", "declare", "unexpected word 'x'", "usage"),
+        ("declare stick-table x", "declare", "unknown declaration 'stick-table'", "usage"),
+        ('log-format "%[capture.req.hdr(-1)]"', "log-format", "capture slot -1 does not exist",
+         "first capture"),
+    ],
+)  # fmt: skip
+def test_capture_rule_errors(line: str, keyword: str, message: str, hint: str) -> None:
+    """Each capture rule or declaration error: file, line, keyword, problem, hint."""
+    err = one_error(frontend(f"    {line}"))
+    assert (err.filename, err.lineno, err.keyword) == ("t.cfg", 7, keyword), err
+    assert message in err.message, err.message
+    assert hint in err.hint, err.hint
+
+
+def test_capture_len_and_declare_belong_to_a_frontend() -> None:
+    """HAProxy: 'len' needs a frontend's slots ("no frontend capability"), 'declare' is for
+    frontend and listen sections."""
+    err = one_error(frontend("") + "    http-request capture path len 5\n")
+    assert "'len' adds a capture slot to a frontend; backend 'b' has none" in err.message
+    assert "id <n>" in err.hint
+    err = one_error(frontend("") + "    declare capture request len 5\n")
+    assert err.message == "'declare' is not allowed in a 'backend' section"
+
+
 def test_unique_id_format_and_header() -> None:
     """unique-id-format compiles with the request's fetches; the header name is kept."""
     fe = fe_of(

@@ -69,13 +69,44 @@ def test_captures_of_a_request_the_proxy_answered() -> None:
     assert " 503 " in h.sink.lines[-1] and h.sink.lines[-1].endswith(' {app} {|} "GET / HTTP/1.1"')
 
 
-def test_no_captures_taken_unless_a_format_prints_them() -> None:
-    """Captures cost nothing when the format has no %hr/%hs: none are taken."""
-    h = harness('log-format "%b %ST"\ncapture request header Host len 10')
+def test_no_capture_slots_unless_the_frontend_declares_some() -> None:
+    """Captures cost nothing to a frontend without capture lines: no slots per request."""
+    h = harness('log-format "%b %ST %[capture.req.hdr(0)]"')
     assert h.ctx.log.request_captures is None and h.ctx.log.response_captures is None
     client = h.client(UNIX_PEER)
     served(h, client)
-    assert h.sink.lines[-1] == "app 200"
+    assert h.sink.lines[-1] == "app 200 -"
+
+
+def test_capture_rules_fill_slots_that_logs_and_rules_read() -> None:
+    """http-request capture (len: a new slot; id: a declared one, also from the backend),
+    http-response capture into a declared response slot, header captures beside them: %hr,
+    %hs and capture.req/res.hdr(<idx>) see the same slots, cut to each slot's length; a
+    sample without a value leaves its slot empty; a slot the frontend lacks reads nothing
+    and a backend rule naming one is ignored (HAProxy)."""
+    cfg = APP.replace(
+        "    {extra}\n",
+        "    capture request header X-Foo len 4\n"
+        "    http-request capture req.hdr(host) len 2\n"
+        "    declare capture request len 6\n"
+        "    http-request capture req.hdr(x-none) id 0\n"
+        "    declare capture response len 2\n"
+        "    capture response header X-Backend len 10\n"
+        "    http-response capture status id 0\n"
+        "    http-response set-header X-Cap %[capture.req.hdr(1)]-%[capture.req.hdr(2)]\n"
+        '    log-format "%hr %hs %[capture.req.hdr(0)] %[capture.req.hdr(2)] '
+        '%[capture.res.hdr(0)] %[capture.res.hdr(1)] %[capture.req.hdr(9)]"\n',
+    ).replace(
+        "\nbackend app\n",
+        "\nbackend app\n    http-request capture path id 2\n    http-request capture path id 5\n",
+    )
+    h = Harness(cfg)
+    client = h.client(UNIX_PEER)
+    client.request(target="/abcdefgh", headers=[("X-Foo", "foobar")])
+    answer_all(h)
+    ((status, headers, _),) = client.responses()
+    assert h.sink.lines[-1] == "{foob|ap|/abcde} {20|a} foob /abcde 20 a -"
+    assert (status, headers["x-cap"]) == (200, "ap-/abcde")
 
 
 def test_unique_id_reaches_the_server_and_the_log() -> None:

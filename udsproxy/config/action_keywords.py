@@ -34,13 +34,16 @@ from ..rules.lfvalue import LfValue, compile_lf
 from ..rules.patterns import compile_regex
 from ..rules.sample import Origin
 from . import model
-from .builders import Context, need
+from .builders import FRONTEND, LISTEN, Context, need
 from .errorfile import ERRORFILE_CODES, read_errorfile
+from .logformat import add_slot, capture_length
+from .values import parse_int
 
 REQUEST_ACTIONS = (
     "add-header",
     "allow",
     "auth",
+    "capture",
     "del-header",
     "deny",
     "redirect",
@@ -58,6 +61,7 @@ REQUEST_ACTIONS = (
 )
 RESPONSE_ACTIONS = (
     "add-header",
+    "capture",
     "allow",
     "del-header",
     "deny",
@@ -74,7 +78,6 @@ NOT_SUPPORTED = (
     "add-acl",
     "cache-store",
     "cache-use",
-    "capture",
     "del-acl",
     "del-map",
     "disable-l7-retry",
@@ -706,10 +709,52 @@ def _set_status(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
     return act.set_status(status, reason.encode("latin-1"))
 
 
+def _capture(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
+    """``http-request capture <sample> len <length> | id <id>``, ``http-response capture
+    <sample> id <id>``: ``len`` adds a slot to the frontend (the next number), ``id`` names
+    one the frontend declares (checked once the section is read, see the parser)."""
+    kind = "response" if line.response else "request"
+    usage = (
+        "http-response capture <sample> id <id>"
+        if line.response
+        else "http-request capture <sample> len <length> | id <id>"
+    )
+    if len(args) != 3 or args[1] not in ("len", "id"):
+        raise line.error(
+            "expects <sample> then 'len' <length> or 'id' <id>", hint=f"usage: {usage}"
+        )
+    px = line.ctx.px
+    if args[1] == "len":
+        if line.response:
+            raise line.error(
+                "expects 'id', found 'len': a response slot is declared in the frontend",
+                hint="declare capture response len <length>, then "
+                "http-response capture <sample> id <n>",
+            )
+        if px.kind not in (FRONTEND, LISTEN):
+            raise line.error(
+                f"'len' adds a capture slot to a frontend; {px.kind} '{px.name}' has none",
+                hint="declare the slot in the frontend (declare capture request len <length>) "
+                "and write 'id <n>' here",
+            )
+        length = capture_length(args[2])
+    sample = compile_sample(
+        args[0], where=line.where, filename=line.ctx.filename, lineno=line.ctx.lineno
+    )
+    if args[1] == "len":
+        slot = add_slot(line.ctx, kind, length)
+    else:
+        slot = parse_int(args[2], "capture id", 0, 65535)
+        if px.kind in (FRONTEND, LISTEN):
+            px.capture_refs.append((kind, slot, line.ctx.lineno))
+    return act.capture(sample.fn, slot, line.response)
+
+
 _BUILDERS: Dict[str, Builder] = {
     "add-header": _add_header,
     "allow": _allow,
     "auth": _auth,
+    "capture": _capture,
     "del-header": _del_header,
     "deny": _deny,
     "redirect": _http_redirect,

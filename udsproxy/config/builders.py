@@ -72,6 +72,9 @@ class ProxyBuilder:
     # ``capture`` lines (frontends only, never inherited).
     request_captures: List[model.Capture] = field(default_factory=list)
     response_captures: List[model.Capture] = field(default_factory=list)
+    # Capture rules' ``id <n>`` in a frontend: ("request"|"response", n, line), checked
+    # against its slots once the section is read (a slot may be declared after the rule).
+    capture_refs: List[Tuple[str, int, int]] = field(default_factory=list)
     # Rules: the proxy's own (ACLs and rules are not inherited from defaults).
     acls: AclTable = field(default_factory=AclTable)
     use_backends: List[model.UseBackend] = field(default_factory=list)

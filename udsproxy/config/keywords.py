@@ -35,6 +35,7 @@ from .logformat import (
     o_httplog,
     o_tcplog,
     p_capture,
+    p_declare,
     p_log_format,
     p_unique_id_format,
     p_unique_id_header,
@@ -339,6 +340,13 @@ KEYWORDS: List[Keyword] = [
         "httplog's {...} blocks (%hr, %hs)",
     ),
     K(
+        "declare",
+        "fl",
+        p_declare,
+        "declare capture request|response len <length>: a capture slot for "
+        "'http-request capture <sample> id <n>' rules (numbered with the capture lines)",
+    ),
+    K(
         "unique-id-format",
         "dfl",
         p_unique_id_format,
@@ -492,7 +500,8 @@ KEYWORDS: List[Keyword] = [
         "http-request <action> [if|unless <cond>]: in file order, the frontend's then the backend's, "
         "around use_backend; actions: set-header, add-header, del-header [-m str|beg|end|sub|reg], "
         "replace-header, replace-value, set-path, set-query, set-uri, set-method, "
-        "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, allow, "
+        "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, "
+        "capture <sample> len <length>|id <id>, allow, "
         "deny [deny_status <code>] [content-type <type> string|lf-string|file|lf-file ...], "
         "return [status <code>] [content-type <type>] [string|lf-string|file|lf-file|errorfile "
         "...] [hdr <name> <fmt>]..., redirect location|prefix|scheme ..., auth [realm <realm>]; "
@@ -506,7 +515,8 @@ KEYWORDS: List[Keyword] = [
         "http-response <action> [if|unless <cond>]: on server responses (not the proxy's own "
         "pages), backend then frontend; actions: set-header, add-header, del-header, "
         "replace-header, replace-value, set-status <code> [reason <text>], deny "
-        "[deny_status <code>] ..., set-var, set-var-fmt, unset-var, allow",
+        "[deny_status <code>] ..., set-var, set-var-fmt, unset-var, capture <sample> id <id>, "
+        "allow",
     ),
     K(
         "redirect",

@@ -1,5 +1,12 @@
 """Session log keywords: ``log-format``, ``option httplog [clf]`` / ``tcplog``, ``capture``,
-``unique-id-format`` and ``unique-id-header``; and their compilation once a proxy is read.
+``declare capture``, ``unique-id-format`` and ``unique-id-header``; and their compilation
+once a proxy is read.
+
+Capture slots: a frontend's ``capture request|response header`` and ``declare capture``
+lines, and its ``http-request capture ... len`` rules, each add a slot in file order (one
+numbering per direction, from 0): what ``%hr``/``%hs`` print and ``capture.req.hdr(<idx>)``
+reads. Rules store into a slot by its number (``id``), also from a backend, where the
+number refers to the frontend's slots.
 
 The three format keywords set one thing, the proxy's format line, and the last one
 written wins (a frontend inherits its defaults section's); ``option httplog`` is the
@@ -24,6 +31,7 @@ from .values import parse_int
 LOG_FORMAT = "log-format"
 UNIQUE_ID_FORMAT = "unique-id-format"
 CAPTURE_USAGE = "capture request|response header <name> len <length>"
+DECLARE_USAGE = "declare capture request|response len <length>"
 CAPTURE_MAX = 65536  # longer than any header value can be (tune.bufsize)
 
 
@@ -124,14 +132,39 @@ def p_capture(ctx: Context, args: List[str]) -> None:
             f"{'User-Agent' if kind == 'request' else 'Content-Type'} len 64",
         )
     no_more(args, 5, CAPTURE_USAGE)
+    add_slot(ctx, kind, capture_length(args[4]), args[2])
+
+
+def p_declare(ctx: Context, args: List[str]) -> None:
+    """``declare capture request|response len <length>``: a slot for capture rules."""
+    need(args, 1, DECLARE_USAGE)
+    if args[0] != "capture":
+        raise ConfigError(f"unknown declaration '{args[0]}'", hint=f"usage: {DECLARE_USAGE}")
+    if len(args) < 4 or args[1] not in ("request", "response") or args[2] != "len":
+        raise ConfigError(
+            "'declare capture' expects 'request' or 'response', then 'len' <length>",
+            hint=f"usage: {DECLARE_USAGE}",
+        )
+    no_more(args, 4, DECLARE_USAGE)
+    add_slot(ctx, args[1], capture_length(args[3]))
+
+
+def capture_length(word: str) -> int:
+    """A capture slot's length: the bytes of a value it keeps, 1 to CAPTURE_MAX."""
     try:
-        length = parse_int(args[4], "capture length", 1, CAPTURE_MAX)
+        return parse_int(word, "capture length", 1, CAPTURE_MAX)
     except ConfigError as exc:
         raise ConfigError(
-            exc.message, hint=f"the number of bytes of the value to log, 1 to {CAPTURE_MAX}"
+            exc.message, hint=f"the number of bytes of the value to keep, 1 to {CAPTURE_MAX}"
         ) from None
-    captures = ctx.px.request_captures if kind == "request" else ctx.px.response_captures
-    captures.append(Capture(args[2], length))
+
+
+def add_slot(ctx: Context, kind: str, length: int, header: str = "") -> int:
+    """A new ``kind`` ("request" or "response") capture slot of the frontend being read,
+    filled from ``header`` (else by rules); its number."""
+    slots = ctx.px.request_captures if kind == "request" else ctx.px.response_captures
+    slots.append(Capture(header, length))
+    return len(slots) - 1
 
 
 def compile_lf(

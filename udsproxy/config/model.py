@@ -380,9 +380,11 @@ class Redispatch:
 
 @dataclass(frozen=True)
 class Capture:
-    """``capture request|response header <name> len <length>``: a header value for the log."""
+    """A capture slot: ``capture request|response header <name> len <length>`` (a header's
+    value), or ``declare capture`` / ``http-request capture ... len`` (name "": filled by
+    rules)."""
 
-    name: str  # as written; matched case-insensitively
+    name: str  # the header, as written (matched case-insensitively); "" for a rules' slot
     length: int  # the value is cut to this many bytes
 
 

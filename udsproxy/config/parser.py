@@ -391,6 +391,17 @@ class _Parser:
 
     def finish_proxy(self, builder: ProxyBuilder, glob: Global) -> Proxy:
         proxy = builder.build(glob.logs)
+        for kind, slot, lineno in builder.capture_refs:
+            slots = proxy.request_captures if kind == "request" else proxy.response_captures
+            if slot >= len(slots):
+                self.fail(
+                    f"{proxy.kind} '{proxy.name}' has no {kind} capture slot {slot} "
+                    f"({len(slots)} declared)",
+                    lineno,
+                    f"http-{kind} capture",
+                    f"declare it: declare capture {kind} len <length> (slots are numbered "
+                    "from 0, with the 'capture ... header' lines, in file order)",
+                )
         proxy, errors, notices = compile_proxy_formats(proxy, builder.fields)
         for exc in errors:
             # A format inherited from a defaults section fails once, not once per frontend.

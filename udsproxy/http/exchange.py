@@ -49,6 +49,7 @@ from ..log.targets import log_event
 from ..logformat.session import address_pair, request_line
 from ..rules import RuleContext
 from ..rules.actions import Failed, Reply
+from ..rules.context import Slots
 from ..rules.lfvalue import RECORD
 from ..runtime import Outcome, ServerState, status_index
 from ..stream import ServerAttempt, tunnel_deadline, tunnel_idle
@@ -171,7 +172,7 @@ class Exchange:
         self.client_fin = False  # in a tunnel: the client half-closed
         self.answered = False  # the response is complete while the request body still flows
         # For the log line (see log.SessionRecord): the stream's number, the head's size,
-        # the header captures (only when a format prints them), the unique ID.
+        # the capture slots (when the frontend declares some), the unique ID.
         self.counter = ctx.counters.global_counters.next_stream()
         self.head_size = client.raw_head.size
         wanted = ctx.log.request_captures
@@ -179,9 +180,7 @@ class Exchange:
             None if wanted is None else capture_headers(full_items(request.headers), wanted)
         )
         wanted = ctx.log.response_captures
-        self.res_caps: Optional[List[Optional[str]]] = (
-            None if wanted is None else [None] * len(wanted)
-        )
+        self.res_caps: Optional[Slots] = None if wanted is None else capture_headers((), wanted)
         self.unique_id: Optional[str] = None
         self.server_source: Optional[Tuple[str, int]] = None
         self.rules: Optional[RuleContext] = None  # made by routing rules, or for %[expr]
@@ -401,10 +400,11 @@ class Exchange:
         # ConnectionClosed: connectionLost follows
 
     def capture_response(self, response: Any) -> None:
-        """``capture response header``: the server's values, as it sent them."""
+        """``capture response header``: the server's values, as it sent them (the slots
+        rules fill stay as they are)."""
         wanted = self.ctx.log.response_captures
         assert wanted is not None
-        self.res_caps = capture_headers(full_items(response.headers), wanted)
+        capture_headers(full_items(response.headers), wanted, self.res_caps)
 
     def server_head(self, response: Any) -> None:
         """The final response head (h11's Response, or heads.parse_response's)."""
@@ -882,6 +882,7 @@ class Exchange:
                 req.http_version,
                 full_items(req.headers),
             )
+            rules.req_caps, rules.res_caps = self.req_caps, self.res_caps
         backend = self.backend
         rules.backend = backend.name if backend is not None else None
         rules.server = self.server.name if self.server is not None else None

@@ -20,6 +20,7 @@ import re
 from typing import AbstractSet, Any, List, Optional, Sequence, Tuple, Union
 
 from ..config.model import ForwardFor
+from ..rules.context import Slots
 
 Item = Tuple[bytes, bytes, bytes]  # raw name, lower-case name, value
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -154,12 +155,14 @@ class RawHead:
 
 
 def capture_headers(
-    items: Sequence[Item], wanted: Sequence[Tuple[bytes, int]]
-) -> List[Optional[str]]:
-    """The value of each wanted header ``(lower-case name, length)`` cut to its length, for
-    the log (``capture request|response header``); None where absent. As HAProxy, the last
-    occurrence of a header wins."""
-    found: List[Optional[str]] = [None] * len(wanted)
+    items: Sequence[Item], wanted: Sequence[Tuple[bytes, int]], found: Optional[Slots] = None
+) -> Slots:
+    """A stream's capture slots ``wanted`` (lower-case name, length), ``found`` or new ones,
+    their header slots given their header's value cut to the slot's length (``capture
+    request|response header``); an absent header leaves its slot as it was (None), and the
+    slots rules fill (name b"") are not touched. As HAProxy, the last occurrence wins."""
+    if found is None:
+        found = Slots([length for _, length in wanted])
     for _, name, value in items:
         for i, (want, length) in enumerate(wanted):
             if name == want:

@@ -15,15 +15,13 @@ record fields the way HAProxy keeps them:
 
 from __future__ import annotations
 
-from typing import Any, FrozenSet, Optional, Tuple
+from typing import Any, FrozenSet, Optional, Sequence, Tuple
 
-from ..config.model import Proxy
+from ..config.model import Capture, Proxy
 from ..log.formats import SessionRecord, is_null_session
 from .compiler import LogFormat, http_encode
 from .variables import (
     NEED_FRONTEND_ADDR,
-    NEED_REQUEST_CAPTURES,
-    NEED_RESPONSE_CAPTURES,
     NEED_SAMPLES,
     NEED_SERVER_ADDR,
     NEED_SERVER_SOURCE,
@@ -72,9 +70,10 @@ class SessionLog:
         )
         # %[expr]: the record carries the request's rule context (``rec.sample``).
         self.need_samples = NEED_SAMPLES in needs
-        # Header captures, as (lower-case name, length), when a format prints them.
-        self.request_captures = _captures(frontend, "request", NEED_REQUEST_CAPTURES in needs)
-        self.response_captures = _captures(frontend, "response", NEED_RESPONSE_CAPTURES in needs)
+        # The frontend's capture slots as (lower-case header name or b"", length), None
+        # when it declares none: %hr/%hs print them, capture rules and fetches use them.
+        self.request_captures = _captures(frontend.request_captures)
+        self.response_captures = _captures(frontend.response_captures)
 
     def fill(
         self,
@@ -122,8 +121,7 @@ class SessionLog:
                 self.sink.session(line)
 
 
-def _captures(frontend: Proxy, kind: str, printed: bool) -> Optional[Tuple[Tuple[bytes, int], ...]]:
-    captures = frontend.request_captures if kind == "request" else frontend.response_captures
-    if not captures or not printed:
+def _captures(captures: Sequence[Capture]) -> Optional[Tuple[Tuple[bytes, int], ...]]:
+    if not captures:
         return None
     return tuple((c.name.lower().encode("latin-1"), c.length) for c in captures)

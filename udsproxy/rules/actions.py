@@ -42,6 +42,7 @@ from typing import Any, Callable, List, Optional, Pattern, Sequence, Tuple, Unio
 
 from .context import Item, RuleContext, split_list
 from .lfvalue import LfValue
+from .sample import to_text
 
 # What rules may not touch: the body's framing and the fields of one connection hop
 # (udsproxy.http.headers.HOP_BY_HOP is a subset: a test keeps them in step).
@@ -614,6 +615,22 @@ def auth(realm: str) -> Run:
 
 def allow(ctx: RuleContext) -> Any:
     return ALLOW
+
+
+def capture(value: Callable[[RuleContext], Any], slot: int, response: bool) -> Run:
+    """``http-request capture <sample> len|id`` and ``http-response capture <sample> id``:
+    the sample's value as text in the stream's capture slot ``slot``, cut to the slot's
+    length; a sample without a value leaves the slot as it was (HAProxy)."""
+
+    def run(ctx: RuleContext) -> Any:
+        caps = ctx.res_caps if response else ctx.req_caps
+        if caps is not None:
+            text = to_text(value(ctx))
+            if text is not None:
+                caps.store(slot, text)
+        return None
+
+    return run
 
 
 Steps = Tuple[Step, ...]

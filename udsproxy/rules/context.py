@@ -34,6 +34,7 @@ class Need(enum.IntFlag):
     BACKEND = 8  # the backend chosen (before routing: the frontend, as HAProxy)
     SERVER = 16  # the server that answered
     RESPONSE = 32  # the HTTP response head
+    CAPTURES = 64  # the HTTP stream's capture slots (kept from the request to the log)
 
 
 class Where(enum.Enum):
@@ -41,18 +42,27 @@ class Where(enum.Enum):
 
     TCP_CONNECTION = ("tcp-request connection", Need.L4)
     TCP_CONTENT = ("tcp-request content", Need.L4 | Need.PAYLOAD | Need.BACKEND)
-    HTTP_REQUEST = ("http-request", Need.L4 | Need.REQUEST | Need.BACKEND)
+    HTTP_REQUEST = ("http-request", Need.L4 | Need.REQUEST | Need.BACKEND | Need.CAPTURES)
     HTTP_RESPONSE = (
         "http-response",
-        Need.L4 | Need.BACKEND | Need.SERVER | Need.RESPONSE,
+        Need.L4 | Need.BACKEND | Need.SERVER | Need.RESPONSE | Need.CAPTURES,
     )
     # Log lines are written once the response is complete: everything is known (the
     # request head is kept with the exchange).
-    LOG = ("log-format", Need.L4 | Need.REQUEST | Need.BACKEND | Need.SERVER | Need.RESPONSE)
+    LOG = (
+        "log-format",
+        Need.L4 | Need.REQUEST | Need.BACKEND | Need.SERVER | Need.RESPONSE | Need.CAPTURES,
+    )
     # An ``acl`` line: checked for every place, then again where a condition uses it.
     ANYWHERE = (
         "acl",
-        Need.L4 | Need.PAYLOAD | Need.REQUEST | Need.BACKEND | Need.SERVER | Need.RESPONSE,
+        Need.L4
+        | Need.PAYLOAD
+        | Need.REQUEST
+        | Need.BACKEND
+        | Need.SERVER
+        | Need.RESPONSE
+        | Need.CAPTURES,
     )
 
     def __init__(self, label: str, available: Need) -> None:
@@ -67,6 +77,7 @@ NEED_NAMES = {
     Need.BACKEND: "the backend",
     Need.SERVER: "the server",
     Need.RESPONSE: "the HTTP response",
+    Need.CAPTURES: "an HTTP stream's capture slots",
 }
 
 
@@ -106,6 +117,25 @@ def parse_ip(text: str) -> Optional[IPAddress]:
         return None
 
 
+class Slots(List[Optional[str]]):
+    """One stream's request (or response) capture slots: a value (str) or None each, in the
+    order the frontend declares them (``capture request header``, ``declare capture``,
+    ``http-request capture ... len``), and each slot's length (``lengths``): what
+    ``%hr``/``%hs`` print and ``capture.req.hdr(<idx>)`` reads."""
+
+    __slots__ = ("lengths",)
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        super().__init__([None] * len(lengths))
+        self.lengths = lengths
+
+    def store(self, index: int, text: str) -> None:
+        """Keep ``text`` cut to the slot's length; a slot the frontend lacks is ignored
+        (HAProxy: a backend rule's ``id`` that its frontend does not declare)."""
+        if 0 <= index < len(self):
+            self[index] = text[: self.lengths[index]]
+
+
 _UNSET: Any = object()
 
 
@@ -116,7 +146,8 @@ class RuleContext:
     ``version`` and ``headers`` (the request head as received: bytes, header items as
     ``(raw name, lower name, value)``), ``backend`` and ``server`` (names), ``unique_id``,
     ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final``
-    (tcp-request content: the bytes received so far, and whether more can come). ``vars``
+    (tcp-request content: the bytes received so far, and whether more can come),
+    ``req_caps``/``res_caps`` (an HTTP stream's capture :class:`Slots`). ``vars``
     holds ``set-var`` variables by their full name (``txn.x``); ``memo`` is a dict where
     fetches defined outside the engine keep what they computed for this request.
 
@@ -138,6 +169,8 @@ class RuleContext:
     res_headers: Sequence[Item] = NO_ITEMS
     payload: bytes | bytearray = b""  # tcp.py's live buffer while inspecting
     final = True
+    req_caps: Optional[Slots] = None
+    res_caps: Optional[Slots] = None
     vars: Optional[Dict[str, Any]] = None
     _path: Any = _UNSET
     _query: Any = _UNSET

@@ -443,6 +443,42 @@ register_fetch(
 register_fetch(FetchDef("req.ver", STR, R, _req_ver, help="the version: 1.0, 1.1"), "req_ver")
 
 
+# ----------------------------------------------------------------- capture slots
+def _capture_hdr(response: bool) -> Callable[..., FetchFn]:
+    """``capture.req.hdr(<idx>)`` / ``capture.res.hdr(<idx>)``: what the frontend's capture
+    slot <idx> holds (0 is the first ``capture``/``declare capture`` line); nothing when the
+    slot is empty or the frontend has no such slot."""
+
+    def make(origin: Origin, idx: int) -> FetchFn:
+        if idx < 0:
+            raise origin.error(
+                f"capture slot {idx} does not exist", hint="0 is the frontend's first capture"
+            )
+        attr = "res_caps" if response else "req_caps"
+
+        def slot(ctx: RuleContext) -> Optional[str]:
+            caps = getattr(ctx, attr)
+            return caps[idx] if caps is not None and idx < len(caps) else None
+
+        return slot
+
+    return make
+
+
+for _kind, _side in (("req", "request"), ("res", "response")):
+    register_fetch(
+        FetchDef(
+            f"capture.{_kind}.hdr",
+            STR,
+            Need.CAPTURES,
+            _capture_hdr(_side == "response"),
+            (Arg("<idx>", INT),),
+            1,
+            help=f"what the frontend's {_side} capture slot <idx> holds",
+        )
+    )
+
+
 def _base(origin: Origin) -> FetchFn:
     def base(ctx: RuleContext) -> Optional[str]:
         hosts = ctx.full_header_values(b"host")
