@@ -276,6 +276,8 @@ CAPTURE_FIELDS: Kinds = [
     ("%{+Q}[capture.req.hdr(2)]", EXACT), ("%[capture.req.hdr(3)]", EXACT),
     ("%[capture.req.hdr(4)]", EXACT), ("%[capture.res.hdr(0)]", EXACT),
     ("%[capture.res.hdr(1)]", EXACT), ("%[capture.res.hdr(2)]", EXACT),
+    ("%[capture.req.method]", EXACT), ("%{+Q}[capture.req.uri]", EXACT),
+    ("%[capture.req.ver]", EXACT), ("%[capture.res.ver]", EXACT), ("%HM", EXACT),
 ]  # fmt: skip
 
 
@@ -299,7 +301,8 @@ def test_capture_slots_as_haproxy(sockdir, start_backend, start_proxy) -> None: 
     http-request capture req.hdr(x-none) id 1
     http-request deny deny_status 403 if {{ path_beg /deny }}
     http-response capture status id 0
-    http-response set-header X-Cap "%[capture.req.hdr(0)]/%[capture.req.hdr(2)]"
+    http-response set-header X-Cap "%[capture.req.hdr(0)]/%[capture.req.hdr(2)]/%[capture.req.method]/%[capture.req.uri]/%[capture.res.ver]"
+    http-request set-method PUT if {{ path_beg /status }}
     default_backend b
 backend b
     http-request capture path,upper id 2
@@ -314,13 +317,16 @@ backend b
         ),
         lambda fe, port: http_request(("127.0.0.1", port), "GET", "/status?code=404"),
         lambda fe, port: http_request(f"unix@{fe}", "GET", "/deny/me", headers=[("X-Req", "q")]),
+        lambda fe, port: raw_exchange(
+            f"unix@{fe}", b"HEAD http://x/headers?a=1 HTTP/1.0\r\nHost: x\r\n\r\n"
+        ),
     ]
     ours, theirs, our_answers, their_answers = run_both(sockdir, start_proxy, config, steps)
     compare(CAPTURE_FIELDS, lines_of(ours), lines_of(theirs))
-    assert len(lines_of(ours)) == 3
+    assert len(lines_of(ours)) == 4
 
     def answers(results: List[Any]) -> List[Tuple[int, Optional[str]]]:
-        return [(r.status, r.header("x-cap")) for r in results]
+        return [(r.status, r.header("x-cap")) for r in results[:3]]
 
     assert answers(our_answers) == answers(their_answers)
 

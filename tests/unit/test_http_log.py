@@ -83,7 +83,9 @@ def test_capture_rules_fill_slots_that_logs_and_rules_read() -> None:
     http-response capture into a declared response slot, header captures beside them: %hr,
     %hs and capture.req/res.hdr(<idx>) see the same slots, cut to each slot's length; a
     sample without a value leaves its slot empty; a slot the frontend lacks reads nothing
-    and a backend rule naming one is ignored (HAProxy)."""
+    and a backend rule naming one is ignored (HAProxy). capture.req.method/uri/ver read the
+    request line as the client sent it (before set-method, set-path), capture.res.ver the
+    server's version."""
     cfg = APP.replace(
         "    {extra}\n",
         "    capture request header X-Foo len 4\n"
@@ -95,7 +97,10 @@ def test_capture_rules_fill_slots_that_logs_and_rules_read() -> None:
         "    http-response capture status id 0\n"
         "    http-response set-header X-Cap %[capture.req.hdr(1)]-%[capture.req.hdr(2)]\n"
         '    log-format "%hr %hs %[capture.req.hdr(0)] %[capture.req.hdr(2)] '
-        '%[capture.res.hdr(0)] %[capture.res.hdr(1)] %[capture.req.hdr(9)]"\n',
+        "%[capture.res.hdr(0)] %[capture.res.hdr(1)] %[capture.req.hdr(9)] "
+        '%[capture.req.method] %[capture.req.uri] %[capture.req.ver] %[capture.res.ver]"\n'
+        "    http-request set-method POST\n"
+        "    http-request set-path /x\n",
     ).replace(
         "\nbackend app\n",
         "\nbackend app\n    http-request capture path id 2\n    http-request capture path id 5\n",
@@ -105,8 +110,10 @@ def test_capture_rules_fill_slots_that_logs_and_rules_read() -> None:
     client.request(target="/abcdefgh", headers=[("X-Foo", "foobar")])
     answer_all(h)
     ((status, headers, _),) = client.responses()
-    assert h.sink.lines[-1] == "{foob|ap|/abcde} {20|a} foob /abcde 20 a -"
-    assert (status, headers["x-cap"]) == (200, "ap-/abcde")
+    assert h.sink.lines[-1] == (
+        "{foob|ap|/x} {20|a} foob /x 20 a - GET /abcdefgh HTTP/1.1 HTTP/1.1"
+    )
+    assert (status, headers["x-cap"]) == (200, "ap-/x")
 
 
 def test_unique_id_reaches_the_server_and_the_log() -> None:

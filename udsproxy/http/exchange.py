@@ -124,6 +124,7 @@ class Exchange:
         "head_size",
         "req_caps",
         "res_caps",
+        "res_version",
         "unique_id",
         "server_source",
         "rules",
@@ -181,6 +182,7 @@ class Exchange:
         )
         wanted = ctx.log.response_captures
         self.res_caps: Optional[Slots] = None if wanted is None else capture_headers((), wanted)
+        self.res_version: Optional[bytes] = None  # the response's, once it came
         self.unique_id: Optional[str] = None
         self.server_source: Optional[Tuple[str, int]] = None
         self.rules: Optional[RuleContext] = None  # made by routing rules, or for %[expr]
@@ -409,6 +411,7 @@ class Exchange:
     def server_head(self, response: Any) -> None:
         """The final response head (h11's Response, or heads.parse_response's)."""
         self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+        self.res_version = response.http_version
         sections = self.settings.response_rules
         if sections is not None:
             self.rewrite_response(response, sections)
@@ -501,6 +504,7 @@ class Exchange:
             self.server_protocol_error("101 Switching Protocols without Connection: upgrade")
             return
         self.t_response = int((self.ctx.reactor.seconds() - self.sent_at) * 1000)
+        self.res_version = response.http_version
         self.status = 101
         if self.res_caps is not None:
             self.capture_response(response)
@@ -710,6 +714,7 @@ class Exchange:
             rctx = self.rule_context()
         rctx.server = server.name if server is not None else None
         rctx.unique_id = self.unique_id
+        rctx.res_version = self.res_version
         if sections.needs_record:
             rec = self.make_record()
             rec.sample = rctx
@@ -883,12 +888,14 @@ class Exchange:
                 full_items(req.headers),
             )
             rules.req_caps, rules.res_caps = self.req_caps, self.res_caps
+            rules.received = req
         backend = self.backend
         rules.backend = backend.name if backend is not None else None
         rules.server = self.server.name if self.server is not None else None
         rules.unique_id = self.unique_id
         rules.status = self.status
         rules.res_headers = self.res_items
+        rules.res_version = self.res_version
         return rules
 
     def make_unique_id(self) -> str:

@@ -789,6 +789,7 @@ class ClientConnection(Protocol):
             items,
         )
         rctx.req_caps, rctx.res_caps = ex.req_caps, ex.res_caps
+        rctx.received = request
         if ctx.log.unique_id_format is not None:
             # %[unique-id] in a rule makes it then; else it is made after routing.
             def make_unique_id() -> str:

@@ -147,7 +147,9 @@ class RuleContext:
     ``(raw name, lower name, value)``), ``backend`` and ``server`` (names), ``unique_id``,
     ``status``, ``reason`` and ``res_headers`` (the response), ``payload`` and ``final``
     (tcp-request content: the bytes received so far, and whether more can come),
-    ``req_caps``/``res_caps`` (an HTTP stream's capture :class:`Slots`). ``vars``
+    ``req_caps``/``res_caps`` (an HTTP stream's capture :class:`Slots`), ``received`` (its
+    request head as it came, before rules rewrote it: ``.method``, ``.target``,
+    ``.http_version``) and ``res_version`` (the server response's version). ``vars``
     holds ``set-var`` variables by their full name (``txn.x``); ``memo`` is a dict where
     fetches defined outside the engine keep what they computed for this request.
 
@@ -171,6 +173,8 @@ class RuleContext:
     final = True
     req_caps: Optional[Slots] = None
     res_caps: Optional[Slots] = None
+    received: Any = None
+    res_version: Optional[bytes] = None
     vars: Optional[Dict[str, Any]] = None
     _path: Any = _UNSET
     _query: Any = _UNSET
@@ -198,7 +202,7 @@ class RuleContext:
         """The path: the target's origin form without the query (None for ``*``)."""
         p = self._path
         if p is _UNSET:
-            origin = _origin(self.target)
+            origin = origin_form(self.target)
             if origin[:1] != b"/":
                 p = None
             else:
@@ -310,7 +314,7 @@ def split_list(value: str) -> List[str]:
 _DERIVED = {"path": "_path", "query": "_query", "url": "_url", "method_str": "_method"}
 
 
-def _origin(target: bytes) -> bytes:
+def origin_form(target: bytes) -> bytes:
     """The origin-form part of a request target (absolute form: after the authority)."""
     if target[:1] == b"/":
         return target

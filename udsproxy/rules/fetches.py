@@ -13,7 +13,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any, Callable, Iterable, List, Optional
 
-from .context import Need, RuleContext, split_list
+from .context import Need, RuleContext, origin_form, split_list
 from .sample import (
     BIN,
     BOOL,
@@ -34,6 +34,10 @@ UNIX = "unix"
 
 def _const(value: Any) -> Callable[..., FetchFn]:
     return lambda origin: lambda ctx: value
+
+
+def _const_fn(fn: FetchFn) -> Callable[..., FetchFn]:
+    return lambda origin: fn
 
 
 def _attr(name: str) -> Callable[..., FetchFn]:
@@ -464,6 +468,47 @@ def _capture_hdr(response: bool) -> Callable[..., FetchFn]:
 
     return make
 
+
+def _capture_method(ctx: RuleContext) -> Optional[str]:
+    received = ctx.received
+    return None if received is None else received.method.decode("latin-1")
+
+
+def _capture_uri(ctx: RuleContext) -> Optional[str]:
+    received = ctx.received
+    if received is None:
+        return None
+    origin = origin_form(received.target)
+    return origin.decode("latin-1") if origin[:1] == b"/" else None
+
+
+def _capture_req_ver(ctx: RuleContext) -> Optional[str]:
+    received = ctx.received
+    return None if received is None else "HTTP/" + received.http_version.decode("latin-1")
+
+
+def _capture_res_ver(ctx: RuleContext) -> Optional[str]:
+    version = ctx.res_version
+    return None if version is None else "HTTP/" + version.decode("latin-1")
+
+
+# The request line as the client sent it (rules rewrite ``method`` and ``path``, not these)
+# and the response's version: readable in response rules and logs too (HAProxy keeps them).
+for _name, _fn, _help in (
+    ("method", _capture_method, "the request's method as sent"),
+    ("uri", _capture_uri, "the request's target as sent, from its first '/' (no host)"),
+    ("ver", _capture_req_ver, "the request's version: HTTP/1.0, HTTP/1.1"),
+):
+    register_fetch(FetchDef(f"capture.req.{_name}", STR, Need.CAPTURES, _const_fn(_fn), help=_help))
+register_fetch(
+    FetchDef(
+        "capture.res.ver",
+        STR,
+        Need.CAPTURES,
+        _const_fn(_capture_res_ver),
+        help="the server response's version (nothing before a response)",
+    )
+)
 
 for _kind, _side in (("req", "request"), ("res", "response")):
     register_fetch(
