@@ -70,6 +70,11 @@ frontend fe
     http-request set-path /headers if {{ path /rewrite-path }}
     http-request set-query q=%[query] if {{ path /headers }} {{ query -m found }}
     http-request set-uri /headers?from=uri if {{ path /rewrite-uri }}
+    http-request replace-path ^/rp/(.*)$ /head\\1 if {{ path_beg /rp/ }}
+    http-request replace-pathq ^/rq/([^?]*)\\?(.*)$ /headers?\\2&p=\\1 if {{ path_beg /rq/ }}
+    http-request replace-uri ^/ru/(.*)$ /headers?ru=\\1 if {{ path_beg /ru/ }}
+    http-request replace-path ^/nomatch$ /x if {{ path_beg /ru/ }}
+    http-request set-pathq /headers?pq=%[query] if {{ path /spq }}
     http-request set-method PUT if {{ hdr(x-put) -m found }}
     http-request set-header X-User %[http_auth_group(L1)] if auth_ok
     http-response set-header X-Frame-Options DENY
@@ -116,6 +121,10 @@ REQUESTS: List[Tuple[str, str, List[Tuple[str, str]]]] = [
     ("GET", "/headers", [("X-U", "1"), ("X-Req", "r2")]),
     ("GET", "/rewrite-path?z=1", []),
     ("GET", "/rewrite-uri", []),
+    ("GET", "/rp/ers?x=1", []),
+    ("GET", "/rq/zz?k=v", []),
+    ("GET", "/ru/x", []),
+    ("GET", "/spq?old=1", []),
     ("GET", "/headers", [("X-Put", "1")]),
     ("GET", RESPOND, []),
     ("GET", RESPOND + "&h=X-Status:299", []),
@@ -193,7 +202,10 @@ def test_rewritten_requests_and_responses_match_haproxy(  # type: ignore[no-unty
     seen = ours[0][2]["headers"]
     assert ["x-from", "fe/fe/GET/[]"] in seen  # before routing: %b is the frontend, no %ID
     assert seen[-2:] == [["x-backend-saw", "b"], ["x-unique-id", "r1-b"]]
-    assert ours[9][0] == 502 and ours[13][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    assert ours[13][0] == 502 and ours[17][0] == 201 and ours[-3] == b"HTTP/1.1 503 Slow Down"
+    targets = [ours[i][2]["target"] for i in range(5, 9) if ours[i][0] == 200]
+    assert targets[:2] == ["/headers?x=1", "/headers?k=v&p=zz"], targets
+    assert targets[-1] == "/headers?pq=old=1", targets
     made_early = ours[2][2]["headers"]  # %[unique-id] in a frontend rule: made then
     assert ["x-u", "r2-fe"] in made_early and made_early[-1] == ["x-unique-id", "r2-fe"]
 

@@ -107,6 +107,10 @@ CASES = [
     (REQ + "set-method CONNECT", "http-request set-method", "tunnel", "POST"),
     (REQ + "set-path '/a b'", "http-request set-path", "blank", "%20"),
     (REQ + "set-uri ''", "http-request set-uri", "empty request target", "set-uri /"),
+    (REQ + "replace-path ^/(a) /\\\\2", "http-request replace-path", "names a group", "1 group"),
+    (REQ + "replace-uri ^/a", "http-request replace-uri", "missing argument", "<replace-fmt>"),
+    (REQ + "replace-pathq ^/( /x", "http-request replace-pathq", "regex", ""),
+    (RES + "replace-path ^/a /b", "http-response replace-path", "not supported", "set-header"),
     # variables
     (REQ + "set-var(xyz.a) path", "http-request set-var", "no valid scope", "txn"),
     (REQ + "set-var(txn.a-b) path", "http-request set-var", "invalid variable name", "letters"),

@@ -188,6 +188,41 @@ def test_set_uri_absolute_sets_host_and_set_host_follows_absolute_target() -> No
     assert [v for k, v in fields(seen) if k.lower() == "host"] == ["other.example"]
 
 
+def test_replace_path_pathq_uri_and_set_pathq() -> None:
+    """replace-path matches the path alone (scheme, authority and query stay), replace-pathq
+    the path with its query, replace-uri the whole target (an absolute result makes its
+    authority the Host, as set-uri); the matched part becomes the replacement with its
+    groups; no match, or a target without a path, is left as it is; set-pathq sets the path
+    and query, keeping an absolute target's scheme and authority."""
+    h = harness(
+        "    http-request replace-path ^/old/(.*) /new/\\1 if { hdr(x-r) path }\n"
+        "    http-request replace-pathq ^/q/([^?]*)\\?(.*) /q?\\2&p=\\1 if { hdr(x-r) pathq }\n"
+        "    http-request replace-uri ^/u/(.*)$ http://\\1.example/u if { hdr(x-r) uri }\n"
+        "    http-request replace-path (.*) %[hdr(x-to)]\\1 if { hdr(x-to) -m found }\n"
+        "    http-request set-pathq /s?%[query] if { hdr(x-r) setpq }\n"
+        "    http-request replace-uri ^(.*)$ '\\1 x' if { hdr(x-r) blank }\n"
+    )
+    c = h.client()
+    cases = [
+        ("/old/a/b?q=1", "path", b"/new/a/b?q=1", "app"),
+        ("http://app/old/a?q", "path", b"/new/a?q", "app"),
+        ("/other?q=1", "path", b"/other?q=1", "app"),
+        ("/q/zz?k=v", "pathq", b"/q?k=v&p=zz", "app"),
+        ("/u/www", "uri", b"/u", "www.example"),
+        ("/a?b", "setpq", b"/s?b", "app"),
+        ("http://app/a?b", "setpq", b"/s?b", "app"),
+    ]
+    for target, rule, sent, host in cases:
+        seen, _ = run(h, c, target, [("X-R", rule)])
+        assert seen is not None and seen.target == sent, (target, seen)
+        assert [v for k, v in fields(seen) if k.lower() == "host"] == [host], target
+    seen, _ = run(h, c, "/p?z", [("X-To", "/pre")])
+    assert seen is not None and seen.target == b"/pre/p?z"  # a computed replacement
+    _, (status, _, _) = run(h, c, "/x", [("X-R", "blank")])
+    assert status == 500  # a blank in the new target: a failed rewrite
+    assert '"GET /old/a/b?q=1 HTTP/1.1"' in h.sink.lines[0]  # the log keeps what was sent
+
+
 @pytest.mark.parametrize(
     "headers",
     [

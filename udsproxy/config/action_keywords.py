@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Pattern, Sequence, Tuple
 
 from ..errors import ConfigError
 from ..http import pages
@@ -48,11 +48,15 @@ REQUEST_ACTIONS = (
     "deny",
     "redirect",
     "replace-header",
+    "replace-path",
+    "replace-pathq",
+    "replace-uri",
     "replace-value",
     "return",
     "set-header",
     "set-method",
     "set-path",
+    "set-pathq",
     "set-query",
     "set-uri",
     "set-var",
@@ -85,9 +89,6 @@ NOT_SUPPORTED = (
     "early-hint",
     "normalize-uri",
     "reject",
-    "replace-path",
-    "replace-pathq",
-    "replace-uri",
     "sc-inc-gpc",
     "sc-inc-gpc0",
     "sc-inc-gpc1",
@@ -100,7 +101,6 @@ NOT_SUPPORTED = (
     "set-map",
     "set-mark",
     "set-nice",
-    "set-pathq",
     "set-priority-class",
     "set-priority-offset",
     "set-src",
@@ -382,25 +382,41 @@ def _replace_header(
     _exactly(line, args, 3, f"{verb} <name> <match-regex> <replace-fmt>")
     name = line.header_name(args[0])
     line.unprotected(args[0], verb)
-    regex = compile_regex(args[1], False, "", line.origin())
-    fmt = line.lf(args[2], "replacement")
+    regex, fmt = _replacement(line, args[1], args[2], "a header value is one line")
+    return act.replace_header(name, regex, fmt, line.response, per_value)
+
+
+def _replacement(
+    line: Line, regex_text: str, fmt_text: str, one_line: str
+) -> Tuple[Pattern[str], LfValue]:
+    """A ``replace-*`` rule's regex and replacement, the replacement checked when constant:
+    no lone backslash, no group the regex lacks, no CR, LF or NUL."""
+    regex = compile_regex(regex_text, False, "", line.origin())
+    fmt = line.lf(fmt_text, "replacement")
     if fmt.const is not None:
         parts = act.parse_replacement(fmt.const)
         if parts is None:
             raise line.error(
-                f"'{args[2]}' ends with a lone backslash", hint="write \\\\ for a backslash"
+                f"'{fmt_text}' ends with a lone backslash", hint="write \\\\ for a backslash"
             )
         groups = [p for p in parts if isinstance(p, int)]
         if groups and max(groups) > regex.groups:
             raise line.error(
-                f"'\\{max(groups)}' names a group '{args[1]}' does not have",
+                f"'\\{max(groups)}' names a group '{regex_text}' does not have",
                 hint=f"the regex has {regex.groups} group(s)",
             )
         if any(isinstance(p, str) and _BAD_LITERAL.search(p) for p in parts):
-            raise line.error(
-                f"'{args[2]}' makes a CR, LF or NUL", hint="a header value is one line"
-            )
-    return act.replace_header(name, regex, fmt, line.response, per_value)
+            raise line.error(f"'{fmt_text}' makes a CR, LF or NUL", hint=one_line)
+    return regex, fmt
+
+
+def _replace_target(part: str) -> Builder:
+    def build(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
+        _exactly(line, args, 2, f"replace-{part} <match-regex> <replace-fmt>")
+        regex, fmt = _replacement(line, args[0], args[1], "a request target is one line")
+        return act.replace_target(part, regex, fmt)
+
+    return build
 
 
 def _replace_value(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
@@ -759,11 +775,15 @@ _BUILDERS: Dict[str, Builder] = {
     "deny": _deny,
     "redirect": _http_redirect,
     "replace-header": _replace_header,
+    "replace-path": _replace_target(act.PATH),
+    "replace-pathq": _replace_target(act.PATHQ),
+    "replace-uri": _replace_target(act.URI),
     "replace-value": _replace_value,
     "return": _return,
     "set-header": _set_header,
     "set-method": _set_method,
     "set-path": _target_part(act.set_path, "set-path"),
+    "set-pathq": _target_part(act.set_pathq, "set-pathq"),
     "set-query": _target_part(act.set_query, "set-query"),
     "set-uri": _target_part(act.set_uri, "set-uri"),
     "set-status": _set_status,

@@ -499,7 +499,8 @@ KEYWORDS: List[Keyword] = [
         p_http_request,
         "http-request <action> [if|unless <cond>]: in file order, the frontend's then the backend's, "
         "around use_backend; actions: set-header, add-header, del-header [-m str|beg|end|sub|reg], "
-        "replace-header, replace-value, set-path, set-query, set-uri, set-method, "
+        "replace-header, replace-value, set-path, set-pathq, set-query, set-uri, "
+        "replace-path, replace-pathq, replace-uri, set-method, "
         "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, "
         "capture <sample> len <length>|id <id>, allow, "
         "deny [deny_status <code>] [content-type <type> string|lf-string|file|lf-file ...], "

@@ -430,27 +430,75 @@ def set_query(fmt: LfValue) -> Run:
     return run
 
 
+def set_pathq(fmt: LfValue) -> Run:
+    """``set-pathq``: the path and the query replaced; the scheme and authority stay."""
+    value = _value_fn(fmt)
+
+    def run(ctx: RuleContext) -> Any:
+        if ctx.target == b"*":
+            return _new_target(ctx, value(ctx))
+        prefix, _, _ = _split_target(ctx.target)
+        return _new_target(ctx, prefix + value(ctx))
+
+    return run
+
+
 def set_uri(fmt: LfValue) -> Run:
     """``set-uri``: the whole target; an absolute URI's authority becomes the Host (HAProxy's
     http_update_host)."""
     value = _value_fn(fmt)
+    return lambda ctx: _whole_target(ctx, value(ctx))
+
+
+def _whole_target(ctx: RuleContext, target: bytes) -> Any:
+    """The request's target replaced whole (``set-uri``, ``replace-uri``)."""
+    failed = _new_target(ctx, target)
+    if failed is not None:
+        return failed
+    prefix, _, _ = _split_target(target)
+    if prefix:
+        authority = prefix[prefix.find(b"://") + 3 :]
+        if b"@" in authority:
+            authority = authority.rsplit(b"@", 1)[1]
+        if not _HOST_VALUE.match(authority.decode("latin-1")):
+            return Failed(f"'{authority.decode('latin-1')}' is not a host")
+        items = [i for i in ctx.headers if i[1] != HOST]
+        items.append((b"host", HOST, authority))
+        ctx.set_headers(items)
+    return None
+
+
+# What ``replace-path``, ``replace-pathq`` and ``replace-uri`` match and replace.
+PATH, PATHQ, URI = "path", "pathq", "uri"
+
+
+def replace_target(part: str, regex: Pattern[str], fmt: LfValue) -> Run:
+    """``replace-path`` (the path: no scheme, authority nor query), ``replace-pathq`` (the
+    path and the query) or ``replace-uri`` (the whole target): when ``regex`` matches in
+    it, the part becomes the replacement with its ``\\N`` groups (as ``replace-header``);
+    the rest of the target stays. A target without a path (``*``) has nothing to replace
+    but for ``replace-uri``."""
+    const_parts = parse_replacement(fmt.const) if fmt.const is not None else None
+    fmt_fn = fmt.fn
+    search = regex.search
 
     def run(ctx: RuleContext) -> Any:
-        target = value(ctx)
-        failed = _new_target(ctx, target)
-        if failed is not None:
-            return failed
-        prefix, _, _ = _split_target(target)
-        if prefix:
-            authority = prefix[prefix.find(b"://") + 3 :]
-            if b"@" in authority:
-                authority = authority.rsplit(b"@", 1)[1]
-            if not _HOST_VALUE.match(authority.decode("latin-1")):
-                return Failed(f"'{authority.decode('latin-1')}' is not a host")
-            items = [i for i in ctx.headers if i[1] != HOST]
-            items.append((b"host", HOST, authority))
-            ctx.set_headers(items)
-        return None
+        target = ctx.target
+        if part == URI:
+            prefix, old, rest = b"", target, b""
+        elif target[:1] != b"/" and b"://" not in target:
+            return None  # "*" or an authority: no path
+        else:
+            prefix, path, query = _split_target(target)
+            old, rest = (path, query) if part == PATH else (path + query, b"")
+        m = search(old.decode("latin-1"))
+        if m is None:
+            return None
+        parts = const_parts if const_parts is not None else parse_replacement(fmt_fn(ctx))
+        if parts is None:
+            return Failed("a replacement ending with a lone backslash")
+        new = prefix + _enc(_expand(parts, m)) + rest
+        return _whole_target(ctx, new) if part == URI else _new_target(ctx, new)
 
     return run
 
