@@ -244,10 +244,12 @@ class LogSinkStub:
 
     def __init__(self) -> None:
         self.lines: List[str] = []
+        self.levels: List[str] = []  # each line's
         self.events: List[Tuple[str, str]] = []
 
-    def session(self, line: str) -> None:
+    def session(self, line: str, level: str = "info") -> None:
         self.lines.append(line)
+        self.levels.append(level)
 
     def event(self, text: str, level: str) -> bool:
         self.events.append((level, text))

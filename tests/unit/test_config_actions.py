@@ -111,6 +111,13 @@ CASES = [
     (REQ + "replace-uri ^/a", "http-request replace-uri", "missing argument", "<replace-fmt>"),
     (REQ + "replace-pathq ^/( /x", "http-request replace-pathq", "regex", ""),
     (RES + "replace-path ^/a /b", "http-response replace-path", "not supported", "set-header"),
+    (
+        REQ + "set-log-level loud",
+        "http-request set-log-level",
+        "unknown log level 'loud'",
+        "silent: no line",
+    ),
+    (RES + "set-log-level", "http-response set-log-level", "missing argument", "emerg|alert"),
     # variables
     (REQ + "set-var(xyz.a) path", "http-request set-var", "no valid scope", "txn"),
     (REQ + "set-var(txn.a-b) path", "http-request set-var", "invalid variable name", "letters"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
+import h11
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
@@ -244,7 +245,7 @@ def test_tcp_session_log_format() -> None:
     class Sink:
         enabled = True
 
-        def session(self, line: str) -> None:
+        def session(self, line: str, level: str = "info") -> None:
             lines.append(line)
 
     ctx.sink = ctx.log.sink = Sink()
@@ -253,3 +254,30 @@ def test_tcp_session_log_format() -> None:
     client_t.close_reason = Failure(ConnectionDone())
     session.client.connectionLost(Failure(ConnectionDone()))
     assert lines == ["10.0.0.1 l/a 0 5 0 l-a {} 10.0.0.1 l 0"]
+
+
+def test_set_log_level_silences_or_changes_the_session_line() -> None:
+    """set-log-level silent: the request logs no line (health checks); another level is
+    the line's syslog level; rules run in order, so the last one that runs wins (a response
+    rule after a request rule)."""
+    h = harness(
+        'log-format "%HP %ST"\n'
+        "http-request set-log-level silent if { path /health }\n"
+        "http-request set-log-level debug if { path_beg /d }\n"
+        "http-response set-log-level err if { status 500 }"
+    )
+    client = h.client(UNIX_PEER)
+    served(h, client, target="/health")
+    served(h, client, target="/d")
+    client.request(target="/d/boom")
+    for server in h.connector.servers:
+        server.read()
+        if server.h11.our_state is h11.SEND_RESPONSE:
+            server.respond(500)
+    client.responses()
+    served(h, client, target="/plain")
+    assert list(zip(h.sink.lines, h.sink.levels)) == [
+        ("/d 200", "debug"),
+        ("/d/boom 500", "err"),
+        ("/plain 200", "info"),
+    ]

@@ -20,6 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Pattern, Sequence, Tuple
 
 from ..errors import ConfigError
 from ..http import pages
+from ..log.formats import LEVELS
+from ..logformat.session import SILENT
 from ..rules import (
     Condition,
     RuleContext,
@@ -54,6 +56,7 @@ REQUEST_ACTIONS = (
     "replace-value",
     "return",
     "set-header",
+    "set-log-level",
     "set-method",
     "set-path",
     "set-pathq",
@@ -65,13 +68,14 @@ REQUEST_ACTIONS = (
 )
 RESPONSE_ACTIONS = (
     "add-header",
-    "capture",
     "allow",
+    "capture",
     "del-header",
     "deny",
     "replace-header",
     "replace-value",
     "set-header",
+    "set-log-level",
     "set-status",
     "set-var",
     "set-var-fmt",
@@ -97,7 +101,6 @@ NOT_SUPPORTED = (
     "send-spoe-group",
     "set-dst",
     "set-dst-port",
-    "set-log-level",
     "set-map",
     "set-mark",
     "set-nice",
@@ -725,6 +728,17 @@ def _set_status(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
     return act.set_status(status, reason.encode("latin-1"))
 
 
+def _set_log_level(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
+    levels = (*LEVELS, SILENT)
+    _exactly(line, args, 1, f"set-log-level {'|'.join(levels)}")
+    if args[0] not in levels:
+        raise line.error(
+            f"unknown log level '{args[0]}'",
+            hint=f"one of {', '.join(levels)} (silent: no line for this request)",
+        )
+    return act.set_log_level(args[0])
+
+
 def _capture(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
     """``http-request capture <sample> len <length> | id <id>``, ``http-response capture
     <sample> id <id>``: ``len`` adds a slot to the frontend (the next number), ``id`` names
@@ -781,6 +795,7 @@ _BUILDERS: Dict[str, Builder] = {
     "replace-value": _replace_value,
     "return": _return,
     "set-header": _set_header,
+    "set-log-level": _set_log_level,
     "set-method": _set_method,
     "set-path": _target_part(act.set_path, "set-path"),
     "set-pathq": _target_part(act.set_pathq, "set-pathq"),

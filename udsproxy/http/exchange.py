@@ -46,7 +46,7 @@ from zope.interface import alsoProvides
 
 from ..log import SessionRecord
 from ..log.targets import log_event
-from ..logformat.session import address_pair, request_line
+from ..logformat.session import SILENT, address_pair, request_line
 from ..rules import RuleContext
 from ..rules.actions import Failed, Reply
 from ..rules.context import Slots
@@ -909,9 +909,13 @@ class Exchange:
         ctx = self.ctx
         if ctx.sink is None:
             return
+        rules = self.rules
+        level = rules.log_level if rules is not None else None
+        if level == SILENT:
+            return
         if self.unique_id is None and ctx.log.unique_id_format is not None:
             self.make_unique_id()  # as HAProxy: made for the log if the request had none
-        ctx.log.write(self.make_record())
+        ctx.log.write(self.make_record(), level)
 
 
 def shut_write(transport: Any, producer: Any) -> None:

@@ -373,9 +373,10 @@ class LogSink:
         """Messages dropped (receiver full or absent), summed over the targets."""
         return sum(out.dropped for out in self._outputs)
 
-    def session(self, line: str) -> None:
-        """Log a session (traffic) line, at level ``info`` like HAProxy."""
-        self.emit(line, "info")
+    def session(self, line: str, level: str = "info") -> None:
+        """Log a session (traffic) line, at level ``info`` like HAProxy unless a rule set
+        another (``set-log-level``)."""
+        self.emit(line, level)
 
     def event(self, text: str, level: str) -> bool:
         """Log an event (server up/down, start, stop) at its own level; True if it was

@@ -28,6 +28,7 @@ from .variables import (
 )
 
 REQUEST_LINE_MAX = 1023
+SILENT = "silent"  # set-log-level silent: the request logs no line
 UNIQUE_ID_MAX = 127  # HAProxy's UNIQUEID_LEN (128) less its NUL
 UNIX_PAIR = ("unix", 0)
 
@@ -113,12 +114,13 @@ class SessionLog:
         counters.log_count += 1
         return line
 
-    def write(self, rec: SessionRecord) -> None:
-        """Log ``rec``'s line to the sink, if there is one."""
-        if self.sink is not None:
+    def write(self, rec: SessionRecord, level: Optional[str] = None) -> None:
+        """Log ``rec``'s line to the sink, if there is one, at ``level`` (a rule's
+        ``set-log-level``; None: info; ``silent``: no line)."""
+        if self.sink is not None and level != SILENT:
             line = self.line(rec)
             if line is not None:
-                self.sink.session(line)
+                self.sink.session(line, level or "info")
 
 
 def _captures(captures: Sequence[Capture]) -> Optional[Tuple[Tuple[bytes, int], ...]]:

@@ -665,6 +665,17 @@ def allow(ctx: RuleContext) -> Any:
     return ALLOW
 
 
+def set_log_level(level: str) -> Run:
+    """``set-log-level <level>``: the request's session line is logged at ``level`` (a
+    syslog level), or not at all (``silent``); the last rule that runs wins."""
+
+    def run(ctx: RuleContext) -> Any:
+        ctx.log_level = level
+        return None
+
+    return run
+
+
 def capture(value: Callable[[RuleContext], Any], slot: int, response: bool) -> Run:
     """``http-request capture <sample> len|id`` and ``http-response capture <sample> id``:
     the sample's value as text in the stream's capture slot ``slot``, cut to the slot's

@@ -175,6 +175,7 @@ class RuleContext:
     res_caps: Optional[Slots] = None
     received: Any = None
     res_version: Optional[bytes] = None
+    log_level: Optional[str] = None  # set-log-level's: the session line's level, or "silent"
     vars: Optional[Dict[str, Any]] = None
     _path: Any = _UNSET
     _query: Any = _UNSET
