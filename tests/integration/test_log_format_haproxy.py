@@ -278,6 +278,7 @@ CAPTURE_FIELDS: Kinds = [
     ("%[capture.res.hdr(1)]", EXACT), ("%[capture.res.hdr(2)]", EXACT),
     ("%[capture.req.method]", EXACT), ("%{+Q}[capture.req.uri]", EXACT),
     ("%[capture.req.ver]", EXACT), ("%[capture.res.ver]", EXACT), ("%HM", EXACT),
+    ("%TR", TIMER), ("%Tw", TIMER), ("%B", INT), ("%tsc", EXACT), ("%b", EXACT), ("%s", EXACT),
 ]  # fmt: skip
 
 
@@ -300,6 +301,7 @@ def test_capture_slots_as_haproxy(sockdir, start_backend, start_proxy) -> None: 
     capture response header X-Backend len 10
     http-request capture req.hdr(x-none) id 1
     http-request deny deny_status 403 if {{ path_beg /deny }}
+    http-request reject if {{ path_beg /reject }}
     http-response capture status id 0
     http-response set-header X-Cap "%[capture.req.hdr(0)]/%[capture.req.hdr(2)]/%[capture.req.method]/%[capture.req.uri]/%[capture.res.ver]"
     http-request set-method PUT if {{ path_beg /status }}
@@ -320,10 +322,25 @@ backend b
         lambda fe, port: raw_exchange(
             f"unix@{fe}", b"HEAD http://x/headers?a=1 HTTP/1.0\r\nHost: x\r\n\r\n"
         ),
+        # reject after an answered request on the same connection: that answer, then close.
+        lambda fe, port: raw_exchange(
+            f"unix@{fe}",
+            b"GET /headers HTTP/1.1\r\nHost: x\r\nX-Req: 1\r\n\r\n"
+            b"GET /reject HTTP/1.1\r\nHost: x\r\nX-Req: 2\r\n\r\n",
+        ),
     ]
-    ours, theirs, our_answers, their_answers = run_both(sockdir, start_proxy, config, steps)
+
+    def logged(text: str) -> int:
+        """Steps whose lines are all in: the last one logs two (answered, rejected)."""
+        n = marked(text)
+        return min(n, 4) + max(0, n - 5)
+
+    ours, theirs, our_answers, their_answers = run_both(sockdir, start_proxy, config, steps, logged)
     compare(CAPTURE_FIELDS, lines_of(ours), lines_of(theirs))
-    assert len(lines_of(ours)) == 4
+    assert len(lines_of(ours)) == 6
+    rejected = our_answers[-1]
+    assert rejected.startswith(b"HTTP/1.1 200 ") and rejected.count(b"HTTP/1.1 ") == 1
+    assert rejected.split(b"\r\n", 1)[0] == their_answers[-1].split(b"\r\n", 1)[0]
 
     def answers(results: List[Any]) -> List[Tuple[int, Optional[str]]]:
         return [(r.status, r.header("x-cap")) for r in results[:3]]

@@ -118,6 +118,8 @@ CASES = [
         "silent: no line",
     ),
     (RES + "set-log-level", "http-response set-log-level", "missing argument", "emerg|alert"),
+    (REQ + "reject now", "http-request reject", "unexpected word 'now'", "usage: reject"),
+    (RES + "reject", "http-response reject", "not supported in http-response", "deny"),
     # variables
     (REQ + "set-var(xyz.a) path", "http-request set-var", "no valid scope", "txn"),
     (REQ + "set-var(txn.a-b) path", "http-request set-var", "invalid variable name", "letters"),

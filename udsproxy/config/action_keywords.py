@@ -49,6 +49,7 @@ REQUEST_ACTIONS = (
     "del-header",
     "deny",
     "redirect",
+    "reject",
     "replace-header",
     "replace-path",
     "replace-pathq",
@@ -92,7 +93,6 @@ NOT_SUPPORTED = (
     "do-resolve",
     "early-hint",
     "normalize-uri",
-    "reject",
     "sc-inc-gpc",
     "sc-inc-gpc0",
     "sc-inc-gpc1",
@@ -728,6 +728,11 @@ def _set_status(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
     return act.set_status(status, reason.encode("latin-1"))
 
 
+def _reject(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
+    _exactly(line, args, 0, "reject")
+    return act.reject
+
+
 def _set_log_level(line: Line, inner: Optional[str], args: List[str]) -> act.Run:
     levels = (*LEVELS, SILENT)
     _exactly(line, args, 1, f"set-log-level {'|'.join(levels)}")
@@ -788,6 +793,7 @@ _BUILDERS: Dict[str, Builder] = {
     "del-header": _del_header,
     "deny": _deny,
     "redirect": _http_redirect,
+    "reject": _reject,
     "replace-header": _replace_header,
     "replace-path": _replace_target(act.PATH),
     "replace-pathq": _replace_target(act.PATHQ),

@@ -502,7 +502,7 @@ KEYWORDS: List[Keyword] = [
         "replace-header, replace-value, set-path, set-pathq, set-query, set-uri, "
         "replace-path, replace-pathq, replace-uri, set-method, "
         "set-var(<scope>.<name>[,<cond>...]), set-var-fmt, unset-var, "
-        "capture <sample> len <length>|id <id>, set-log-level <level>|silent, allow, "
+        "capture <sample> len <length>|id <id>, set-log-level <level>|silent, allow, reject, "
         "deny [deny_status <code>] [content-type <type> string|lf-string|file|lf-file ...], "
         "return [status <code>] [content-type <type>] [string|lf-string|file|lf-file|errorfile "
         "...] [hdr <name> <fmt>]..., redirect location|prefix|scheme ..., auth [realm <realm>]; "

@@ -48,7 +48,7 @@ from ..log import SessionRecord
 from ..log.targets import log_event
 from ..logformat.session import SILENT, address_pair, request_line
 from ..rules import RuleContext
-from ..rules.actions import Failed, Reply
+from ..rules.actions import REJECT, Failed, Reply
 from ..rules.context import Slots
 from ..rules.lfvalue import RECORD
 from ..runtime import Outcome, ServerState, status_index
@@ -679,12 +679,29 @@ class Exchange:
                     self.backend.state.dreq += 1
             self.answer(out, backend_chosen)
             return
+        if out is REJECT:
+            counters.dreq += 1
+            if backend_chosen and self.backend is not None:
+                self.backend.state.dreq += 1
+            self.reject()
+            return
         assert type(out) is Failed
         counters.wrew += 1
         if backend_chosen and self.backend is not None:
             self.backend.state.wrew += 1
         self.rewrite_failed(out, "http-request")
         self.fail(500, "IR")
+
+    def reject(self) -> None:
+        """``http-request reject``: the client's connection closes (what earlier requests
+        were answered is sent first), nothing answers this one; logged as HAProxy does,
+        ``PR--`` with status -1 and the request timer -1."""
+        self.flags = "PR"
+        self.t_request = -1
+        self.phase = Phase.DONE
+        self.release(keep_server=False)
+        self.client.close()
+        self.client.exchange_ended(self)
 
     def rewrite_failed(self, failed: Failed, keyword: str) -> None:
         """Say why a rule's rewrite was refused (the client only sees a 500)."""

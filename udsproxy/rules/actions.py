@@ -6,6 +6,7 @@ Each action is built at config load into a function of the request's
 None to go on, or an outcome that ends the rule list:
 
 - :data:`ALLOW`: no further rule of this section (``allow``);
+- :data:`REJECT`: the connection closes, nothing is sent (``reject``);
 - a :class:`Reply`: the proxy answers itself (``deny``, ``return``, ``redirect``, ``auth``;
   ``http-response deny`` replaces the server's response);
 - a :class:`Failed`: a rewrite produced something the proxy will not send (HAProxy's
@@ -78,6 +79,16 @@ class Allow:
 
 
 ALLOW = Allow()
+
+
+class Reject:
+    """``reject``: the client's connection closes at once, without a response."""
+
+    def __repr__(self) -> str:
+        return "REJECT"
+
+
+REJECT = Reject()
 
 
 class Failed:
@@ -663,6 +674,10 @@ def auth(realm: str) -> Run:
 
 def allow(ctx: RuleContext) -> Any:
     return ALLOW
+
+
+def reject(ctx: RuleContext) -> Any:
+    return REJECT
 
 
 def set_log_level(level: str) -> Run:
