@@ -278,7 +278,9 @@ def test_framing_leftovers_as_haproxy(sockdir, start_proxy: StartProxy) -> None:
         # HTTP/0.9 line and the absolute URI PR-- (the client had not closed), each
         # "<BADREQ>" on the frontend, no page bytes counted.
         assert log.count(" 400 ") == 3 and log.count(" CR-- ") == 1
-        assert log.count('fe/<NOSRV> -1/-1/-1/-1/0 400 0 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>"') == 2
+        # (The connection counts depend on whether the previous client's close was seen.)
+        refused = r'fe/<NOSRV> -1/-1/-1/-1/0 400 0 - - PR-- \d+/\d+/0/0/0 0/0 "<BADREQ>"'
+        assert len(re.findall(refused, log)) == 2, log
         assert log.count('"<BADREQ>"') == 3
     finally:
         recorder.close()
