@@ -94,7 +94,12 @@ class Layout:
         template = "".join(b.replace("%", "%%") + "%s" for b in self.befores)
         template += self.tail.replace("%", "%%")
         values = "".join(f"\n        {code}," for code in self.codes)
-        return f"def {name}(rec, tz):\n    return {template!r} % ({values}\n    )\n"
+        # The values are a tuple held in a name: CPython 3.11 compiles ``'...' % (a, b)``
+        # written out into an f-string, whose joining costs a third more than ``%``.
+        return (
+            f"def {name}(rec, tz):\n    values = ({values}\n    )\n"
+            f"    return {template!r} % values\n"
+        )
 
 
 def _layout(nodes: List[Tuple[Node, str, str]], present: Dict[str, bool]) -> Layout:

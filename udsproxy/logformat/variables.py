@@ -111,14 +111,6 @@ def _port(port: Optional[int], absent: str, hexa: bool) -> str:
     return format(port, "04X") if hexa else str(port)
 
 
-def _backend(rec: SessionRecord) -> str:
-    return rec.backend if rec.backend is not None else rec.frontend
-
-
-def _request_time(rec: SessionRecord) -> float:
-    return rec.request_time if rec.request_time is not None else rec.accept_time
-
-
 def _accept_ms(rec: SessionRecord) -> int:
     # Whole microseconds first, as format_accept_date (1.517 must not become .516).
     return round(rec.accept_time * 1_000_000) // 1000 % 1000
@@ -254,11 +246,6 @@ def http_version(line: Optional[str]) -> str:
     return line[i:] if i < len(line) else "HTTP/0.9"
 
 
-def _line(line: Optional[str]) -> str:
-    """%r: the request line, ``<BADREQ>`` without one."""
-    return BADREQ if line is None else line
-
-
 def _block(values: Sequence[Optional[str]], encode: Callable[[str], str]) -> str:
     """%hr/%hs: ``{v1|v2}``, each value encoded, an absent header as nothing."""
     return "{" + "|".join(encode(v) if v else "" for v in values) + "}"
@@ -294,14 +281,11 @@ HELPERS: Dict[str, object] = {
     "_hex_ip": _hex_ip,
     "_pair": _pair,
     "_port": _port,
-    "_backend": _backend,
-    "_request_time": _request_time,
     "_accept_ms": _accept_ms,
     "_tq": _tq,
     "_tu": _tu,
     "_td": _td,
     "_block": _block,
-    "_line": _line,
     "_list": _list,
     "idle_ms": idle_ms,
     "hostname": hostname,
@@ -428,9 +412,17 @@ def _const(code: Code) -> Factory:
     return lambda flags: code
 
 
+# Expressions rather than helper calls where one is short: a call costs more than most
+# variables do.
+BACKEND = "(rec.frontend if rec.backend is None else rec.backend)"  # none yet: the frontend
+REQUEST_TIME = "(rec.accept_time if rec.request_time is None else rec.request_time)"
+REQUEST_LINE = "(BADREQ if rec.request_line is None else rec.request_line)"
 CLIENT_IP = "('unix' if rec.listener_id is not None else rec.client_ip)"
 FRONTEND_IP = "('unix' if rec.frontend_addr is None else rec.frontend_addr[0])"
-TERMINATION = "format(rec.termination[:2], '-<2')"
+# Two state characters, '-' for a missing one (HAProxy pads with '-'): the text of
+# ``format(flags[:2], '-<2')``, without a format spec to parse.
+TERMINATION = "(rec.termination + '--')[:2]"
+COOKIE_FLAGS = "(rec.cookie_flags + '--')[:2]"
 
 VARIABLES: Dict[str, Variable] = {
     "B": Variable(_number("rec.bytes_read")),
@@ -461,7 +453,7 @@ VARIABLES: Dict[str, Variable] = {
     "Tw": Variable(_timer("t_queue")),
     "U": Variable(_number("rec.bytes_in")),
     "ac": Variable(_number("rec.actconn")),
-    "b": Variable(_text("_backend(rec)")),
+    "b": Variable(_text(BACKEND)),
     "bc": Variable(_number("rec.beconn")),
     "bi": Variable(_address("_pair(rec.server_source, 0)"), need=NEED_SERVER_SOURCE),
     "bp": Variable(_port_of("_pair(rec.server_source, 1)"), need=NEED_SERVER_SOURCE),
@@ -476,7 +468,7 @@ VARIABLES: Dict[str, Variable] = {
     "lc": Variable(_hexable("rec.log_count"), need=NEED_LOG_COUNT),
     "ms": Variable(_ms),
     "pid": Variable(_hexable("getpid()")),
-    "r": Variable(_request("_line"), http_only=True),
+    "r": Variable(_encoded(f"{{encode}}({REQUEST_LINE})"), http_only=True),
     "rc": Variable(_const("(('+%d' % rec.retries) if rec.redispatched else rec.retries)")),
     "rt": Variable(_hexable("rec.request_counter"), need=NEED_REQUEST_COUNTER),
     "s": Variable(_text("(NOSRV if rec.server is None else rec.server)")),
@@ -487,11 +479,11 @@ VARIABLES: Dict[str, Variable] = {
     "sslc": Variable(_text("None")),  # no TLS: HAProxy prints '-' for a clear-text session
     "sslv": Variable(_text("None")),
     "t": Variable(_const("accept_date(rec.accept_time, tz)")),
-    "tr": Variable(_const("accept_date(_request_time(rec), tz)"), http_only=True),
-    "trg": Variable(_const("gmt_date(_request_time(rec))"), http_only=True),
-    "trl": Variable(_const("local_date(_request_time(rec), tz)"), http_only=True),
+    "tr": Variable(_const(f"accept_date({REQUEST_TIME}, tz)"), http_only=True),
+    "trg": Variable(_const(f"gmt_date({REQUEST_TIME})"), http_only=True),
+    "trl": Variable(_const(f"local_date({REQUEST_TIME}, tz)"), http_only=True),
     "ts": Variable(_const(TERMINATION)),
-    "tsc": Variable(_const(f"{TERMINATION} + format(rec.cookie_flags[:2], '-<2')")),
+    "tsc": Variable(_const(f"{TERMINATION} + {COOKIE_FLAGS}")),
     **_captures("r", "request_captures", NEED_REQUEST_CAPTURES),
     **_captures("s", "response_captures", NEED_RESPONSE_CAPTURES),
 }
