@@ -176,12 +176,16 @@ class Exchange:
         # the capture slots (when the frontend declares some), the unique ID.
         self.counter = ctx.counters.global_counters.next_stream()
         self.head_size = client.raw_head.size
-        wanted = ctx.log.request_captures
+        log = ctx.log
+        wanted = log.request_captures
         self.req_caps = (
-            None if wanted is None else capture_headers(full_items(request.headers), wanted)
+            None
+            if wanted is None
+            else capture_headers(full_items(request.headers), wanted, Slots(log.request_lengths))
         )
-        wanted = ctx.log.response_captures
-        self.res_caps: Optional[Slots] = None if wanted is None else capture_headers((), wanted)
+        self.res_caps: Optional[Slots] = (
+            None if log.response_captures is None else Slots(log.response_lengths)
+        )
         self.res_version: Optional[bytes] = None  # the response's, once it came
         self.unique_id: Optional[str] = None
         self.server_source: Optional[Tuple[str, int]] = None
@@ -404,9 +408,9 @@ class Exchange:
     def capture_response(self, response: Any) -> None:
         """``capture response header``: the server's values, as it sent them (the slots
         rules fill stay as they are)."""
-        wanted = self.ctx.log.response_captures
-        assert wanted is not None
-        capture_headers(full_items(response.headers), wanted, self.res_caps)
+        wanted, caps = self.ctx.log.response_captures, self.res_caps
+        assert wanted is not None and caps is not None
+        capture_headers(full_items(response.headers), wanted, caps)
 
     def server_head(self, response: Any) -> None:
         """The final response head (h11's Response, or heads.parse_response's)."""
@@ -672,18 +676,16 @@ class Exchange:
     def rule_outcome(self, out: Any, backend_chosen: bool) -> None:
         """What an http-request rule decided instead of forwarding the request."""
         counters = self.ctx.counters
-        if type(out) is Reply:
-            if out.flags == "PR":  # deny
-                counters.dreq += 1
-                if backend_chosen and self.backend is not None:
-                    self.backend.state.dreq += 1
-            self.answer(out, backend_chosen)
-            return
-        if out is REJECT:
+        denied = out is REJECT or (type(out) is Reply and out.flags == "PR")  # deny, reject
+        if denied:
             counters.dreq += 1
             if backend_chosen and self.backend is not None:
                 self.backend.state.dreq += 1
+        if out is REJECT:
             self.reject()
+            return
+        if type(out) is Reply:
+            self.answer(out, backend_chosen)
             return
         assert type(out) is Failed
         counters.wrew += 1
@@ -898,20 +900,22 @@ class Exchange:
             rec.sample = self.rule_context()
         return rec
 
+    def new_rules(self, items: List[Any]) -> RuleContext:
+        """This request's rule context (kept as ``rules``): its head as received, with
+        ``items`` its header items, and the stream's capture slots."""
+        req = self.request
+        rules = self.rules = RuleContext(
+            self.client.conn_info(), req.method, req.target, req.http_version, items
+        )
+        rules.req_caps, rules.res_caps = self.req_caps, self.res_caps
+        rules.received = req
+        return rules
+
     def rule_context(self) -> RuleContext:
         """The request as fetches see it, with what is known of it now (``%[expr]``)."""
         rules = self.rules
         if rules is None:
-            req = self.request
-            rules = self.rules = RuleContext(
-                self.client.conn_info(),
-                req.method,
-                req.target,
-                req.http_version,
-                full_items(req.headers),
-            )
-            rules.req_caps, rules.res_caps = self.req_caps, self.res_caps
-            rules.received = req
+            rules = self.new_rules(full_items(self.request.headers))
         backend = self.backend
         rules.backend = backend.name if backend is not None else None
         rules.server = self.server.name if self.server is not None else None
@@ -938,7 +942,7 @@ class Exchange:
             return
         if self.unique_id is None and ctx.log.unique_id_format is not None:
             self.make_unique_id()  # as HAProxy: made for the log if the request had none
-        ctx.log.write(self.make_record(), level)
+        ctx.log.write(self.make_record(), level or "info")
 
 
 def shut_write(transport: Any, producer: Any) -> None:

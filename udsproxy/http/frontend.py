@@ -781,15 +781,7 @@ class ClientConnection(Protocol):
         rewrite (500), a computed backend name that names no backend (503, and a log line
         naming it)."""
         ctx = self.ctx
-        rctx = ex.rules = RuleContext(
-            self.rule_conn or self.conn_info(),
-            request.method,
-            request.target,
-            request.http_version,
-            items,
-        )
-        rctx.req_caps, rctx.res_caps = ex.req_caps, ex.res_caps
-        rctx.received = request
+        rctx = ex.new_rules(items)
         if ctx.log.unique_id_format is not None:
             # %[unique-id] in a rule makes it then; else it is made after routing.
             def make_unique_id() -> str:

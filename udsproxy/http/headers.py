@@ -155,14 +155,12 @@ class RawHead:
 
 
 def capture_headers(
-    items: Sequence[Item], wanted: Sequence[Tuple[bytes, int]], found: Optional[Slots] = None
+    items: Sequence[Item], wanted: Sequence[Tuple[bytes, int]], found: Slots
 ) -> Slots:
-    """A stream's capture slots ``wanted`` (lower-case name, length), ``found`` or new ones,
-    their header slots given their header's value cut to the slot's length (``capture
+    """``found``, a stream's capture slots ``wanted`` (lower-case name, length), with its
+    header slots given their header's value cut to the slot's length (``capture
     request|response header``); an absent header leaves its slot as it was (None), and the
     slots rules fill (name b"") are not touched. As HAProxy, the last occurrence wins."""
-    if found is None:
-        found = Slots([length for _, length in wanted])
     for _, name, value in items:
         for i, (want, length) in enumerate(wanted):
             if name == want:

@@ -75,6 +75,9 @@ class SessionLog:
         # when it declares none: %hr/%hs print them, capture rules and fetches use them.
         self.request_captures = _captures(frontend.request_captures)
         self.response_captures = _captures(frontend.response_captures)
+        # Each slot's length, for the slots a stream is given (rules.context.Slots).
+        self.request_lengths = tuple(c.length for c in frontend.request_captures)
+        self.response_lengths = tuple(c.length for c in frontend.response_captures)
 
     def fill(
         self,
@@ -114,13 +117,13 @@ class SessionLog:
         counters.log_count += 1
         return line
 
-    def write(self, rec: SessionRecord, level: Optional[str] = None) -> None:
+    def write(self, rec: SessionRecord, level: str = "info") -> None:
         """Log ``rec``'s line to the sink, if there is one, at ``level`` (a rule's
-        ``set-log-level``; None: info; ``silent``: no line)."""
-        if self.sink is not None and level != SILENT:
+        ``set-log-level``; the caller drops a ``silent`` request's record unmade)."""
+        if self.sink is not None:
             line = self.line(rec)
             if line is not None:
-                self.sink.session(line, level or "info")
+                self.sink.session(line, level)
 
 
 def _captures(captures: Sequence[Capture]) -> Optional[Tuple[Tuple[bytes, int], ...]]:
